@@ -1,1 +1,26 @@
-//! placeholder
+//! The syncspec reference server: an in-memory reactive backend that speaks
+//! the Convex sync protocol, built as a sans-IO core inside a thin tokio shell.
+//!
+//! Layout:
+//! - `store`: documents, ordered indexes, MVCC snapshots.
+//! - `txn`: transactions over a snapshot, with read and write sets.
+//! - `functions`: what the catalogue's functions do.
+//! - `subscriptions`: the shared query cache and read-set invalidation.
+//! - `ratelimit`: token buckets per (function, user).
+//! - `session`: one socket's protocol state.
+//! - `core`: the deterministic state machine that ties them together.
+//! - `server`: the tokio shell: sockets, time, worker threads.
+//! - `connection`: one WebSocket, generic over `Sink` and `Stream`.
+//!
+//! **The core has no IO, no clock and no threads**; only `server` and
+//! `connection` touch tokio.
+
+pub mod connection;
+pub mod core;
+pub mod functions;
+pub mod ratelimit;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod subscriptions;
+pub mod txn;

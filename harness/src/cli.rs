@@ -1,0 +1,84 @@
+//! The command line, as clap derive types, and the small value parsers it uses.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Conformance and load testing for reactive backends that speak the Convex sync protocol.
+#[derive(Debug, Parser)]
+#[command(name = "syncspec", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the reference server: an in-memory backend speaking the Convex sync protocol.
+    ///
+    /// Point an official Convex client at the printed URL, e.g.
+    /// `new ConvexClient("http://127.0.0.1:3210")`. The socket lives at
+    /// `/api/sync` and `/api/{version}/sync`.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:3210")]
+    pub(crate) listen: SocketAddr,
+    /// Threads executing mutations, so OCC conflicts happen for real; 0 runs them inside the core's step.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) workers: usize,
+    /// How long a presence row lives without a heartbeat (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) presence_ttl: Duration,
+    /// Accept test commands at /_syncspec/control (drop sockets on demand). Never in production.
+    #[arg(long)]
+    pub(crate) test_hooks: bool,
+}
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 250ms, 10s or 2m, got {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("expected a duration unit of ms, s, m or h, got {other:?} in {text:?}")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+        return Err(format!("expected a duration between 0 and 1e9 seconds, got {text:?}"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

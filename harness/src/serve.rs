@@ -1,0 +1,33 @@
+//! `syncspec serve`: run the reference server until Ctrl-C.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use syncspec_server::core::Config;
+use syncspec_server::server::{self, ServerConfig};
+
+use crate::cli::ServeArgs;
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", args.listen))?;
+        let addr = listener.local_addr().context("while reading the bound address")?;
+        // The first line of stdout is the URL, for scripts and tests to read.
+        println!("listening on http://{addr}");
+        std::io::stdout().flush().ok();
+        let config = ServerConfig {
+            core: Config { presence_ttl_ns: args.presence_ttl.as_nanos() as u64 },
+            workers: args.workers,
+            test_hooks: args.test_hooks,
+        };
+        server::run(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

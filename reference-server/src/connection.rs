@@ -1,0 +1,102 @@
+//! One sync socket: frames in, frames out.
+//!
+//! `serve` is generic over any `Sink` and `Stream` of WebSocket messages, so
+//! tests can drive it with channels. Parsing happens here, outside the core's
+//! lock; the core sees only parsed messages or a `BadFrame`. Encoding happens
+//! in the writer, also outside the lock, with `serverTs` stamped just before
+//! the frame is written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use convex_sync_types::ClientMessage;
+use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tracing::debug;
+
+use syncspec_protocol::wire;
+
+use crate::core::{Frame, Input};
+use crate::server::{wall_now, Outbound, Shared};
+
+/// A socket silent this long (not even a pong) is closed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Serves one sync socket until either side ends it.
+pub(crate) async fn serve<Si, St>(mut sink: Si, mut stream: St, shared: Arc<Shared>)
+where
+    Si: Sink<Message, Error = WsError> + Unpin,
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let conn = shared.open(tx);
+    let reader = async {
+        loop {
+            let message = match tokio::time::timeout(CLIENT_TIMEOUT, stream.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(e))) => {
+                    debug!(conn, "read failed: {e}");
+                    if matches!(e, WsError::Capacity(_)) {
+                        return Some((CloseCode::Size, "MessageTooLarge"));
+                    }
+                    return None;
+                }
+                Ok(None) => return None,
+                Err(_) => return Some((CloseCode::Away, "ClientTimeout")),
+            };
+            let input = match message {
+                Message::Text(text) => match wire::parse_client_message(&text) {
+                    Ok(message) => {
+                        if matches!(message, ClientMessage::Mutation { .. }) && shared.take_drop_on_next_mutation() {
+                            return None;
+                        }
+                        Input::Message { conn, message }
+                    }
+                    Err(e) => Input::BadFrame { conn, code: e.code(), detail: e.to_string() },
+                },
+                Message::Binary(_) => Input::BadFrame {
+                    conn,
+                    code: "WSMessageInvalid",
+                    detail: "expected text frames, got a binary frame".into(),
+                },
+                Message::Close(_) => return None,
+                // tungstenite answers pings itself; pongs only prove liveness.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            shared.step(input);
+        }
+    };
+    let writer = async {
+        while let Some(outbound) = rx.recv().await {
+            match outbound {
+                Outbound::Frame(frame) => {
+                    let is_transition = matches!(frame, Frame::Transition(..));
+                    let text = frame.encode(wall_now());
+                    if sink.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                    if is_transition {
+                        shared.step(Input::Delivered { conn });
+                    }
+                }
+                Outbound::Close(code, reason) => {
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+                Outbound::Drop => return,
+            }
+        }
+    };
+    tokio::select! {
+        closing = reader => {
+            if let Some((code, reason)) = closing {
+                let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            }
+        }
+        () = writer => {}
+    }
+    shared.close(conn);
+}

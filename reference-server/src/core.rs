@@ -1,0 +1,818 @@
+//! The reactive core: a deterministic state machine with no IO, no clock and
+//! no threads.
+//!
+//! Inputs are events (a session opened, a client message, a mutation's
+//! execution finished, a frame delivered, a tick); outputs are frames for
+//! sessions and effects (run this mutation at this snapshot). The tokio shell
+//! in `server.rs` feeds it; so can a test or a model checker. Time arrives
+//! with every input as wall-clock nanoseconds and never goes backwards.
+//!
+//! A mutation runs in two steps, so other commits can land in between:
+//! `Output::Execute` hands a `Job` (function, args, snapshot) to whoever
+//! runs it, and `Input::Executed` brings back its read and write sets. The
+//! commit step validates the read set against every write committed after
+//! the snapshot (OCC) and retries at a newer snapshot on conflict.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use convex_sync_types::{AuthenticationToken, ClientMessage, QuerySetModification};
+use syncspec_protocol::catalogue::{ErrorCode, Function, Kind};
+use syncspec_protocol::value::{Object, Value};
+use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition, Ts};
+
+use crate::functions::{self, UserError};
+use crate::ratelimit::{self, RateLimiter};
+use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
+use crate::store::{IndexId, Snapshot, Store, Table, TouchedKey};
+use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
+use crate::txn::{ReadSet, Txn, WriteSet};
+
+/// An execution attempt's id.
+pub type JobId = u64;
+
+/// How many times a conflicting mutation re-executes at a newer snapshot
+/// before the core runs it itself at the head, where it cannot conflict.
+pub const MAX_OCC_RETRIES: u32 = 4;
+/// A sync `Ping` goes to a session that has been sent nothing for this long.
+pub const PING_AFTER_NS: u64 = 15_000_000_000;
+/// How long an idempotency record outlives its last use.
+pub const IDEMPOTENCY_RETENTION_NS: u64 = 15 * 60 * 1_000_000_000;
+/// Ids reserved for the inserts of one execution attempt.
+const IDS_PER_JOB: u64 = 1 << 20;
+
+/// The core's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Presence rows older than this are swept away.
+    pub presence_ttl_ns: u64,
+}
+
+impl Config {
+    /// The catalogue's defaults: a 10 s presence TTL.
+    pub fn standard() -> Config {
+        Config { presence_ttl_ns: 10_000_000_000 }
+    }
+}
+
+/// An event for the core.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A socket opened.
+    Open {
+        /// Its connection id (chosen by the caller, never reused).
+        conn: ConnId,
+    },
+    /// A parsed client message.
+    Message {
+        /// The connection it came from.
+        conn: ConnId,
+        /// The message.
+        message: ClientMessage,
+    },
+    /// A frame that is not a client message (bad JSON, a binary frame).
+    BadFrame {
+        /// The connection it came from.
+        conn: ConnId,
+        /// The short error code for `FatalError`.
+        code: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A socket closed (either side).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A job finished executing.
+    Executed(Executed),
+    /// A `Transition` frame was written to the socket.
+    Delivered {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Time passed: pings, the presence sweep, housekeeping.
+    Tick,
+}
+
+/// What the core asks of its shell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send a frame to a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Close a connection after the frames already sent.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// The WebSocket close code.
+        code: u16,
+        /// The short reason.
+        reason: String,
+    },
+    /// Run a job and report it back with `Input::Executed`.
+    Execute(Job),
+}
+
+/// A failed call's message and `errorData`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The message.
+    pub message: String,
+    /// `errorData`, for user errors.
+    pub data: Option<Value>,
+}
+
+impl From<UserError> for Failure {
+    fn from(e: UserError) -> Failure {
+        Failure { message: e.message.clone(), data: Some(e.data()) }
+    }
+}
+
+/// A server frame, before encoding.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Frame {
+    /// A `Transition` with its clock skew.
+    Transition(Transition, Option<i64>),
+    /// A `MutationResponse`: the result and commit ts, or the failure.
+    MutationResponse {
+        /// The request it answers.
+        request_id: RequestId,
+        /// Result and commit ts, or failure.
+        outcome: Result<(Value, Ts), Failure>,
+    },
+    /// A failed `ActionResponse`.
+    ActionFailed {
+        /// The request it answers.
+        request_id: RequestId,
+        /// Why.
+        message: String,
+    },
+    /// An `AuthError`.
+    AuthError {
+        /// Why.
+        message: String,
+        /// The identity version it concerns.
+        base_version: Option<u32>,
+    },
+    /// A `FatalError`; a `Close` follows.
+    Fatal(String),
+    /// The protocol keepalive.
+    Ping,
+}
+
+impl Frame {
+    /// Encodes the frame; `server_ts` is stamped into transitions.
+    pub fn encode(&self, server_ts: Ts) -> String {
+        match self {
+            Frame::Transition(t, skew) => {
+                let mut out = String::with_capacity(256);
+                wire::write_transition(t, *skew, server_ts, &mut out);
+                out
+            }
+            Frame::MutationResponse { request_id, outcome: Ok((value, ts)) } => {
+                wire::mutation_success(*request_id, value, *ts)
+            }
+            Frame::MutationResponse { request_id, outcome: Err(f) } => {
+                wire::mutation_failure(*request_id, &f.message, f.data.as_ref())
+            }
+            Frame::ActionFailed { request_id, message } => wire::action_failure(*request_id, message),
+            Frame::AuthError { message, base_version } => wire::auth_error(message, *base_version, true),
+            Frame::Fatal(message) => wire::fatal_error(message),
+            Frame::Ping => wire::ping(),
+        }
+    }
+}
+
+/// A mutation to execute at a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Job {
+    /// This attempt's id.
+    pub id: JobId,
+    /// The mutation.
+    pub function: Function,
+    /// Its validated arguments.
+    pub args: Arc<Object>,
+    /// The snapshot to run against.
+    pub snapshot: Snapshot,
+}
+
+/// What an execution produced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Executed {
+    /// The attempt.
+    pub job: JobId,
+    /// The return value with read and write sets, or a user error.
+    pub outcome: Result<(Value, ReadSet, WriteSet), UserError>,
+}
+
+/// Runs a job. Pure: any thread may call it, with no lock held.
+pub fn execute(job: &Job) -> Executed {
+    let mut txn = Txn::new(&job.snapshot, job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1));
+    let outcome = functions::run(job.function, &job.args, &mut txn).map(|value| {
+        let (reads, writes) = txn.finish();
+        (value, reads, writes)
+    });
+    Executed { job: job.id, outcome }
+}
+
+/// Counters for benchmarks and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stats {
+    /// Commits of mutations (and sweeps).
+    pub commits: u64,
+    /// Executions whose read set conflicted at commit.
+    pub conflicts: u64,
+    /// Conflicting mutations that ran out of retries and ran at the head.
+    pub fallbacks: u64,
+    /// Replays answered from an idempotency record.
+    pub replays: u64,
+}
+
+/// A mutation between dispatch and commit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct InFlight {
+    conn: ConnId,
+    session_id: SessionId,
+    request_id: RequestId,
+    function: Function,
+    args: Arc<Object>,
+    snapshot_ts: Ts,
+    attempts: u32,
+}
+
+/// A committed mutation's outcome, kept so a replay returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Record {
+    result: Value,
+    ts: Ts,
+    last_used: Ts,
+}
+
+/// The reactive core.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Core {
+    config: Config,
+    store: Store,
+    sessions: BTreeMap<ConnId, Session>,
+    subscriptions: Subscriptions,
+    in_flight: BTreeMap<JobId, InFlight>,
+    next_job: JobId,
+    /// Commits since the oldest in-flight snapshot, for OCC validation.
+    /// Invariant: empty when nothing is in flight.
+    write_log: VecDeque<(Ts, Vec<TouchedKey>)>,
+    records: BTreeMap<(SessionId, RequestId), Record>,
+    rate: RateLimiter,
+    now: Ts,
+    stats: Stats,
+}
+
+impl Core {
+    /// A core with an empty store.
+    pub fn new(config: Config) -> Core {
+        Core {
+            config,
+            store: Store::default(),
+            sessions: BTreeMap::new(),
+            subscriptions: Subscriptions::default(),
+            in_flight: BTreeMap::new(),
+            next_job: 1,
+            write_log: VecDeque::new(),
+            records: BTreeMap::new(),
+            rate: RateLimiter::default(),
+            now: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The latest committed snapshot.
+    pub fn head(&self) -> &Snapshot {
+        self.store.head()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// How many query evaluations have run.
+    pub fn evaluations(&self) -> u64 {
+        self.subscriptions.evaluations()
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Handles one input at wall-clock `now`, appending outputs to `out`.
+    pub fn handle(&mut self, now: Ts, input: Input, out: &mut Vec<Output>) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Open { conn } => {
+                self.sessions.insert(conn, Session { last_emit: self.now, ..Session::default() });
+            }
+            Input::Message { conn, message } => self.on_message(conn, message, out),
+            Input::BadFrame { conn, code, detail } => self.fatal(conn, code, &detail, out),
+            Input::Closed { conn } => self.on_closed(conn),
+            Input::Executed(executed) => self.on_executed(executed, out),
+            Input::Delivered { conn } => {
+                if let Some(session) = self.sessions.get_mut(&conn) {
+                    session.unsent = session.unsent.saturating_sub(1);
+                }
+                self.flush(conn, out);
+            }
+            Input::Tick => self.on_tick(out),
+        }
+    }
+
+    fn on_message(&mut self, conn: ConnId, message: ClientMessage, out: &mut Vec<Output>) {
+        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        let connected = session.session_id.is_some();
+        match message {
+            ClientMessage::Connect { session_id, max_observed_timestamp, client_ts, .. } => {
+                if connected {
+                    return self.fatal(conn, "DuplicateConnect", "expected one Connect per socket, got a second", out);
+                }
+                if let Some(observed) = max_observed_timestamp.map(u64::from) {
+                    if observed > self.store.ts() {
+                        // A client that saw a later ts from a previous run of
+                        // this in-memory server: move the clock past it. One
+                        // claiming a ts ahead of the wall clock saw the future.
+                        if observed > self.now.saturating_add(1_000_000_000) {
+                            return self.fatal(
+                                conn,
+                                "MaxObservedTimestampAhead",
+                                &format!("maxObservedTimestamp {observed} is ahead of the server's clock {}", self.now),
+                                out,
+                            );
+                        }
+                        self.store.advance_to(observed);
+                    }
+                }
+                let now_ms = (self.now / 1_000_000) as i64;
+                let session = self.sessions.get_mut(&conn).expect("session exists");
+                session.session_id = Some(session_id.as_u128());
+                session.clock_skew = client_ts.filter(|&ts| ts > 0).map(|ts| ts as i64 - now_ms);
+            }
+            _ if !connected => {
+                self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
+            }
+            ClientMessage::ModifyQuerySet { base_version, new_version, modifications } => {
+                self.on_modify_query_set(conn, base_version, new_version, modifications, out)
+            }
+            ClientMessage::Mutation { request_id, udf_path, args, .. } => {
+                if session.queue.len() >= MAX_QUEUED_MUTATIONS {
+                    out.push(Output::Close { conn, code: 1013, reason: "TooManyConcurrentMutations".into() });
+                    return;
+                }
+                session.queue.push_back(Queued {
+                    request_id,
+                    udf_path: String::from(udf_path),
+                    args: Arc::from(args.get()),
+                });
+                self.start_next_mutation(conn, out);
+            }
+            ClientMessage::Action { request_id, udf_path, .. } => {
+                let message = format!("the syncspec catalogue has no actions, so {:?} cannot run", String::from(udf_path));
+                self.emit(conn, Frame::ActionFailed { request_id, message }, out);
+            }
+            ClientMessage::Authenticate { base_version, token } => self.on_authenticate(conn, base_version, token, out),
+            ClientMessage::Event(_) => {}
+        }
+    }
+
+    fn on_modify_query_set(
+        &mut self,
+        conn: ConnId,
+        base_version: u32,
+        new_version: u32,
+        modifications: Vec<QuerySetModification>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(session) = self.sessions.get(&conn) else { return };
+        if base_version != session.query_set {
+            let detail = format!("expected baseVersion {}, got {base_version}", session.query_set);
+            return self.fatal(conn, "BaseVersionMismatch", &detail, out);
+        }
+        if new_version <= base_version {
+            let detail = format!("expected newVersion above {base_version}, got {new_version}");
+            return self.fatal(conn, "BaseVersionMismatch", &detail, out);
+        }
+        // Check the whole batch first so that a bad one changes nothing.
+        let mut ids: BTreeSet<QueryId> = session.queries.keys().copied().collect();
+        for m in &modifications {
+            let error = match m {
+                QuerySetModification::Add(q) if !ids.insert(q.query_id.get_id()) => "DuplicateQueryId",
+                QuerySetModification::Remove { query_id } if !ids.remove(&query_id.get_id()) => "UnknownQueryId",
+                _ => continue,
+            };
+            let id = match m {
+                QuerySetModification::Add(q) => q.query_id.get_id(),
+                QuerySetModification::Remove { query_id } => query_id.get_id(),
+            };
+            return self.fatal(conn, error, &format!("query id {id} in ModifyQuerySet"), out);
+        }
+        for m in modifications {
+            match m {
+                QuerySetModification::Add(q) => {
+                    let id = q.query_id.get_id();
+                    let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get()) {
+                        Ok((function, args)) => SessionQuery::Live {
+                            key: self.subscriptions.subscribe(QueryKey { function, args }, (conn, id)),
+                            last_hash: None,
+                        },
+                        Err(f) => SessionQuery::Broken { message: Arc::from(f.message.as_str()), data: f.data, sent: false },
+                    };
+                    let session = self.sessions.get_mut(&conn).expect("session exists");
+                    session.removed.remove(&id);
+                    session.queries.insert(id, query);
+                    session.dirty.insert(id);
+                }
+                QuerySetModification::Remove { query_id } => {
+                    let id = query_id.get_id();
+                    let session = self.sessions.get_mut(&conn).expect("session exists");
+                    if let Some(SessionQuery::Live { key, .. }) = session.queries.remove(&id) {
+                        self.subscriptions.unsubscribe(key, (conn, id));
+                    }
+                    let session = self.sessions.get_mut(&conn).expect("session exists");
+                    session.dirty.remove(&id);
+                    session.removed.insert(id);
+                }
+            }
+        }
+        let session = self.sessions.get_mut(&conn).expect("session exists");
+        session.query_set = new_version;
+        session.pending = true;
+        self.flush(conn, out);
+    }
+
+    fn on_authenticate(&mut self, conn: ConnId, base_version: u32, token: AuthenticationToken, out: &mut Vec<Output>) {
+        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        if base_version != session.identity {
+            let message = format!("expected identity baseVersion {}, got {base_version}", session.identity);
+            self.emit(conn, Frame::AuthError { message: message.clone(), base_version: Some(base_version) }, out);
+            out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
+            return;
+        }
+        let user = match token {
+            AuthenticationToken::None => None,
+            AuthenticationToken::User(jwt) => match subject_of(&jwt) {
+                Some(subject) => Some(subject),
+                None => {
+                    let message = "could not read a `sub` claim from the User token".to_owned();
+                    self.emit(conn, Frame::AuthError { message, base_version: Some(base_version) }, out);
+                    out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
+                    return;
+                }
+            },
+            AuthenticationToken::Admin(..) => {
+                let message = "admin keys are not accepted by the syncspec reference server".to_owned();
+                self.emit(conn, Frame::AuthError { message, base_version: Some(base_version) }, out);
+                out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
+                return;
+            }
+        };
+        let session = self.sessions.get_mut(&conn).expect("session exists");
+        session.identity += 1;
+        session.user = user;
+        // A new identity re-runs every query.
+        let all: Vec<QueryId> = session.queries.keys().copied().collect();
+        session.dirty.extend(all);
+        session.pending = true;
+        self.flush(conn, out);
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        let Some(session) = self.sessions.remove(&conn) else { return };
+        for (id, query) in session.queries {
+            if let SessionQuery::Live { key, .. } = query {
+                self.subscriptions.unsubscribe(key, (conn, id));
+            }
+        }
+        // A mutation already executing still commits (and records its
+        // outcome for a replay); the ones still queued are dropped.
+    }
+
+    /// Starts the session's next queued mutation, answering at once those
+    /// that fail before execution or were already applied.
+    fn start_next_mutation(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        loop {
+            let Some(session) = self.sessions.get_mut(&conn) else { return };
+            if session.running {
+                return;
+            }
+            let Some(queued) = session.queue.pop_front() else { return };
+            let session_id = session.session_id.unwrap_or_default();
+            let request_id = queued.request_id;
+            if let Some(record) = self.records.get_mut(&(session_id, request_id)) {
+                record.last_used = self.now;
+                let (result, ts) = (record.result.clone(), record.ts);
+                self.stats.replays += 1;
+                self.respond(conn, request_id, Ok((result, ts)), out);
+                continue;
+            }
+            match resolve(Kind::Mutation, &queued.udf_path, &queued.args) {
+                Err(failure) => self.respond(conn, request_id, Err(failure), out),
+                Ok((function, args)) => {
+                    let session = self.sessions.get_mut(&conn).expect("session exists");
+                    session.running = true;
+                    let flight = InFlight {
+                        conn,
+                        session_id,
+                        request_id,
+                        function,
+                        args,
+                        snapshot_ts: 0,
+                        attempts: 0,
+                    };
+                    self.dispatch(flight, out);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands a mutation to an executor at the current head.
+    fn dispatch(&mut self, mut flight: InFlight, out: &mut Vec<Output>) {
+        let id = self.next_job;
+        self.next_job += 1;
+        flight.snapshot_ts = self.store.ts();
+        let job = Job { id, function: flight.function, args: flight.args.clone(), snapshot: self.store.head().clone() };
+        self.in_flight.insert(id, flight);
+        out.push(Output::Execute(job));
+    }
+
+    fn on_executed(&mut self, executed: Executed, out: &mut Vec<Output>) {
+        let Some(mut flight) = self.in_flight.remove(&executed.job) else { return };
+        let (value, reads, writes) = match executed.outcome {
+            Ok(done) => done,
+            Err(user_error) => {
+                self.prune_write_log();
+                return self.finish_mutation(flight, Err(user_error.into()), out);
+            }
+        };
+        let conflict = self
+            .write_log
+            .iter()
+            .filter(|(ts, _)| *ts > flight.snapshot_ts)
+            .any(|(_, touched)| reads.overlaps(touched));
+        if !conflict {
+            return self.commit_mutation(flight, value, writes, out);
+        }
+        self.stats.conflicts += 1;
+        flight.attempts += 1;
+        if flight.attempts <= MAX_OCC_RETRIES {
+            self.dispatch(flight, out);
+            self.prune_write_log();
+            return;
+        }
+        // Out of retries: run it here, at the head, where nothing can land
+        // in between, so it commits.
+        self.stats.fallbacks += 1;
+        self.prune_write_log();
+        let job = Job { id: self.next_job, function: flight.function, args: flight.args.clone(), snapshot: self.store.head().clone() };
+        self.next_job += 1;
+        match execute(&job).outcome {
+            Ok((value, _, writes)) => self.commit_mutation(flight, value, writes, out),
+            Err(user_error) => self.finish_mutation(flight, Err(user_error.into()), out),
+        }
+    }
+
+    /// Commits a validated mutation: idempotency, rate limit, apply, notify.
+    fn commit_mutation(&mut self, flight: InFlight, value: Value, writes: WriteSet, out: &mut Vec<Output>) {
+        let key = (flight.session_id, flight.request_id);
+        if let Some(record) = self.records.get(&key) {
+            // A replay that raced its original: answer with the original.
+            self.stats.replays += 1;
+            let outcome = Ok((record.result.clone(), record.ts));
+            self.prune_write_log();
+            return self.finish_mutation(flight, outcome, out);
+        }
+        if let Some(rate) = rate_limit_of(flight.function) {
+            let user = flight.args.get("user").and_then(Value::as_str).unwrap_or("");
+            if let Err(wait_ns) = self.rate.try_take(rate, flight.function, user, self.now) {
+                let retry_after_ms = wait_ns.div_ceil(1_000_000);
+                let error = UserError::new(
+                    ErrorCode::RateLimited,
+                    format!("{} is limited to {} calls a second per user", flight.function.path(), rate.burst),
+                )
+                .with("retryAfterMs", Value::Float64(retry_after_ms as f64));
+                self.prune_write_log();
+                return self.finish_mutation(flight, Err(error.into()), out);
+            }
+        }
+        let (ts, notified) = self.commit(&writes);
+        self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+        // The response goes out before any transition that covers it.
+        self.finish_mutation(flight, Ok((value, ts)), out);
+        for conn in notified {
+            self.flush(conn, out);
+        }
+    }
+
+    /// Applies writes at a fresh ts and invalidates subscriptions; returns
+    /// the ts and the sessions that now have a transition pending.
+    fn commit(&mut self, writes: &WriteSet) -> (Ts, BTreeSet<ConnId>) {
+        let ts = self.now.max(self.store.ts() + 1);
+        let touched = self.store.apply(ts, writes);
+        self.stats.commits += 1;
+        if !self.in_flight.is_empty() {
+            self.write_log.push_back((ts, touched.clone()));
+        }
+        self.prune_write_log();
+        let notify = self.subscriptions.invalidate(&touched);
+        let mut sessions = BTreeSet::new();
+        for (conn, query_id) in notify {
+            if let Some(session) = self.sessions.get_mut(&conn) {
+                session.dirty.insert(query_id);
+                session.pending = true;
+                sessions.insert(conn);
+            }
+        }
+        (ts, sessions)
+    }
+
+    /// Drops write-log entries no in-flight execution can conflict with.
+    fn prune_write_log(&mut self) {
+        let oldest = self.in_flight.values().map(|f| f.snapshot_ts).min();
+        match oldest {
+            None => self.write_log.clear(),
+            Some(oldest) => {
+                while self.write_log.front().is_some_and(|(ts, _)| *ts <= oldest) {
+                    self.write_log.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Answers a mutation and starts the session's next one.
+    fn finish_mutation(&mut self, flight: InFlight, outcome: Result<(Value, Ts), Failure>, out: &mut Vec<Output>) {
+        let conn = flight.conn;
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.running = false;
+        }
+        self.respond(conn, flight.request_id, outcome, out);
+        self.start_next_mutation(conn, out);
+    }
+
+    /// Sends a `MutationResponse`; a success also needs a covering transition.
+    fn respond(&mut self, conn: ConnId, request_id: RequestId, outcome: Result<(Value, Ts), Failure>, out: &mut Vec<Output>) {
+        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        let covered = match &outcome {
+            Ok((_, ts)) => *ts <= session.last_sent.ts,
+            Err(_) => true,
+        };
+        self.emit(conn, Frame::MutationResponse { request_id, outcome }, out);
+        if !covered {
+            if let Some(session) = self.sessions.get_mut(&conn) {
+                session.pending = true;
+            }
+            self.flush(conn, out);
+        }
+    }
+
+    /// Builds and sends the session's next transition, if it has something
+    /// to say and fewer than `MAX_UNSENT_TRANSITIONS` are buffered.
+    fn flush(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        let ts = self.store.ts();
+        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        if !session.pending || session.unsent >= MAX_UNSENT_TRANSITIONS || session.session_id.is_none() {
+            return;
+        }
+        let mut modifications: Vec<Modification> =
+            session.removed.iter().map(|&query_id| Modification::Removed { query_id }).collect();
+        session.removed.clear();
+        let dirty = std::mem::take(&mut session.dirty);
+        for query_id in dirty {
+            let Some(query) = session.queries.get_mut(&query_id) else { continue };
+            match query {
+                SessionQuery::Broken { message, data, sent } => {
+                    if !*sent {
+                        *sent = true;
+                        modifications.push(Modification::Failed {
+                            query_id,
+                            message: message.clone(),
+                            data: data.as_ref().map(|d| syncspec_protocol::json::encode(d).into()),
+                        });
+                    }
+                }
+                SessionQuery::Live { key, last_hash } => {
+                    let Some(result) = self.subscriptions.result(*key, self.store.head()) else { continue };
+                    if *last_hash == Some(result.hash) {
+                        continue;
+                    }
+                    *last_hash = Some(result.hash);
+                    modifications.push(match &result.outcome {
+                        Ok(value) => Modification::Updated { query_id, value: value.clone() },
+                        Err((message, data)) => {
+                            Modification::Failed { query_id, message: message.clone(), data: Some(data.clone()) }
+                        }
+                    });
+                }
+            }
+        }
+        let start = session.last_sent;
+        let end = session.next_version(ts);
+        session.last_sent = end;
+        session.pending = false;
+        session.unsent += 1;
+        let skew = session.clock_skew;
+        self.emit(conn, Frame::Transition(Transition { start, end, modifications }, skew), out);
+    }
+
+    fn emit(&mut self, conn: ConnId, frame: Frame, out: &mut Vec<Output>) {
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.last_emit = self.now;
+        }
+        out.push(Output::Send { conn, frame });
+    }
+
+    /// Ends a session for a protocol violation: `FatalError`, then close.
+    fn fatal(&mut self, conn: ConnId, code: &str, detail: &str, out: &mut Vec<Output>) {
+        self.emit(conn, Frame::Fatal(format!("{code}: {detail}")), out);
+        out.push(Output::Close { conn, code: 1002, reason: code.to_owned() });
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<Output>) {
+        let now = self.now;
+        let idle: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.session_id.is_some() && now.saturating_sub(s.last_emit) >= PING_AFTER_NS)
+            .map(|(&conn, _)| conn)
+            .collect();
+        for conn in idle {
+            self.emit(conn, Frame::Ping, out);
+        }
+        self.sweep_presence(out);
+        self.rate.prune(now);
+        self.records.retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
+    }
+
+    /// Deletes presence rows older than the TTL, in one commit.
+    fn sweep_presence(&mut self, out: &mut Vec<Output>) {
+        let cutoff = self.now.saturating_sub(self.config.presence_ttl_ns);
+        let expired: WriteSet = self
+            .store
+            .head()
+            .scan(IndexId::PresenceByUpdated, &[])
+            .take_while(|doc| doc.updated < cutoff)
+            .map(|doc| (doc.id, crate::store::Write { table: Table::Presence, fields: None }))
+            .collect();
+        if !expired.is_empty() {
+            let (_, notified) = self.commit(&expired);
+            for conn in notified {
+                self.flush(conn, out);
+            }
+        }
+    }
+}
+
+/// The rate limit a function is under, if any.
+fn rate_limit_of(function: Function) -> Option<ratelimit::Rate> {
+    match function {
+        Function::CursorsMove | Function::PresenceHeartbeat => Some(ratelimit::HIGH_FREQUENCY),
+        _ => None,
+    }
+}
+
+/// Resolves a path and raw args to a catalogue function of `kind` with
+/// validated arguments, or the failure the caller gets.
+fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<Object>), Failure> {
+    let function = Function::from_path(udf_path).filter(|f| f.kind() == kind).ok_or_else(|| Failure {
+        message: format!(
+            "Could not find public function for '{udf_path}'. The syncspec catalogue has no {} by that name.",
+            if kind == Kind::Query { "query" } else { "mutation" }
+        ),
+        data: None,
+    })?;
+    let args = wire::decode_args(raw_args).map_err(|e| {
+        let code = match e {
+            wire::ArgsError::TooLarge(_) => ErrorCode::TooLarge,
+            _ => ErrorCode::InvalidArguments,
+        };
+        Failure::from(UserError::new(code, format!("{}: {e}", function.path())))
+    })?;
+    let fields = function.validate(&args).map_err(|e| {
+        let mut error = UserError::new(ErrorCode::InvalidArguments, format!("{}: {e}", function.path()));
+        if let Some(field) = e.field {
+            error = error.with("field", Value::from(field));
+        }
+        Failure::from(error)
+    })?;
+    Ok((function, Arc::new(fields.clone())))
+}
+
+/// Reads the `sub` claim of an unsigned test JWT (`header.payload.signature`).
+fn subject_of(jwt: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
+}

@@ -1,0 +1,353 @@
+//! The tokio shell around the core: it owns sockets, time and threads.
+//!
+//! The accept loop routes `/api/sync` and `/api/{version}/sync` to
+//! `connection::serve`; `/_syncspec/control` (only with test hooks on) lets
+//! tests drop sockets at chosen moments. A ticker feeds `Input::Tick` once a
+//! second. With `workers > 0`, mutations execute on that many threads with
+//! no lock held, so commits can land between a mutation's execution and its
+//! own commit and OCC conflicts happen for real.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info, warn};
+
+use crate::connection;
+use crate::core::{self, Core, Frame, Input, Job, Output};
+use crate::subscriptions::ConnId;
+
+/// The largest frame accepted: room for 16 MiB of arguments and the envelope.
+pub const MAX_FRAME_BYTES: usize = 24 * 1024 * 1024;
+/// Per-connection read buffer (tungstenite's default is 128 KiB, allocated
+/// eagerly, which costs over a GiB at ten thousand connections).
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The core's settings.
+    pub core: core::Config,
+    /// Threads executing mutations; 0 executes them inside the core's step.
+    pub workers: usize,
+    /// Whether `/_syncspec/control` accepts test commands.
+    pub test_hooks: bool,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listener failed.
+    #[error("could not accept connections on {addr}: {source}")]
+    Accept {
+        /// The listener's address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A message from the core (or a hook) to one connection's writer.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Encode and send a frame.
+    Frame(Frame),
+    /// Send a close frame and end.
+    Close(u16, String),
+    /// End at once without a close frame (a dropped socket).
+    Drop,
+}
+
+/// The core and the way to reach each connection, under one lock.
+#[derive(Debug)]
+struct Inner {
+    core: Core,
+    conns: HashMap<ConnId, UnboundedSender<Outbound>>,
+}
+
+/// What every task of one server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The core and the connection table. A `std` mutex, not tokio's: it is
+    /// held only for synchronous core steps, never across an `.await`, and
+    /// worker threads outside the runtime take it too.
+    inner: Mutex<Inner>,
+    /// Hands jobs to the worker threads; `None` executes inline, or after shutdown.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Ids for new connections.
+    next_conn: AtomicU64,
+    /// Test hook: drop the socket of the next mutation that commits, before its response.
+    drop_after_next_commit: AtomicBool,
+    /// Test hook: drop the socket that sends the next mutation, unread.
+    drop_on_next_mutation: AtomicBool,
+    test_hooks: bool,
+}
+
+/// Wall-clock nanoseconds since the epoch: the one clock the server reads.
+pub(crate) fn wall_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Shared {
+    /// Feeds one input to the core and carries out everything it asks.
+    pub(crate) fn step(&self, input: Input) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        inner.core.handle(wall_now(), input, &mut out);
+        let mut queue: std::collections::VecDeque<Output> = out.into();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::Send { conn, frame } => {
+                    let success = matches!(frame, Frame::MutationResponse { outcome: Ok(_), .. });
+                    let message = if success && self.drop_after_next_commit.swap(false, Ordering::SeqCst) {
+                        Outbound::Drop
+                    } else {
+                        Outbound::Frame(frame)
+                    };
+                    if let Some(tx) = inner.conns.get(&conn) {
+                        let _ = tx.send(message);
+                    }
+                }
+                Output::Close { conn, code, reason } => {
+                    if let Some(tx) = inner.conns.get(&conn) {
+                        let _ = tx.send(Outbound::Close(code, reason));
+                    }
+                }
+                Output::Execute(job) => {
+                    let workers = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                    match workers.as_ref() {
+                        Some(tx) => {
+                            let _ = tx.send(job);
+                        }
+                        None => {
+                            let executed = core::execute(&job);
+                            let mut more = Vec::new();
+                            inner.core.handle(wall_now(), Input::Executed(executed), &mut more);
+                            queue.extend(more);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers a connection and its writer channel.
+    pub(crate) fn open(&self, tx: UnboundedSender<Outbound>) -> ConnId {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.conns.insert(conn, tx);
+        let mut out = Vec::new();
+        inner.core.handle(wall_now(), Input::Open { conn }, &mut out);
+        debug_assert!(out.is_empty());
+        conn
+    }
+
+    /// Forgets a connection.
+    pub(crate) fn close(&self, conn: ConnId) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).conns.remove(&conn);
+        self.step(Input::Closed { conn });
+    }
+
+    /// Whether the next mutation from any socket should drop it (test hook).
+    pub(crate) fn take_drop_on_next_mutation(&self) -> bool {
+        self.drop_on_next_mutation.swap(false, Ordering::SeqCst)
+    }
+
+    fn broadcast(&self, make: impl Fn() -> Outbound) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in inner.conns.values() {
+            let _ = tx.send(make());
+        }
+        inner.conns.len()
+    }
+}
+
+/// Runs the server on an already-bound listener until `shutdown` resolves.
+pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner { core: Core::new(config.core.clone()), conns: HashMap::new() }),
+        jobs: Mutex::new(None),
+        next_conn: AtomicU64::new(1),
+        drop_after_next_commit: AtomicBool::new(false),
+        drop_on_next_mutation: AtomicBool::new(false),
+        test_hooks: config.test_hooks,
+    });
+    let mut threads = Vec::new();
+    if config.workers > 0 {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..config.workers {
+            let (shared, rx) = (shared.clone(), rx.clone());
+            let thread = std::thread::Builder::new().name(format!("syncspec-worker-{i}")).spawn(move || loop {
+                let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                shared.step(Input::Executed(core::execute(&job)));
+            });
+            match thread {
+                Ok(handle) => threads.push(handle),
+                Err(e) => warn!("could not start worker thread {i}: {e}; continuing with fewer"),
+            }
+        }
+        if !threads.is_empty() {
+            *shared.jobs.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        }
+    }
+    let ticker = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(1));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                shared.step(Input::Tick);
+            }
+        })
+    };
+    info!(%addr, workers = config.workers, "serving the Convex sync protocol");
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(handle(stream, peer, shared.clone()));
+                }
+                Err(e) if is_transient(&e) => {
+                    warn!("accept failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(source) => break Err(ServerError::Accept { addr, source }),
+            },
+            _ = &mut shutdown => break Ok(()),
+        }
+    };
+    ticker.abort();
+    shared.broadcast(|| Outbound::Close(1001, "ServerShutdown".into()));
+    *shared.jobs.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    result
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | OutOfMemory)
+        || e.raw_os_error().is_some_and(|code| code == 23 || code == 24)
+}
+
+/// Where an upgrade request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Sync,
+    Control,
+}
+
+fn route(path: &str, test_hooks: bool) -> Option<Route> {
+    let rest = path.strip_prefix("/api/")?;
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["sync"] => Some(Route::Sync),
+        [version, "sync"] if !version.is_empty() => Some(Route::Sync),
+        _ => None,
+    }
+    .or_else(|| (test_hooks && path == "/_syncspec/control").then_some(Route::Control))
+}
+
+/// The WebSocket settings every connection gets.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    // Nagle would hold small frames back for tens of milliseconds.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, "could not set TCP_NODELAY: {e}");
+    }
+    let mut chosen = None;
+    let test_hooks = shared.test_hooks;
+    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        match route(request.uri().path(), test_hooks) {
+            Some(r) => {
+                chosen = Some(r);
+                Ok(response)
+            }
+            None => {
+                let mut error = ErrorResponse::new(Some(format!("no WebSocket endpoint at {}", request.uri().path())));
+                *error.status_mut() = StatusCode::NOT_FOUND;
+                Err(error)
+            }
+        }
+    };
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            debug!(%peer, "handshake failed: {e}");
+            return;
+        }
+    };
+    let (sink, stream) = ws.split();
+    match chosen {
+        Some(Route::Sync) => connection::serve(sink, stream, shared).await,
+        Some(Route::Control) => control(sink, stream, shared).await,
+        None => {}
+    }
+}
+
+/// The test-hook endpoint: one JSON command per text frame, one JSON reply.
+async fn control<Si, St>(mut sink: Si, mut stream: St, shared: Arc<Shared>)
+where
+    Si: futures_util::Sink<Message> + Unpin,
+    St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    while let Some(Ok(message)) = stream.next().await {
+        let Message::Text(text) = message else { continue };
+        let command: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let reply = match command.get("type").and_then(|t| t.as_str()) {
+            Some("DropConnections") => {
+                let dropped = shared.broadcast(|| Outbound::Drop);
+                serde_json::json!({"ok": true, "dropped": dropped})
+            }
+            Some("DropAfterNextCommit") => {
+                shared.drop_after_next_commit.store(true, Ordering::SeqCst);
+                serde_json::json!({"ok": true})
+            }
+            Some("DropOnNextMutation") => {
+                shared.drop_on_next_mutation.store(true, Ordering::SeqCst);
+                serde_json::json!({"ok": true})
+            }
+            _ => serde_json::json!({"ok": false, "error": format!("unknown control command: {text}")}),
+        };
+        if sink.send(Message::text(reply.to_string())).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/api/sync", false), Some(Route::Sync));
+        assert_eq!(route("/api/1.29.0/sync", false), Some(Route::Sync));
+        assert_eq!(route("/api//sync", false), None);
+        assert_eq!(route("/api/1/2/sync", false), None);
+        assert_eq!(route("/sync", false), None);
+        assert_eq!(route("/_syncspec/control", false), None);
+        assert_eq!(route("/_syncspec/control", true), Some(Route::Control));
+    }
+}

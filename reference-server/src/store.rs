@@ -1,0 +1,370 @@
+//! The in-memory store: documents, ordered indexes and MVCC snapshots.
+//!
+//! A `Snapshot` is an immutable view of every table at one commit timestamp.
+//! It is built from persistent maps (`imbl`), so taking one is a reference
+//! count bump and a commit copies only the paths it changes. Transactions
+//! read snapshots; only `Store::apply` writes, one commit at a time.
+//! Nothing here knows about sessions, subscriptions or the wire.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+use syncspec_protocol::value::{Object, Value};
+use syncspec_protocol::wire::Ts;
+
+/// A document id: unique across all tables, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocId(pub u64);
+
+impl DocId {
+    /// The id as clients see it: the table's letter, then hex.
+    pub fn to_wire(self, table: Table) -> String {
+        format!("{}{:x}", table.letter(), self.0)
+    }
+
+    /// Parses a wire id, returning the table it names too.
+    pub fn parse(text: &str) -> Option<(Table, DocId)> {
+        let mut chars = text.chars();
+        let table = Table::from_letter(chars.next()?)?;
+        let rest = chars.as_str();
+        if rest.is_empty() || rest.len() > 16 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some((table, DocId(u64::from_str_radix(rest, 16).ok()?)))
+    }
+}
+
+/// The catalogue's tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Chat messages and token streams.
+    Messages,
+    /// Presence rows, one per (room, user).
+    Presence,
+    /// Cursor positions, one per (room, user).
+    Cursors,
+    /// Named int64 counters.
+    Counters,
+    /// Versioned documents.
+    Documents,
+    /// Per-user notifications.
+    Notifications,
+    /// Bank accounts.
+    Accounts,
+}
+
+impl Table {
+    fn letter(self) -> char {
+        match self {
+            Table::Messages => 'm',
+            Table::Presence => 'p',
+            Table::Cursors => 'c',
+            Table::Counters => 'k',
+            Table::Documents => 'd',
+            Table::Notifications => 'n',
+            Table::Accounts => 'a',
+        }
+    }
+
+    fn from_letter(c: char) -> Option<Table> {
+        Some(match c {
+            'm' => Table::Messages,
+            'p' => Table::Presence,
+            'c' => Table::Cursors,
+            'k' => Table::Counters,
+            'd' => Table::Documents,
+            'n' => Table::Notifications,
+            'a' => Table::Accounts,
+            _ => return None,
+        })
+    }
+
+    /// The secondary indexes kept for this table (every table also has `ById`).
+    pub fn indexes(self) -> &'static [IndexId] {
+        match self {
+            Table::Messages => &[IndexId::MessagesByChannel],
+            Table::Presence => &[IndexId::PresenceByRoom, IndexId::PresenceByUpdated],
+            Table::Cursors => &[IndexId::CursorsByRoom],
+            Table::Counters => &[IndexId::CountersByName],
+            Table::Documents => &[],
+            Table::Notifications => &[IndexId::NotificationsByUserRead],
+            Table::Accounts => &[IndexId::AccountsByBank],
+        }
+    }
+}
+
+/// An index: an ordered set of keys computed from each document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndexId {
+    /// Every document by id (point reads).
+    ById,
+    /// `[channel, creation ts]`.
+    MessagesByChannel,
+    /// `[room, user]`.
+    PresenceByRoom,
+    /// `[last write ts]`, for the expiry sweep.
+    PresenceByUpdated,
+    /// `[room, user]`.
+    CursorsByRoom,
+    /// `[name]`.
+    CountersByName,
+    /// `[user, read, creation ts]`.
+    NotificationsByUserRead,
+    /// `[bank, account]`.
+    AccountsByBank,
+}
+
+impl IndexId {
+    /// The index key of a document (with its commit-stamped times).
+    pub fn key(self, doc: &DocData) -> Vec<Value> {
+        let field = |name: &str| doc.fields.get(name).cloned().unwrap_or(Value::Null);
+        match self {
+            IndexId::ById => vec![Value::Int64(doc.id.0 as i64)],
+            IndexId::MessagesByChannel => vec![field("channel"), Value::Int64(doc.created as i64)],
+            IndexId::PresenceByRoom | IndexId::CursorsByRoom => vec![field("room"), field("user")],
+            IndexId::PresenceByUpdated => vec![Value::Int64(doc.updated as i64)],
+            IndexId::CountersByName => vec![field("name")],
+            IndexId::NotificationsByUserRead => {
+                vec![field("user"), field("read"), Value::Int64(doc.created as i64)]
+            }
+            IndexId::AccountsByBank => vec![field("bank"), field("account")],
+        }
+    }
+}
+
+/// A stored document.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DocData {
+    /// Its id.
+    pub id: DocId,
+    /// Its table.
+    pub table: Table,
+    /// The commit ts that inserted it (`_creationTime` is this in ms).
+    pub created: Ts,
+    /// The commit ts that last wrote it.
+    pub updated: Ts,
+    /// The user fields.
+    pub fields: Object,
+}
+
+impl DocData {
+    /// A user field, or `Null` when absent.
+    pub fn get(&self, name: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.fields.get(name).unwrap_or(&NULL)
+    }
+
+    /// `_creationTime` as Convex shows it: float milliseconds.
+    pub fn creation_time(&self) -> Value {
+        Value::Float64(self.created as f64 / 1e6)
+    }
+}
+
+/// A shared, immutable document version.
+pub type Doc = Arc<DocData>;
+
+/// An index key with an optional "past every extension" marker, so that a
+/// prefix can bound a range from above.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    parts: Vec<Value>,
+    upper: bool,
+}
+
+impl Key {
+    fn exact(parts: Vec<Value>) -> Key {
+        Key { parts, upper: false }
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        for (a, b) in self.parts.iter().zip(&other.parts) {
+            match a.cmp(b) {
+                Ordering::Equal => {}
+                unequal => return unequal,
+            }
+        }
+        match self.parts.len().cmp(&other.parts.len()) {
+            Ordering::Equal => self.upper.cmp(&other.upper),
+            Ordering::Less if self.upper => Ordering::Greater,
+            Ordering::Less => Ordering::Less,
+            Ordering::Greater if other.upper => Ordering::Less,
+            Ordering::Greater => Ordering::Greater,
+        }
+    }
+}
+
+/// One entry of the combined index set.
+type Entry = (IndexId, Key, DocId);
+
+/// Every table at one commit timestamp.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Snapshot {
+    /// The commit ts this snapshot shows.
+    pub ts: Ts,
+    docs: OrdMap<DocId, Doc>,
+    index: OrdSet<Entry>,
+}
+
+impl Snapshot {
+    /// A document by id.
+    pub fn get(&self, id: DocId) -> Option<&Doc> {
+        self.docs.get(&id)
+    }
+
+    /// The documents whose `index` key starts with `prefix`, in key order.
+    pub fn scan<'a>(&'a self, index: IndexId, prefix: &[Value]) -> impl DoubleEndedIterator<Item = &'a Doc> + 'a {
+        let lo: Entry = (index, Key::exact(prefix.to_vec()), DocId(0));
+        let hi: Entry = (index, Key { parts: prefix.to_vec(), upper: true }, DocId(0));
+        self.index
+            .range(lo..hi)
+            .filter_map(move |(_, _, id)| self.docs.get(id))
+    }
+
+    /// How many documents the snapshot holds.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether the snapshot holds no documents.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+}
+
+/// One document write of a transaction: the new fields, or `None` to delete.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Write {
+    /// The table of the document.
+    pub table: Table,
+    /// The new user fields; `None` deletes.
+    pub fields: Option<Object>,
+}
+
+/// An index key a commit changed (an old key removed or a new one added).
+pub type TouchedKey = (IndexId, Vec<Value>);
+
+/// The store: the latest snapshot and the commit that produces the next.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Store {
+    head: Snapshot,
+}
+
+impl Store {
+    /// The latest committed snapshot.
+    pub fn head(&self) -> &Snapshot {
+        &self.head
+    }
+
+    /// The latest commit ts.
+    pub fn ts(&self) -> Ts {
+        self.head.ts
+    }
+
+    /// Moves the clock forward without writing (an empty commit).
+    pub fn advance_to(&mut self, ts: Ts) {
+        self.head.ts = self.head.ts.max(ts);
+    }
+
+    /// Applies a write set at `ts` (which must exceed the head's ts) and
+    /// returns every index key it touched, old and new.
+    pub fn apply<'w>(&mut self, ts: Ts, writes: impl IntoIterator<Item = (&'w DocId, &'w Write)>) -> Vec<TouchedKey> {
+        debug_assert!(ts > self.head.ts, "commit ts {ts} must exceed head {}", self.head.ts);
+        let mut touched = Vec::new();
+        let head = &mut self.head;
+        for (&id, write) in writes {
+            let old = head.docs.get(&id).cloned();
+            if let Some(old) = &old {
+                for &index in std::iter::once(&IndexId::ById).chain(old.table.indexes()) {
+                    let key = index.key(old);
+                    head.index.remove(&(index, Key::exact(key.clone()), id));
+                    touched.push((index, key));
+                }
+            }
+            match &write.fields {
+                None => {
+                    head.docs.remove(&id);
+                }
+                Some(fields) => {
+                    let doc = Arc::new(DocData {
+                        id,
+                        table: write.table,
+                        created: old.as_ref().map_or(ts, |o| o.created),
+                        updated: ts,
+                        fields: fields.clone(),
+                    });
+                    for &index in std::iter::once(&IndexId::ById).chain(doc.table.indexes()) {
+                        let key = index.key(&doc);
+                        head.index.insert((index, Key::exact(key.clone()), id));
+                        touched.push((index, key));
+                    }
+                    head.docs.insert(id, doc);
+                }
+            }
+        }
+        head.ts = ts;
+        touched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(name: &str, value: i64) -> Write {
+        Write {
+            table: Table::Counters,
+            fields: Some(Object::from([("name".to_owned(), Value::from(name)), ("value".to_owned(), Value::Int64(value))])),
+        }
+    }
+
+    #[test]
+    fn snapshots_are_isolated_from_later_commits() {
+        let mut store = Store::default();
+        store.apply(1, [(&DocId(1), &counter("a", 1))]);
+        let before = store.head().clone();
+        store.apply(2, [(&DocId(1), &counter("a", 2)), (&DocId(2), &counter("b", 7))]);
+        assert_eq!(before.len(), 1);
+        assert_eq!(before.get(DocId(1)).unwrap().get("value"), &Value::Int64(1));
+        assert_eq!(store.head().get(DocId(1)).unwrap().get("value"), &Value::Int64(2));
+        assert_eq!(store.head().get(DocId(1)).unwrap().created, 1);
+    }
+
+    #[test]
+    fn prefix_scans_stay_inside_the_prefix() {
+        let mut store = Store::default();
+        let writes: Vec<(DocId, Write)> = ["a", "ab", "b", "a"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (DocId(i as u64), counter(n, i as i64)))
+            .collect();
+        store.apply(1, writes.iter().map(|(id, w)| (id, w)));
+        let names = |prefix: &str| -> Vec<u64> {
+            store.head().scan(IndexId::CountersByName, &[Value::from(prefix)]).map(|d| d.id.0).collect()
+        };
+        assert_eq!(names("a"), vec![0, 3]);
+        assert_eq!(names("ab"), vec![1]);
+        assert_eq!(names("c"), Vec::<u64>::new());
+        let all: Vec<u64> = store.head().scan(IndexId::CountersByName, &[]).map(|d| d.id.0).collect();
+        assert_eq!(all, vec![0, 3, 1, 2]);
+        let last = store.head().scan(IndexId::CountersByName, &[]).next_back().unwrap();
+        assert_eq!(last.id, DocId(2));
+    }
+
+    #[test]
+    fn wire_ids_round_trip() {
+        let id = DocId(0xabc);
+        assert_eq!(DocId::parse(&id.to_wire(Table::Documents)), Some((Table::Documents, id)));
+        assert_eq!(DocId::parse("x12"), None);
+        assert_eq!(DocId::parse("d"), None);
+        assert_eq!(DocId::parse("dzz"), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! The shared query cache and the read-set index that invalidates it.
+//!
+//! Every distinct (function, args) that any session subscribes to has one
+//! entry here, holding its subscribers and, while valid, its latest result
+//! encoded once. A commit invalidates exactly the entries whose read set
+//! contains a key it touched; sessions then re-read the entry, so a room of
+//! fifty subscribers costs one evaluation and one encoding per commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use syncspec_protocol::catalogue::Function;
+use syncspec_protocol::json;
+use syncspec_protocol::value::{Object, Value};
+use syncspec_protocol::wire::{Encoded, QueryId, Ts};
+
+use crate::functions;
+use crate::store::{IndexId, Snapshot, TouchedKey};
+use crate::txn::{ReadSet, Txn};
+
+/// Which connection a session lives on (assigned by the shell).
+pub type ConnId = u64;
+/// An interned (function, args) pair.
+pub type KeyId = u64;
+
+/// A subscribed query's identity: the function and its canonical args.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryKey {
+    /// A query of the catalogue.
+    pub function: Function,
+    /// Validated arguments.
+    pub args: Arc<Object>,
+}
+
+/// A query's result at one ts, encoded once for every subscriber.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Evaluated {
+    /// The ts it was evaluated at.
+    pub ts: Ts,
+    /// The encoded value, or the failure (message and encoded `errorData`).
+    pub outcome: Result<Encoded, (Arc<str>, Encoded)>,
+    /// A hash of the encoded outcome, to skip re-sending an unchanged result.
+    pub hash: u64,
+    /// What the evaluation read.
+    pub reads: ReadSet,
+}
+
+/// Evaluates a query against a snapshot.
+pub fn evaluate(snapshot: &Snapshot, key: &QueryKey) -> Evaluated {
+    let mut txn = Txn::new(snapshot, 0);
+    let result = functions::run(key.function, &key.args, &mut txn);
+    let (reads, _) = txn.finish();
+    let outcome = match result {
+        Ok(value) => Ok(Encoded::from(json::encode(&value))),
+        Err(e) => Err((Arc::from(e.message.as_str()), Encoded::from(json::encode(&e.data())))),
+    };
+    let mut hasher = DefaultHasher::new();
+    outcome.hash(&mut hasher);
+    Evaluated { ts: snapshot.ts, outcome, hash: hasher.finish(), reads }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Entry {
+    key: QueryKey,
+    /// Invariant: non-empty; an entry without subscribers is dropped.
+    subscribers: BTreeSet<(ConnId, QueryId)>,
+    /// `Some` while no commit since its ts touched its read set.
+    result: Option<Arc<Evaluated>>,
+}
+
+/// The cache and its invalidation index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Subscriptions {
+    ids: BTreeMap<QueryKey, KeyId>,
+    entries: BTreeMap<KeyId, Entry>,
+    next_id: KeyId,
+    /// Valid results indexed by the first component of each read prefix.
+    by_first: BTreeMap<(IndexId, Value), BTreeSet<KeyId>>,
+    /// Valid results that read a whole index (an empty prefix).
+    by_index: BTreeMap<IndexId, BTreeSet<KeyId>>,
+    /// Evaluations run, for benchmarks and tests.
+    evaluations: u64,
+}
+
+impl Subscriptions {
+    /// Adds a subscriber, returning the key's id.
+    pub fn subscribe(&mut self, key: QueryKey, who: (ConnId, QueryId)) -> KeyId {
+        let id = match self.ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.ids.insert(key.clone(), id);
+                self.entries.insert(id, Entry { key, subscribers: BTreeSet::new(), result: None });
+                id
+            }
+        };
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.subscribers.insert(who);
+        }
+        id
+    }
+
+    /// Removes a subscriber, dropping the entry when it was the last.
+    pub fn unsubscribe(&mut self, id: KeyId, who: (ConnId, QueryId)) {
+        let Some(entry) = self.entries.get_mut(&id) else { return };
+        entry.subscribers.remove(&who);
+        if entry.subscribers.is_empty() {
+            self.unindex(id);
+            if let Some(entry) = self.entries.remove(&id) {
+                self.ids.remove(&entry.key);
+            }
+        }
+    }
+
+    /// The result of `id` at the snapshot's ts: cached if still valid,
+    /// evaluated (once, for every subscriber) otherwise.
+    pub fn result(&mut self, id: KeyId, snapshot: &Snapshot) -> Option<Arc<Evaluated>> {
+        let entry = self.entries.get(&id)?;
+        if let Some(result) = &entry.result {
+            return Some(result.clone());
+        }
+        let evaluated = Arc::new(evaluate(snapshot, &entry.key));
+        self.evaluations += 1;
+        for range in evaluated.reads.ranges() {
+            match range.prefix.first() {
+                Some(first) => {
+                    self.by_first.entry((range.index, first.clone())).or_default().insert(id);
+                }
+                None => {
+                    self.by_index.entry(range.index).or_default().insert(id);
+                }
+            }
+        }
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.result = Some(evaluated.clone());
+        }
+        Some(evaluated)
+    }
+
+    /// Invalidates every valid result whose read set holds a touched key and
+    /// returns the subscribers to notify.
+    pub fn invalidate(&mut self, touched: &[TouchedKey]) -> Vec<(ConnId, QueryId)> {
+        let mut hit = BTreeSet::new();
+        for (index, key) in touched {
+            let candidates = key
+                .first()
+                .and_then(|first| self.by_first.get(&(*index, first.clone())))
+                .into_iter()
+                .chain(self.by_index.get(index))
+                .flatten();
+            for &id in candidates {
+                let overlaps = self.entries.get(&id).and_then(|e| e.result.as_ref()).is_some_and(|r| {
+                    r.reads.ranges().iter().any(|range| range.covers(*index, key))
+                });
+                if overlaps {
+                    hit.insert(id);
+                }
+            }
+        }
+        let mut notify = Vec::new();
+        for id in hit {
+            self.unindex(id);
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.result = None;
+                notify.extend(entry.subscribers.iter().copied());
+            }
+        }
+        notify
+    }
+
+    /// Removes a result's read set from the index and forgets the result.
+    fn unindex(&mut self, id: KeyId) {
+        let Some(result) = self.entries.get_mut(&id).and_then(|e| e.result.take()) else { return };
+        for range in result.reads.ranges() {
+            match range.prefix.first() {
+                Some(first) => {
+                    let slot = (range.index, first.clone());
+                    if let Some(set) = self.by_first.get_mut(&slot) {
+                        set.remove(&id);
+                        if set.is_empty() {
+                            self.by_first.remove(&slot);
+                        }
+                    }
+                }
+                None => {
+                    if let Some(set) = self.by_index.get_mut(&range.index) {
+                        set.remove(&id);
+                        if set.is_empty() {
+                            self.by_index.remove(&range.index);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many distinct queries are subscribed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no query is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many evaluations have run.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+}
