@@ -61,11 +61,19 @@ pub struct ArgSpec {
 }
 
 const fn req(name: &'static str, ty: ArgType) -> ArgSpec {
-    ArgSpec { name, ty, optional: false }
+    ArgSpec {
+        name,
+        ty,
+        optional: false,
+    }
 }
 
 const fn opt(name: &'static str, ty: ArgType) -> ArgSpec {
-    ArgSpec { name, ty, optional: true }
+    ArgSpec {
+        name,
+        ty,
+        optional: true,
+    }
 }
 
 macro_rules! catalogue {
@@ -153,7 +161,10 @@ impl Function {
     /// (`mod` means `mod:default`, a `.js` suffix on the module is dropped).
     pub fn from_path(path: &str) -> Option<Function> {
         let canonical = canonicalize(path);
-        Function::ALL.iter().copied().find(|f| f.path() == canonical)
+        Function::ALL
+            .iter()
+            .copied()
+            .find(|f| f.path() == canonical)
     }
 
     /// Checks an argument object against the function's validator.
@@ -171,7 +182,11 @@ impl Function {
                 None => {
                     return Err(ArgError {
                         field: Some(spec.name.to_owned()),
-                        message: format!("missing required field `{}` of type {}", spec.name, spec.ty.name()),
+                        message: format!(
+                            "missing required field `{}` of type {}",
+                            spec.name,
+                            spec.ty.name()
+                        ),
                     })
                 }
                 Some(value) if !spec.ty.accepts(value) => {
@@ -188,7 +203,10 @@ impl Function {
                 Some(_) => {}
             }
         }
-        if let Some(extra) = fields.keys().find(|k| !specs.iter().any(|s| s.name == k.as_str())) {
+        if let Some(extra) = fields
+            .keys()
+            .find(|k| !specs.iter().any(|s| s.name == k.as_str()))
+        {
             return Err(ArgError {
                 field: Some(extra.clone()),
                 message: format!("unexpected field `{extra}`"),
@@ -269,23 +287,36 @@ mod tests {
         for f in Function::ALL {
             assert_eq!(Function::from_path(f.path()), Some(*f));
         }
-        assert_eq!(Function::from_path("messages.js:send"), Some(Function::MessagesSend));
+        assert_eq!(
+            Function::from_path("messages.js:send"),
+            Some(Function::MessagesSend)
+        );
         assert_eq!(Function::from_path("messages:nope"), None);
     }
 
     #[test]
     fn validator_names_the_field() {
         let f = Function::CountersIncrement;
-        let missing = f.validate(&Value::object::<[(&str, Value); 0], &str>([])).unwrap_err();
+        let missing = f
+            .validate(&Value::object::<[(&str, Value); 0], &str>([]))
+            .unwrap_err();
         assert_eq!(missing.field.as_deref(), Some("name"));
         let mistyped = f
-            .validate(&Value::object([("name", Value::from("c")), ("by", Value::Float64(1.0))]))
+            .validate(&Value::object([
+                ("name", Value::from("c")),
+                ("by", Value::Float64(1.0)),
+            ]))
             .unwrap_err();
         assert_eq!(mistyped.field.as_deref(), Some("by"));
         let extra = f
-            .validate(&Value::object([("name", Value::from("c")), ("x", Value::Null)]))
+            .validate(&Value::object([
+                ("name", Value::from("c")),
+                ("x", Value::Null),
+            ]))
             .unwrap_err();
         assert_eq!(extra.field.as_deref(), Some("x"));
-        assert!(f.validate(&Value::object([("name", Value::from("c"))])).is_ok());
+        assert!(f
+            .validate(&Value::object([("name", Value::from("c"))]))
+            .is_ok());
     }
 }

@@ -71,7 +71,10 @@ impl Value {
             Value::Bytes(b) => b.len() + 2,
             Value::Array(items) => 2 + items.iter().map(Value::size).sum::<usize>(),
             Value::Object(fields) => {
-                2 + fields.iter().map(|(k, v)| k.len() + 2 + v.size()).sum::<usize>()
+                2 + fields
+                    .iter()
+                    .map(|(k, v)| k.len() + 2 + v.size())
+                    .sum::<usize>()
             }
         }
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use convex_sync_types::{ClientMessage, ErrorPayload, LogLinesMessage, ServerMessage, StateVersion};
+use convex_sync_types::{
+    ClientMessage, ErrorPayload, LogLinesMessage, ServerMessage, StateVersion,
+};
 use serde_json::Value as Json;
 
 use crate::json::{self, DecodeError};
@@ -72,12 +74,16 @@ pub fn decode_args(raw: &str) -> Result<Value, ArgsError> {
     if raw.len() > MAX_ARGS_BYTES {
         return Err(ArgsError::TooLarge(raw.len()));
     }
-    let json: Json = serde_json::from_str(raw).map_err(|e| ArgsError::BadEnvelope(e.to_string()))?;
+    let json: Json =
+        serde_json::from_str(raw).map_err(|e| ArgsError::BadEnvelope(e.to_string()))?;
     match json {
         Json::Array(mut items) if items.len() == 1 && items[0].is_object() => {
             Ok(json::decode(&items.remove(0))?)
         }
-        Json::Array(items) => Err(ArgsError::BadEnvelope(format!("an array of {} elements", items.len()))),
+        Json::Array(items) => Err(ArgsError::BadEnvelope(format!(
+            "an array of {} elements",
+            items.len()
+        ))),
         other => Err(ArgsError::BadEnvelope(kind_of(&other).to_owned())),
     }
 }
@@ -155,7 +161,11 @@ impl Version {
 
     /// Converts from the `convex_sync_types` form.
     pub fn from_state_version(v: &StateVersion) -> Version {
-        Version { query_set: v.query_set, identity: v.identity, ts: u64::from(v.ts) }
+        Version {
+            query_set: v.query_set,
+            identity: v.identity,
+            ts: u64::from(v.ts),
+        }
     }
 }
 
@@ -201,7 +211,12 @@ pub struct Transition {
 
 /// Writes a `Transition` frame. `server_ts` is stamped by the caller just
 /// before sending; values are spliced in without re-encoding.
-pub fn write_transition(t: &Transition, client_clock_skew: Option<i64>, server_ts: Ts, out: &mut String) {
+pub fn write_transition(
+    t: &Transition,
+    client_clock_skew: Option<i64>,
+    server_ts: Ts,
+    out: &mut String,
+) {
     use std::fmt::Write as _;
     let version = |out: &mut String, v: &Version| {
         let _ = write!(
@@ -223,12 +238,22 @@ pub fn write_transition(t: &Transition, client_clock_skew: Option<i64>, server_t
         }
         match m {
             Modification::Updated { query_id, value } => {
-                let _ = write!(out, r#"{{"type":"QueryUpdated","queryId":{query_id},"value":"#);
+                let _ = write!(
+                    out,
+                    r#"{{"type":"QueryUpdated","queryId":{query_id},"value":"#
+                );
                 out.push_str(value);
                 out.push_str(r#","logLines":[],"journal":null}"#);
             }
-            Modification::Failed { query_id, message, data } => {
-                let _ = write!(out, r#"{{"type":"QueryFailed","queryId":{query_id},"errorMessage":"#);
+            Modification::Failed {
+                query_id,
+                message,
+                data,
+            } => {
+                let _ = write!(
+                    out,
+                    r#"{{"type":"QueryFailed","queryId":{query_id},"errorMessage":"#
+                );
                 json::encode_into(&Value::String(message.to_string()), out);
                 out.push_str(r#","logLines":[],"journal":null"#);
                 if let Some(data) = data {
@@ -286,7 +311,10 @@ pub fn action_failure(request_id: RequestId, message: &str) -> String {
 
 /// A `FatalError`.
 pub fn fatal_error(message: &str) -> String {
-    Json::from(ServerMessage::<Json>::FatalError { error_message: message.to_owned() }).to_string()
+    Json::from(ServerMessage::<Json>::FatalError {
+        error_message: message.to_owned(),
+    })
+    .to_string()
 }
 
 /// An `AuthError`.
@@ -306,7 +334,10 @@ pub fn ping() -> String {
 
 fn error_payload(message: &str, data: Option<&Value>) -> ErrorPayload<Json> {
     match data {
-        Some(data) => ErrorPayload::ErrorData { message: message.to_owned(), data: json::to_json(data) },
+        Some(data) => ErrorPayload::ErrorData {
+            message: message.to_owned(),
+            data: json::to_json(data),
+        },
         None => ErrorPayload::Message(message.to_owned()),
     }
 }
@@ -322,14 +353,27 @@ mod tests {
     fn transition_writer_matches_convex_sync_types() {
         let value = Value::object([("n", Value::Int64(3)), ("s", Value::from("x\"y"))]);
         let t = Transition {
-            start: Version { query_set: 0, identity: 0, ts: 0 },
-            end: Version { query_set: 2, identity: 1, ts: 1_760_000_000_123_456_789 },
+            start: Version {
+                query_set: 0,
+                identity: 0,
+                ts: 0,
+            },
+            end: Version {
+                query_set: 2,
+                identity: 1,
+                ts: 1_760_000_000_123_456_789,
+            },
             modifications: vec![
-                Modification::Updated { query_id: 0, value: json::encode(&value).into() },
+                Modification::Updated {
+                    query_id: 0,
+                    value: json::encode(&value).into(),
+                },
                 Modification::Failed {
                     query_id: 1,
                     message: "boom".into(),
-                    data: Some(json::encode(&Value::object([("code", Value::from("NotFound"))])).into()),
+                    data: Some(
+                        json::encode(&Value::object([("code", Value::from("NotFound"))])).into(),
+                    ),
                 },
                 Modification::Removed { query_id: 7 },
             ],
@@ -337,8 +381,13 @@ mod tests {
         let mut text = String::new();
         write_transition(&t, Some(-3), 42, &mut text);
         let parsed = parse_server_message(&text).unwrap();
-        let ServerMessage::Transition { start_version, end_version, modifications, client_clock_skew, server_ts } =
-            parsed
+        let ServerMessage::Transition {
+            start_version,
+            end_version,
+            modifications,
+            client_clock_skew,
+            server_ts,
+        } = parsed
         else {
             panic!("not a transition: {text}");
         };
@@ -348,24 +397,45 @@ mod tests {
         assert_eq!(server_ts.map(u64::from), Some(42));
         assert_eq!(modifications.len(), 3);
         match &modifications[0] {
-            StateModification::QueryUpdated { value: v, .. } => assert_eq!(json::decode(&v.0).unwrap(), value),
+            StateModification::QueryUpdated { value: v, .. } => {
+                assert_eq!(json::decode(&v.0).unwrap(), value)
+            }
             other => panic!("expected QueryUpdated, got {other:?}"),
         }
-        assert!(matches!(&modifications[1], StateModification::QueryFailed { error_data: Some(_), .. }));
-        assert!(matches!(&modifications[2], StateModification::QueryRemoved { .. }));
+        assert!(matches!(
+            &modifications[1],
+            StateModification::QueryFailed {
+                error_data: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            &modifications[2],
+            StateModification::QueryRemoved { .. }
+        ));
     }
 
     #[test]
     fn timestamps_round_trip() {
         assert_eq!(encode_ts(0), "AAAAAAAAAAA=");
-        assert_eq!(decode_ts(&encode_ts(1_760_000_000_000_000_001)), Some(1_760_000_000_000_000_001));
+        assert_eq!(
+            decode_ts(&encode_ts(1_760_000_000_000_000_001)),
+            Some(1_760_000_000_000_000_001)
+        );
         assert_eq!(decode_ts("AAAA"), None);
     }
 
     #[test]
     fn args_envelope_is_enforced() {
         assert!(decode_args(r#"[{"a":1}]"#).is_ok());
-        for bad in [r#"{"a":1}"#, "[]", r#"[{"a":1},{}]"#, "[1]", "null", r#"[{"$set":[]}]"#] {
+        for bad in [
+            r#"{"a":1}"#,
+            "[]",
+            r#"[{"a":1},{}]"#,
+            "[1]",
+            "null",
+            r#"[{"$set":[]}]"#,
+        ] {
             assert!(decode_args(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -23,7 +23,9 @@ use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition
 
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
-use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
+use crate::session::{
+    Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS,
+};
 use crate::store::{IndexId, Snapshot, Store, Table, TouchedKey};
 use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
 use crate::txn::{ReadSet, Txn, WriteSet};
@@ -46,12 +48,55 @@ const IDS_PER_JOB: u64 = 1 << 20;
 pub struct Config {
     /// Presence rows older than this are swept away.
     pub presence_ttl_ns: u64,
+    /// Deliberate bugs, each breaking one guarantee; empty unless asked for.
+    pub faults: BTreeSet<Fault>,
 }
 
 impl Config {
-    /// The catalogue's defaults: a 10 s presence TTL.
+    /// The catalogue's defaults: a 10 s presence TTL, no faults.
     pub fn standard() -> Config {
-        Config { presence_ttl_ns: 10_000_000_000 }
+        Config {
+            presence_ttl_ns: 10_000_000_000,
+            faults: BTreeSet::new(),
+        }
+    }
+
+    fn has(&self, fault: Fault) -> bool {
+        self.faults.contains(&fault)
+    }
+}
+
+/// A switch that breaks exactly one guarantee: the negative controls of the
+/// conformance suite and the models. Off unless asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// Commit without checking the read set: lost updates, write skew.
+    SkipOccValidation,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: &'static [Fault] = &[Fault::SkipOccValidation];
+
+    /// The switch's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::SkipOccValidation => "skip-occ-validation",
+        }
+    }
+
+    /// What the switch breaks.
+    pub fn description(self) -> &'static str {
+        match self {
+            Fault::SkipOccValidation => {
+                "commits mutations without validating their read sets (OCC off)"
+            }
+        }
+    }
+
+    /// Looks a fault up by name.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.iter().copied().find(|f| f.name() == name)
     }
 }
 
@@ -129,7 +174,10 @@ pub struct Failure {
 
 impl From<UserError> for Failure {
     fn from(e: UserError) -> Failure {
-        Failure { message: e.message.clone(), data: Some(e.data()) }
+        Failure {
+            message: e.message.clone(),
+            data: Some(e.data()),
+        }
     }
 }
 
@@ -174,14 +222,22 @@ impl Frame {
                 wire::write_transition(t, *skew, server_ts, &mut out);
                 out
             }
-            Frame::MutationResponse { request_id, outcome: Ok((value, ts)) } => {
-                wire::mutation_success(*request_id, value, *ts)
-            }
-            Frame::MutationResponse { request_id, outcome: Err(f) } => {
-                wire::mutation_failure(*request_id, &f.message, f.data.as_ref())
-            }
-            Frame::ActionFailed { request_id, message } => wire::action_failure(*request_id, message),
-            Frame::AuthError { message, base_version } => wire::auth_error(message, *base_version, true),
+            Frame::MutationResponse {
+                request_id,
+                outcome: Ok((value, ts)),
+            } => wire::mutation_success(*request_id, value, *ts),
+            Frame::MutationResponse {
+                request_id,
+                outcome: Err(f),
+            } => wire::mutation_failure(*request_id, &f.message, f.data.as_ref()),
+            Frame::ActionFailed {
+                request_id,
+                message,
+            } => wire::action_failure(*request_id, message),
+            Frame::AuthError {
+                message,
+                base_version,
+            } => wire::auth_error(message, *base_version, true),
             Frame::Fatal(message) => wire::fatal_error(message),
             Frame::Ping => wire::ping(),
         }
@@ -212,12 +268,18 @@ pub struct Executed {
 
 /// Runs a job. Pure: any thread may call it, with no lock held.
 pub fn execute(job: &Job) -> Executed {
-    let mut txn = Txn::new(&job.snapshot, job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1));
+    let mut txn = Txn::new(
+        &job.snapshot,
+        job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1),
+    );
     let outcome = functions::run(job.function, &job.args, &mut txn).map(|value| {
         let (reads, writes) = txn.finish();
         (value, reads, writes)
     });
-    Executed { job: job.id, outcome }
+    Executed {
+        job: job.id,
+        outcome,
+    }
 }
 
 /// Counters for benchmarks and tests.
@@ -314,7 +376,13 @@ impl Core {
         self.now = self.now.max(now);
         match input {
             Input::Open { conn } => {
-                self.sessions.insert(conn, Session { last_emit: self.now, ..Session::default() });
+                self.sessions.insert(
+                    conn,
+                    Session {
+                        last_emit: self.now,
+                        ..Session::default()
+                    },
+                );
             }
             Input::Message { conn, message } => self.on_message(conn, message, out),
             Input::BadFrame { conn, code, detail } => self.fatal(conn, code, &detail, out),
@@ -331,12 +399,24 @@ impl Core {
     }
 
     fn on_message(&mut self, conn: ConnId, message: ClientMessage, out: &mut Vec<Output>) {
-        let Some(session) = self.sessions.get_mut(&conn) else { return };
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
         let connected = session.session_id.is_some();
         match message {
-            ClientMessage::Connect { session_id, max_observed_timestamp, client_ts, .. } => {
+            ClientMessage::Connect {
+                session_id,
+                max_observed_timestamp,
+                client_ts,
+                ..
+            } => {
                 if connected {
-                    return self.fatal(conn, "DuplicateConnect", "expected one Connect per socket, got a second", out);
+                    return self.fatal(
+                        conn,
+                        "DuplicateConnect",
+                        "expected one Connect per socket, got a second",
+                        out,
+                    );
                 }
                 if let Some(observed) = max_observed_timestamp.map(u64::from) {
                     if observed > self.store.ts() {
@@ -360,14 +440,30 @@ impl Core {
                 session.clock_skew = client_ts.filter(|&ts| ts > 0).map(|ts| ts as i64 - now_ms);
             }
             _ if !connected => {
-                self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
+                self.fatal(
+                    conn,
+                    "ConnectExpected",
+                    "expected Connect as the first message",
+                    out,
+                );
             }
-            ClientMessage::ModifyQuerySet { base_version, new_version, modifications } => {
-                self.on_modify_query_set(conn, base_version, new_version, modifications, out)
-            }
-            ClientMessage::Mutation { request_id, udf_path, args, .. } => {
+            ClientMessage::ModifyQuerySet {
+                base_version,
+                new_version,
+                modifications,
+            } => self.on_modify_query_set(conn, base_version, new_version, modifications, out),
+            ClientMessage::Mutation {
+                request_id,
+                udf_path,
+                args,
+                ..
+            } => {
                 if session.queue.len() >= MAX_QUEUED_MUTATIONS {
-                    out.push(Output::Close { conn, code: 1013, reason: "TooManyConcurrentMutations".into() });
+                    out.push(Output::Close {
+                        conn,
+                        code: 1013,
+                        reason: "TooManyConcurrentMutations".into(),
+                    });
                     return;
                 }
                 session.queue.push_back(Queued {
@@ -377,11 +473,28 @@ impl Core {
                 });
                 self.start_next_mutation(conn, out);
             }
-            ClientMessage::Action { request_id, udf_path, .. } => {
-                let message = format!("the syncspec catalogue has no actions, so {:?} cannot run", String::from(udf_path));
-                self.emit(conn, Frame::ActionFailed { request_id, message }, out);
+            ClientMessage::Action {
+                request_id,
+                udf_path,
+                ..
+            } => {
+                let message = format!(
+                    "the syncspec catalogue has no actions, so {:?} cannot run",
+                    String::from(udf_path)
+                );
+                self.emit(
+                    conn,
+                    Frame::ActionFailed {
+                        request_id,
+                        message,
+                    },
+                    out,
+                );
             }
-            ClientMessage::Authenticate { base_version, token } => self.on_authenticate(conn, base_version, token, out),
+            ClientMessage::Authenticate {
+                base_version,
+                token,
+            } => self.on_authenticate(conn, base_version, token, out),
             ClientMessage::Event(_) => {}
         }
     }
@@ -394,9 +507,14 @@ impl Core {
         modifications: Vec<QuerySetModification>,
         out: &mut Vec<Output>,
     ) {
-        let Some(session) = self.sessions.get(&conn) else { return };
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
         if base_version != session.query_set {
-            let detail = format!("expected baseVersion {}, got {base_version}", session.query_set);
+            let detail = format!(
+                "expected baseVersion {}, got {base_version}",
+                session.query_set
+            );
             return self.fatal(conn, "BaseVersionMismatch", &detail, out);
         }
         if new_version <= base_version {
@@ -407,26 +525,42 @@ impl Core {
         let mut ids: BTreeSet<QueryId> = session.queries.keys().copied().collect();
         for m in &modifications {
             let error = match m {
-                QuerySetModification::Add(q) if !ids.insert(q.query_id.get_id()) => "DuplicateQueryId",
-                QuerySetModification::Remove { query_id } if !ids.remove(&query_id.get_id()) => "UnknownQueryId",
+                QuerySetModification::Add(q) if !ids.insert(q.query_id.get_id()) => {
+                    "DuplicateQueryId"
+                }
+                QuerySetModification::Remove { query_id } if !ids.remove(&query_id.get_id()) => {
+                    "UnknownQueryId"
+                }
                 _ => continue,
             };
             let id = match m {
                 QuerySetModification::Add(q) => q.query_id.get_id(),
                 QuerySetModification::Remove { query_id } => query_id.get_id(),
             };
-            return self.fatal(conn, error, &format!("query id {id} in ModifyQuerySet"), out);
+            return self.fatal(
+                conn,
+                error,
+                &format!("query id {id} in ModifyQuerySet"),
+                out,
+            );
         }
         for m in modifications {
             match m {
                 QuerySetModification::Add(q) => {
                     let id = q.query_id.get_id();
-                    let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get()) {
+                    let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get())
+                    {
                         Ok((function, args)) => SessionQuery::Live {
-                            key: self.subscriptions.subscribe(QueryKey { function, args }, (conn, id)),
+                            key: self
+                                .subscriptions
+                                .subscribe(QueryKey { function, args }, (conn, id)),
                             last_hash: None,
                         },
-                        Err(f) => SessionQuery::Broken { message: Arc::from(f.message.as_str()), data: f.data, sent: false },
+                        Err(f) => SessionQuery::Broken {
+                            message: Arc::from(f.message.as_str()),
+                            data: f.data,
+                            sent: false,
+                        },
                     };
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.removed.remove(&id);
@@ -451,12 +585,34 @@ impl Core {
         self.flush(conn, out);
     }
 
-    fn on_authenticate(&mut self, conn: ConnId, base_version: u32, token: AuthenticationToken, out: &mut Vec<Output>) {
-        let Some(session) = self.sessions.get_mut(&conn) else { return };
+    fn on_authenticate(
+        &mut self,
+        conn: ConnId,
+        base_version: u32,
+        token: AuthenticationToken,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
         if base_version != session.identity {
-            let message = format!("expected identity baseVersion {}, got {base_version}", session.identity);
-            self.emit(conn, Frame::AuthError { message: message.clone(), base_version: Some(base_version) }, out);
-            out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
+            let message = format!(
+                "expected identity baseVersion {}, got {base_version}",
+                session.identity
+            );
+            self.emit(
+                conn,
+                Frame::AuthError {
+                    message: message.clone(),
+                    base_version: Some(base_version),
+                },
+                out,
+            );
+            out.push(Output::Close {
+                conn,
+                code: 1000,
+                reason: "AuthError".into(),
+            });
             return;
         }
         let user = match token {
@@ -465,15 +621,38 @@ impl Core {
                 Some(subject) => Some(subject),
                 None => {
                     let message = "could not read a `sub` claim from the User token".to_owned();
-                    self.emit(conn, Frame::AuthError { message, base_version: Some(base_version) }, out);
-                    out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
+                    self.emit(
+                        conn,
+                        Frame::AuthError {
+                            message,
+                            base_version: Some(base_version),
+                        },
+                        out,
+                    );
+                    out.push(Output::Close {
+                        conn,
+                        code: 1000,
+                        reason: "AuthError".into(),
+                    });
                     return;
                 }
             },
             AuthenticationToken::Admin(..) => {
-                let message = "admin keys are not accepted by the syncspec reference server".to_owned();
-                self.emit(conn, Frame::AuthError { message, base_version: Some(base_version) }, out);
-                out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
+                let message =
+                    "admin keys are not accepted by the syncspec reference server".to_owned();
+                self.emit(
+                    conn,
+                    Frame::AuthError {
+                        message,
+                        base_version: Some(base_version),
+                    },
+                    out,
+                );
+                out.push(Output::Close {
+                    conn,
+                    code: 1000,
+                    reason: "AuthError".into(),
+                });
                 return;
             }
         };
@@ -488,7 +667,9 @@ impl Core {
     }
 
     fn on_closed(&mut self, conn: ConnId) {
-        let Some(session) = self.sessions.remove(&conn) else { return };
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
         for (id, query) in session.queries {
             if let SessionQuery::Live { key, .. } = query {
                 self.subscriptions.unsubscribe(key, (conn, id));
@@ -502,11 +683,15 @@ impl Core {
     /// that fail before execution or were already applied.
     fn start_next_mutation(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         loop {
-            let Some(session) = self.sessions.get_mut(&conn) else { return };
+            let Some(session) = self.sessions.get_mut(&conn) else {
+                return;
+            };
             if session.running {
                 return;
             }
-            let Some(queued) = session.queue.pop_front() else { return };
+            let Some(queued) = session.queue.pop_front() else {
+                return;
+            };
             let session_id = session.session_id.unwrap_or_default();
             let request_id = queued.request_id;
             if let Some(record) = self.records.get_mut(&(session_id, request_id)) {
@@ -542,13 +727,20 @@ impl Core {
         let id = self.next_job;
         self.next_job += 1;
         flight.snapshot_ts = self.store.ts();
-        let job = Job { id, function: flight.function, args: flight.args.clone(), snapshot: self.store.head().clone() };
+        let job = Job {
+            id,
+            function: flight.function,
+            args: flight.args.clone(),
+            snapshot: self.store.head().clone(),
+        };
         self.in_flight.insert(id, flight);
         out.push(Output::Execute(job));
     }
 
     fn on_executed(&mut self, executed: Executed, out: &mut Vec<Output>) {
-        let Some(mut flight) = self.in_flight.remove(&executed.job) else { return };
+        let Some(mut flight) = self.in_flight.remove(&executed.job) else {
+            return;
+        };
         let (value, reads, writes) = match executed.outcome {
             Ok(done) => done,
             Err(user_error) => {
@@ -556,11 +748,12 @@ impl Core {
                 return self.finish_mutation(flight, Err(user_error.into()), out);
             }
         };
-        let conflict = self
-            .write_log
-            .iter()
-            .filter(|(ts, _)| *ts > flight.snapshot_ts)
-            .any(|(_, touched)| reads.overlaps(touched));
+        let conflict = !self.config.has(Fault::SkipOccValidation)
+            && self
+                .write_log
+                .iter()
+                .filter(|(ts, _)| *ts > flight.snapshot_ts)
+                .any(|(_, touched)| reads.overlaps(touched));
         if !conflict {
             return self.commit_mutation(flight, value, writes, out);
         }
@@ -575,7 +768,12 @@ impl Core {
         // in between, so it commits.
         self.stats.fallbacks += 1;
         self.prune_write_log();
-        let job = Job { id: self.next_job, function: flight.function, args: flight.args.clone(), snapshot: self.store.head().clone() };
+        let job = Job {
+            id: self.next_job,
+            function: flight.function,
+            args: flight.args.clone(),
+            snapshot: self.store.head().clone(),
+        };
         self.next_job += 1;
         match execute(&job).outcome {
             Ok((value, _, writes)) => self.commit_mutation(flight, value, writes, out),
@@ -584,7 +782,13 @@ impl Core {
     }
 
     /// Commits a validated mutation: idempotency, rate limit, apply, notify.
-    fn commit_mutation(&mut self, flight: InFlight, value: Value, writes: WriteSet, out: &mut Vec<Output>) {
+    fn commit_mutation(
+        &mut self,
+        flight: InFlight,
+        value: Value,
+        writes: WriteSet,
+        out: &mut Vec<Output>,
+    ) {
         let key = (flight.session_id, flight.request_id);
         if let Some(record) = self.records.get(&key) {
             // A replay that raced its original: answer with the original.
@@ -594,12 +798,20 @@ impl Core {
             return self.finish_mutation(flight, outcome, out);
         }
         if let Some(rate) = rate_limit_of(flight.function) {
-            let user = flight.args.get("user").and_then(Value::as_str).unwrap_or("");
+            let user = flight
+                .args
+                .get("user")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if let Err(wait_ns) = self.rate.try_take(rate, flight.function, user, self.now) {
                 let retry_after_ms = wait_ns.div_ceil(1_000_000);
                 let error = UserError::new(
                     ErrorCode::RateLimited,
-                    format!("{} is limited to {} calls a second per user", flight.function.path(), rate.burst),
+                    format!(
+                        "{} is limited to {} calls a second per user",
+                        flight.function.path(),
+                        rate.burst
+                    ),
                 )
                 .with("retryAfterMs", Value::Float64(retry_after_ms as f64));
                 self.prune_write_log();
@@ -607,7 +819,14 @@ impl Core {
             }
         }
         let (ts, notified) = self.commit(&writes);
-        self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+        self.records.insert(
+            key,
+            Record {
+                result: value.clone(),
+                ts,
+                last_used: self.now,
+            },
+        );
         // The response goes out before any transition that covers it.
         self.finish_mutation(flight, Ok((value, ts)), out);
         for conn in notified {
@@ -651,7 +870,12 @@ impl Core {
     }
 
     /// Answers a mutation and starts the session's next one.
-    fn finish_mutation(&mut self, flight: InFlight, outcome: Result<(Value, Ts), Failure>, out: &mut Vec<Output>) {
+    fn finish_mutation(
+        &mut self,
+        flight: InFlight,
+        outcome: Result<(Value, Ts), Failure>,
+        out: &mut Vec<Output>,
+    ) {
         let conn = flight.conn;
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.running = false;
@@ -661,13 +885,28 @@ impl Core {
     }
 
     /// Sends a `MutationResponse`; a success also needs a covering transition.
-    fn respond(&mut self, conn: ConnId, request_id: RequestId, outcome: Result<(Value, Ts), Failure>, out: &mut Vec<Output>) {
-        let Some(session) = self.sessions.get_mut(&conn) else { return };
+    fn respond(
+        &mut self,
+        conn: ConnId,
+        request_id: RequestId,
+        outcome: Result<(Value, Ts), Failure>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
         let covered = match &outcome {
             Ok((_, ts)) => *ts <= session.last_sent.ts,
             Err(_) => true,
         };
-        self.emit(conn, Frame::MutationResponse { request_id, outcome }, out);
+        self.emit(
+            conn,
+            Frame::MutationResponse {
+                request_id,
+                outcome,
+            },
+            out,
+        );
         if !covered {
             if let Some(session) = self.sessions.get_mut(&conn) {
                 session.pending = true;
@@ -680,38 +919,61 @@ impl Core {
     /// to say and fewer than `MAX_UNSENT_TRANSITIONS` are buffered.
     fn flush(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         let ts = self.store.ts();
-        let Some(session) = self.sessions.get_mut(&conn) else { return };
-        if !session.pending || session.unsent >= MAX_UNSENT_TRANSITIONS || session.session_id.is_none() {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if !session.pending
+            || session.unsent >= MAX_UNSENT_TRANSITIONS
+            || session.session_id.is_none()
+        {
             return;
         }
-        let mut modifications: Vec<Modification> =
-            session.removed.iter().map(|&query_id| Modification::Removed { query_id }).collect();
+        let mut modifications: Vec<Modification> = session
+            .removed
+            .iter()
+            .map(|&query_id| Modification::Removed { query_id })
+            .collect();
         session.removed.clear();
         let dirty = std::mem::take(&mut session.dirty);
         for query_id in dirty {
-            let Some(query) = session.queries.get_mut(&query_id) else { continue };
+            let Some(query) = session.queries.get_mut(&query_id) else {
+                continue;
+            };
             match query {
-                SessionQuery::Broken { message, data, sent } => {
+                SessionQuery::Broken {
+                    message,
+                    data,
+                    sent,
+                } => {
                     if !*sent {
                         *sent = true;
                         modifications.push(Modification::Failed {
                             query_id,
                             message: message.clone(),
-                            data: data.as_ref().map(|d| syncspec_protocol::json::encode(d).into()),
+                            data: data
+                                .as_ref()
+                                .map(|d| syncspec_protocol::json::encode(d).into()),
                         });
                     }
                 }
                 SessionQuery::Live { key, last_hash } => {
-                    let Some(result) = self.subscriptions.result(*key, self.store.head()) else { continue };
+                    let Some(result) = self.subscriptions.result(*key, self.store.head()) else {
+                        continue;
+                    };
                     if *last_hash == Some(result.hash) {
                         continue;
                     }
                     *last_hash = Some(result.hash);
                     modifications.push(match &result.outcome {
-                        Ok(value) => Modification::Updated { query_id, value: value.clone() },
-                        Err((message, data)) => {
-                            Modification::Failed { query_id, message: message.clone(), data: Some(data.clone()) }
-                        }
+                        Ok(value) => Modification::Updated {
+                            query_id,
+                            value: value.clone(),
+                        },
+                        Err((message, data)) => Modification::Failed {
+                            query_id,
+                            message: message.clone(),
+                            data: Some(data.clone()),
+                        },
                     });
                 }
             }
@@ -722,7 +984,18 @@ impl Core {
         session.pending = false;
         session.unsent += 1;
         let skew = session.clock_skew;
-        self.emit(conn, Frame::Transition(Transition { start, end, modifications }, skew), out);
+        self.emit(
+            conn,
+            Frame::Transition(
+                Transition {
+                    start,
+                    end,
+                    modifications,
+                },
+                skew,
+            ),
+            out,
+        );
     }
 
     fn emit(&mut self, conn: ConnId, frame: Frame, out: &mut Vec<Output>) {
@@ -735,7 +1008,11 @@ impl Core {
     /// Ends a session for a protocol violation: `FatalError`, then close.
     fn fatal(&mut self, conn: ConnId, code: &str, detail: &str, out: &mut Vec<Output>) {
         self.emit(conn, Frame::Fatal(format!("{code}: {detail}")), out);
-        out.push(Output::Close { conn, code: 1002, reason: code.to_owned() });
+        out.push(Output::Close {
+            conn,
+            code: 1002,
+            reason: code.to_owned(),
+        });
     }
 
     fn on_tick(&mut self, out: &mut Vec<Output>) {
@@ -743,7 +1020,9 @@ impl Core {
         let idle: Vec<ConnId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.session_id.is_some() && now.saturating_sub(s.last_emit) >= PING_AFTER_NS)
+            .filter(|(_, s)| {
+                s.session_id.is_some() && now.saturating_sub(s.last_emit) >= PING_AFTER_NS
+            })
             .map(|(&conn, _)| conn)
             .collect();
         for conn in idle {
@@ -751,7 +1030,8 @@ impl Core {
         }
         self.sweep_presence(out);
         self.rate.prune(now);
-        self.records.retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
+        self.records
+            .retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
     }
 
     /// Deletes presence rows older than the TTL, in one commit.
@@ -762,7 +1042,15 @@ impl Core {
             .head()
             .scan(IndexId::PresenceByUpdated, &[])
             .take_while(|doc| doc.updated < cutoff)
-            .map(|doc| (doc.id, crate::store::Write { table: Table::Presence, fields: None }))
+            .map(|doc| {
+                (
+                    doc.id,
+                    crate::store::Write {
+                        table: Table::Presence,
+                        fields: None,
+                    },
+                )
+            })
             .collect();
         if !expired.is_empty() {
             let (_, notified) = self.commit(&expired);
@@ -799,7 +1087,10 @@ fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<
         Failure::from(UserError::new(code, format!("{}: {e}", function.path())))
     })?;
     let fields = function.validate(&args).map_err(|e| {
-        let mut error = UserError::new(ErrorCode::InvalidArguments, format!("{}: {e}", function.path()));
+        let mut error = UserError::new(
+            ErrorCode::InvalidArguments,
+            format!("{}: {e}", function.path()),
+        );
         if let Some(field) = e.field {
             error = error.with("field", Value::from(field));
         }
@@ -812,7 +1103,12 @@ fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<
 fn subject_of(jwt: &str) -> Option<String> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims.get("sub")?.as_str().map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests;

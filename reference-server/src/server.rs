@@ -95,7 +95,9 @@ pub(crate) struct Shared {
 
 /// Wall-clock nanoseconds since the epoch: the one clock the server reads.
 pub(crate) fn wall_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Shared {
@@ -109,11 +111,12 @@ impl Shared {
             match output {
                 Output::Send { conn, frame } => {
                     let success = matches!(frame, Frame::MutationResponse { outcome: Ok(_), .. });
-                    let message = if success && self.drop_after_next_commit.swap(false, Ordering::SeqCst) {
-                        Outbound::Drop
-                    } else {
-                        Outbound::Frame(frame)
-                    };
+                    let message =
+                        if success && self.drop_after_next_commit.swap(false, Ordering::SeqCst) {
+                            Outbound::Drop
+                        } else {
+                            Outbound::Frame(frame)
+                        };
                     if let Some(tx) = inner.conns.get(&conn) {
                         let _ = tx.send(message);
                     }
@@ -132,7 +135,9 @@ impl Shared {
                         None => {
                             let executed = core::execute(&job);
                             let mut more = Vec::new();
-                            inner.core.handle(wall_now(), Input::Executed(executed), &mut more);
+                            inner
+                                .core
+                                .handle(wall_now(), Input::Executed(executed), &mut more);
                             queue.extend(more);
                         }
                     }
@@ -147,14 +152,20 @@ impl Shared {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.conns.insert(conn, tx);
         let mut out = Vec::new();
-        inner.core.handle(wall_now(), Input::Open { conn }, &mut out);
+        inner
+            .core
+            .handle(wall_now(), Input::Open { conn }, &mut out);
         debug_assert!(out.is_empty());
         conn
     }
 
     /// Forgets a connection.
     pub(crate) fn close(&self, conn: ConnId) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).conns.remove(&conn);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .conns
+            .remove(&conn);
         self.step(Input::Closed { conn });
     }
 
@@ -173,10 +184,20 @@ impl Shared {
 }
 
 /// Runs the server on an already-bound listener until `shutdown` resolves.
-pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future) -> Result<(), ServerError> {
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner { core: Core::new(config.core.clone()), conns: HashMap::new() }),
+        inner: Mutex::new(Inner {
+            core: Core::new(config.core.clone()),
+            conns: HashMap::new(),
+        }),
         jobs: Mutex::new(None),
         next_conn: AtomicU64::new(1),
         drop_after_next_commit: AtomicBool::new(false),
@@ -189,13 +210,15 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..config.workers {
             let (shared, rx) = (shared.clone(), rx.clone());
-            let thread = std::thread::Builder::new().name(format!("syncspec-worker-{i}")).spawn(move || loop {
-                let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                };
-                shared.step(Input::Executed(core::execute(&job)));
-            });
+            let thread = std::thread::Builder::new()
+                .name(format!("syncspec-worker-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    shared.step(Input::Executed(core::execute(&job)));
+                });
             match thread {
                 Ok(handle) => threads.push(handle),
                 Err(e) => warn!("could not start worker thread {i}: {e}; continuing with fewer"),
@@ -241,8 +264,12 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | OutOfMemory)
-        || e.raw_os_error().is_some_and(|code| code == 23 || code == 24)
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | OutOfMemory
+    ) || e
+        .raw_os_error()
+        .is_some_and(|code| code == 23 || code == 24)
 }
 
 /// Where an upgrade request goes.
@@ -253,13 +280,15 @@ enum Route {
 }
 
 fn route(path: &str, test_hooks: bool) -> Option<Route> {
+    if test_hooks && path == "/_syncspec/control" {
+        return Some(Route::Control);
+    }
     let rest = path.strip_prefix("/api/")?;
     match rest.split('/').collect::<Vec<_>>().as_slice() {
         ["sync"] => Some(Route::Sync),
         [version, "sync"] if !version.is_empty() => Some(Route::Sync),
         _ => None,
     }
-    .or_else(|| (test_hooks && path == "/_syncspec/control").then_some(Route::Control))
 }
 
 /// The WebSocket settings every connection gets.
@@ -285,13 +314,22 @@ async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 Ok(response)
             }
             None => {
-                let mut error = ErrorResponse::new(Some(format!("no WebSocket endpoint at {}", request.uri().path())));
+                let mut error = ErrorResponse::new(Some(format!(
+                    "no WebSocket endpoint at {}",
+                    request.uri().path()
+                )));
                 *error.status_mut() = StatusCode::NOT_FOUND;
                 Err(error)
             }
         }
     };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())).await {
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(websocket_config()),
+    )
+    .await
+    {
         Ok(ws) => ws,
         Err(e) => {
             debug!(%peer, "handshake failed: {e}");
@@ -313,7 +351,9 @@ where
     St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     while let Some(Ok(message)) = stream.next().await {
-        let Message::Text(text) = message else { continue };
+        let Message::Text(text) = message else {
+            continue;
+        };
         let command: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let reply = match command.get("type").and_then(|t| t.as_str()) {
             Some("DropConnections") => {
@@ -328,7 +368,9 @@ where
                 shared.drop_on_next_mutation.store(true, Ordering::SeqCst);
                 serde_json::json!({"ok": true})
             }
-            _ => serde_json::json!({"ok": false, "error": format!("unknown control command: {text}")}),
+            _ => {
+                serde_json::json!({"ok": false, "error": format!("unknown control command: {text}")})
+            }
         };
         if sink.send(Message::text(reply.to_string())).await.is_err() {
             return;

@@ -53,11 +53,19 @@ pub fn evaluate(snapshot: &Snapshot, key: &QueryKey) -> Evaluated {
     let (reads, _) = txn.finish();
     let outcome = match result {
         Ok(value) => Ok(Encoded::from(json::encode(&value))),
-        Err(e) => Err((Arc::from(e.message.as_str()), Encoded::from(json::encode(&e.data())))),
+        Err(e) => Err((
+            Arc::from(e.message.as_str()),
+            Encoded::from(json::encode(&e.data())),
+        )),
     };
     let mut hasher = DefaultHasher::new();
     outcome.hash(&mut hasher);
-    Evaluated { ts: snapshot.ts, outcome, hash: hasher.finish(), reads }
+    Evaluated {
+        ts: snapshot.ts,
+        outcome,
+        hash: hasher.finish(),
+        reads,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -92,7 +100,14 @@ impl Subscriptions {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.ids.insert(key.clone(), id);
-                self.entries.insert(id, Entry { key, subscribers: BTreeSet::new(), result: None });
+                self.entries.insert(
+                    id,
+                    Entry {
+                        key,
+                        subscribers: BTreeSet::new(),
+                        result: None,
+                    },
+                );
                 id
             }
         };
@@ -104,7 +119,9 @@ impl Subscriptions {
 
     /// Removes a subscriber, dropping the entry when it was the last.
     pub fn unsubscribe(&mut self, id: KeyId, who: (ConnId, QueryId)) {
-        let Some(entry) = self.entries.get_mut(&id) else { return };
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
         entry.subscribers.remove(&who);
         if entry.subscribers.is_empty() {
             self.unindex(id);
@@ -126,7 +143,10 @@ impl Subscriptions {
         for range in evaluated.reads.ranges() {
             match range.prefix.first() {
                 Some(first) => {
-                    self.by_first.entry((range.index, first.clone())).or_default().insert(id);
+                    self.by_first
+                        .entry((range.index, first.clone()))
+                        .or_default()
+                        .insert(id);
                 }
                 None => {
                     self.by_index.entry(range.index).or_default().insert(id);
@@ -151,9 +171,16 @@ impl Subscriptions {
                 .chain(self.by_index.get(index))
                 .flatten();
             for &id in candidates {
-                let overlaps = self.entries.get(&id).and_then(|e| e.result.as_ref()).is_some_and(|r| {
-                    r.reads.ranges().iter().any(|range| range.covers(*index, key))
-                });
+                let overlaps = self
+                    .entries
+                    .get(&id)
+                    .and_then(|e| e.result.as_ref())
+                    .is_some_and(|r| {
+                        r.reads
+                            .ranges()
+                            .iter()
+                            .any(|range| range.covers(*index, key))
+                    });
                 if overlaps {
                     hit.insert(id);
                 }
@@ -172,7 +199,9 @@ impl Subscriptions {
 
     /// Removes a result's read set from the index and forgets the result.
     fn unindex(&mut self, id: KeyId) {
-        let Some(result) = self.entries.get_mut(&id).and_then(|e| e.result.take()) else { return };
+        let Some(result) = self.entries.get_mut(&id).and_then(|e| e.result.take()) else {
+            return;
+        };
         for range in result.reads.ranges() {
             match range.prefix.first() {
                 Some(first) => {

@@ -40,8 +40,15 @@ pub struct ReadSet {
 
 impl ReadSet {
     fn record(&mut self, index: IndexId, prefix: &[Value]) {
-        if !self.ranges.iter().any(|r| r.index == index && prefix.starts_with(&r.prefix)) {
-            self.ranges.push(ReadRange { index, prefix: prefix.to_vec() });
+        if !self
+            .ranges
+            .iter()
+            .any(|r| r.index == index && prefix.starts_with(&r.prefix))
+        {
+            self.ranges.push(ReadRange {
+                index,
+                prefix: prefix.to_vec(),
+            });
         }
     }
 
@@ -52,7 +59,9 @@ impl ReadSet {
 
     /// Whether any of `touched` falls inside a range of this set.
     pub fn overlaps(&self, touched: &[TouchedKey]) -> bool {
-        touched.iter().any(|(index, key)| self.ranges.iter().any(|r| r.covers(*index, key)))
+        touched
+            .iter()
+            .any(|(index, key)| self.ranges.iter().any(|r| r.covers(*index, key)))
     }
 }
 
@@ -81,7 +90,9 @@ impl View {
 
     /// `_creationTime` in float milliseconds (0 for an uncommitted insert).
     pub fn creation_time(&self) -> Value {
-        self.stored.as_ref().map_or(Value::Float64(0.0), |d| d.creation_time())
+        self.stored
+            .as_ref()
+            .map_or(Value::Float64(0.0), |d| d.creation_time())
     }
 
     /// The commit ts of the last write, in float milliseconds.
@@ -111,7 +122,12 @@ pub struct Txn<'s> {
 impl<'s> Txn<'s> {
     /// Starts a transaction at `snapshot`, inserting with ids from `first_id`.
     pub fn new(snapshot: &'s Snapshot, first_id: u64) -> Txn<'s> {
-        Txn { snapshot, reads: ReadSet::default(), writes: WriteSet::new(), next_id: first_id }
+        Txn {
+            snapshot,
+            reads: ReadSet::default(),
+            writes: WriteSet::new(),
+            next_id: first_id,
+        }
     }
 
     /// The snapshot this transaction reads.
@@ -121,7 +137,8 @@ impl<'s> Txn<'s> {
 
     /// Reads one document by id.
     pub fn get(&mut self, id: DocId) -> Option<View> {
-        self.reads.record(IndexId::ById, &[Value::Int64(id.0 as i64)]);
+        self.reads
+            .record(IndexId::ById, &[Value::Int64(id.0 as i64)]);
         self.view(id)
     }
 
@@ -129,10 +146,21 @@ impl<'s> Txn<'s> {
         let stored = self.snapshot.get(id).cloned();
         match self.writes.get(&id) {
             Some(Write { fields: None, .. }) => None,
-            Some(Write { table, fields: Some(fields) }) => {
-                Some(View { id, table: *table, stored, fields: fields.clone() })
-            }
-            None => stored.map(|d| View { id, table: d.table, fields: d.fields.clone(), stored: Some(d) }),
+            Some(Write {
+                table,
+                fields: Some(fields),
+            }) => Some(View {
+                id,
+                table: *table,
+                stored,
+                fields: fields.clone(),
+            }),
+            None => stored.map(|d| View {
+                id,
+                table: d.table,
+                fields: d.fields.clone(),
+                stored: Some(d),
+            }),
         }
     }
 
@@ -143,7 +171,12 @@ impl<'s> Txn<'s> {
             .snapshot
             .scan(index, prefix)
             .filter(|d| !self.writes.contains_key(&d.id))
-            .map(|d| View { id: d.id, table: d.table, fields: d.fields.clone(), stored: Some(d.clone()) })
+            .map(|d| View {
+                id: d.id,
+                table: d.table,
+                fields: d.fields.clone(),
+                stored: Some(d.clone()),
+            })
             .collect();
         if self.writes.is_empty() {
             return found;
@@ -151,7 +184,9 @@ impl<'s> Txn<'s> {
         // Add this transaction's own writes that now fall in the range, then
         // restore key order (an uncommitted insert sorts as if committed last).
         for (&id, write) in &self.writes {
-            let Some(fields) = &write.fields else { continue };
+            let Some(fields) = &write.fields else {
+                continue;
+            };
             if !write.table.indexes().contains(&index) && index != IndexId::ById {
                 continue;
             }
@@ -164,7 +199,12 @@ impl<'s> Txn<'s> {
                 fields: fields.clone(),
             };
             if index.key(&data).starts_with(prefix) {
-                found.push(View { id, table: write.table, stored, fields: fields.clone() });
+                found.push(View {
+                    id,
+                    table: write.table,
+                    stored,
+                    fields: fields.clone(),
+                });
             }
         }
         let key_of = |v: &View| {
@@ -186,20 +226,38 @@ impl<'s> Txn<'s> {
         check_size(&fields)?;
         let id = DocId(self.next_id);
         self.next_id += 1;
-        self.writes.insert(id, Write { table, fields: Some(fields) });
+        self.writes.insert(
+            id,
+            Write {
+                table,
+                fields: Some(fields),
+            },
+        );
         Ok(id)
     }
 
     /// Replaces a document's fields.
     pub fn replace(&mut self, id: DocId, table: Table, fields: Object) -> Result<(), TooLarge> {
         check_size(&fields)?;
-        self.writes.insert(id, Write { table, fields: Some(fields) });
+        self.writes.insert(
+            id,
+            Write {
+                table,
+                fields: Some(fields),
+            },
+        );
         Ok(())
     }
 
     /// Deletes a document.
     pub fn delete(&mut self, id: DocId, table: Table) {
-        self.writes.insert(id, Write { table, fields: None });
+        self.writes.insert(
+            id,
+            Write {
+                table,
+                fields: None,
+            },
+        );
     }
 
     /// Ends the transaction, returning what it read and what it wrote.
