@@ -160,11 +160,13 @@ impl Function {
     /// Looks a function up by its path, canonicalised as the clients do
     /// (`mod` means `mod:default`, a `.js` suffix on the module is dropped).
     pub fn from_path(path: &str) -> Option<Function> {
-        let canonical = canonicalize(path);
-        Function::ALL
-            .iter()
-            .copied()
-            .find(|f| f.path() == canonical)
+        let (module, function) = path.split_once(':').unwrap_or((path, "default"));
+        let module = module.strip_suffix(".js").unwrap_or(module);
+        Function::ALL.iter().copied().find(|f| {
+            f.path()
+                .split_once(':')
+                .is_some_and(|(m, n)| m == module && n == function)
+        })
     }
 
     /// Checks an argument object against the function's validator.
@@ -216,11 +218,6 @@ impl Function {
     }
 }
 
-fn canonicalize(path: &str) -> String {
-    let (module, function) = path.split_once(':').unwrap_or((path, "default"));
-    let module = module.strip_suffix(".js").unwrap_or(module);
-    format!("{module}:{function}")
-}
 
 /// An argument object that fails the function's validator.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

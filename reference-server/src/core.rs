@@ -884,7 +884,7 @@ impl Core {
         self.start_next_mutation(conn, out);
     }
 
-    /// Sends a `MutationResponse`; a success also needs a covering transition.
+    /// Sends a `MutationResponse`; a success also needs a transition after it.
     fn respond(
         &mut self,
         conn: ConnId,
@@ -892,13 +892,13 @@ impl Core {
         outcome: Result<(Value, Ts), Failure>,
         out: &mut Vec<Output>,
     ) {
-        let Some(session) = self.sessions.get_mut(&conn) else {
+        if !self.sessions.contains_key(&conn) {
             return;
-        };
-        let covered = match &outcome {
-            Ok((_, ts)) => *ts <= session.last_sent.ts,
-            Err(_) => true,
-        };
+        }
+        // Clients resolve a successful mutation on the first transition that
+        // arrives after its response and reaches its ts, so one always follows,
+        // even for a replayed mutation whose ts an earlier transition passed.
+        let needs_transition = outcome.is_ok();
         self.emit(
             conn,
             Frame::MutationResponse {
@@ -907,7 +907,7 @@ impl Core {
             },
             out,
         );
-        if !covered {
+        if needs_transition {
             if let Some(session) = self.sessions.get_mut(&conn) {
                 session.pending = true;
             }

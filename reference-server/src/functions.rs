@@ -126,7 +126,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                     "the stream is finished",
                 ));
             }
-            let mut fields = doc.fields.clone();
+            let mut fields = Object::clone(&doc.fields);
             let body = format!(
                 "{}{}",
                 doc.get("body").as_str().unwrap_or(""),
@@ -138,7 +138,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
         }
         Function::MessagesFinishStream => {
             let doc = get_message(txn, a.str("id"))?;
-            let mut fields = doc.fields.clone();
+            let mut fields = Object::clone(&doc.fields);
             fields.insert("streaming".to_owned(), Value::Boolean(false));
             txn.replace(doc.id, Table::Messages, fields)?;
             Ok(Value::Null)
@@ -275,7 +275,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 Value::Float64(v) => Value::Float64(v + 1.0),
                 _ => Value::Float64(1.0),
             };
-            let mut fields = doc.fields.clone();
+            let mut fields = Object::clone(&doc.fields);
             fields.insert("content".to_owned(), a.val("content"));
             fields.insert("version".to_owned(), next.clone());
             txn.replace(doc.id, Table::Documents, fields)?;
@@ -310,7 +310,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 &[a.val("user"), Value::Boolean(false)],
             );
             for row in &unread {
-                let mut fields = row.fields.clone();
+                let mut fields = Object::clone(&row.fields);
                 fields.insert("read".to_owned(), Value::Boolean(true));
                 txn.replace(row.id, Table::Notifications, fields)?;
             }
@@ -396,10 +396,10 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 ));
             }
             if from.id != to.id {
-                let mut from_fields = from.fields.clone();
+                let mut from_fields = Object::clone(&from.fields);
                 from_fields.insert("balance".to_owned(), Value::Int64(from_balance - amount));
                 txn.replace(from.id, Table::Accounts, from_fields)?;
-                let mut to_fields = to.fields.clone();
+                let mut to_fields = Object::clone(&to.fields);
                 let to_balance = int(to.get("balance")).saturating_add(amount);
                 to_fields.insert("balance".to_owned(), Value::Int64(to_balance));
                 txn.replace(to.id, Table::Accounts, to_fields)?;

@@ -148,8 +148,8 @@ pub struct DocData {
     pub created: Ts,
     /// The commit ts that last wrote it.
     pub updated: Ts,
-    /// The user fields.
-    pub fields: Object,
+    /// The user fields, shared with every snapshot and reader that holds them.
+    pub fields: Arc<Object>,
 }
 
 impl DocData {
@@ -172,16 +172,15 @@ pub type Doc = Arc<DocData>;
 /// prefix can bound a range from above.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
-    parts: Vec<Value>,
+    /// Shared, because persistent-map nodes copy their keys on every write
+    /// to a path a snapshot still holds.
+    parts: Arc<[Value]>,
     upper: bool,
 }
 
 impl Key {
-    fn exact(parts: Vec<Value>) -> Key {
-        Key {
-            parts,
-            upper: false,
-        }
+    fn exact(parts: &[Value]) -> Key {
+        Key { parts: parts.into(), upper: false }
     }
 }
 
@@ -193,7 +192,7 @@ impl PartialOrd for Key {
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        for (a, b) in self.parts.iter().zip(&other.parts) {
+        for (a, b) in self.parts.iter().zip(other.parts.iter()) {
             match a.cmp(b) {
                 Ordering::Equal => {}
                 unequal => return unequal,
@@ -233,15 +232,9 @@ impl Snapshot {
         index: IndexId,
         prefix: &[Value],
     ) -> impl DoubleEndedIterator<Item = &'a Doc> + 'a {
-        let lo: Entry = (index, Key::exact(prefix.to_vec()), DocId(0));
-        let hi: Entry = (
-            index,
-            Key {
-                parts: prefix.to_vec(),
-                upper: true,
-            },
-            DocId(0),
-        );
+        let parts: Arc<[Value]> = prefix.into();
+        let lo: Entry = (index, Key { parts: parts.clone(), upper: false }, DocId(0));
+        let hi: Entry = (index, Key { parts, upper: true }, DocId(0));
         self.index
             .range(lo..hi)
             .filter_map(move |(_, _, id)| self.docs.get(id))
@@ -264,7 +257,7 @@ pub struct Write {
     /// The table of the document.
     pub table: Table,
     /// The new user fields; `None` deletes.
-    pub fields: Option<Object>,
+    pub fields: Option<Arc<Object>>,
 }
 
 /// An index key a commit changed (an old key removed or a new one added).
@@ -311,7 +304,7 @@ impl Store {
             if let Some(old) = &old {
                 for &index in std::iter::once(&IndexId::ById).chain(old.table.indexes()) {
                     let key = index.key(old);
-                    head.index.remove(&(index, Key::exact(key.clone()), id));
+                    head.index.remove(&(index, Key::exact(&key), id));
                     touched.push((index, key));
                 }
             }
@@ -329,7 +322,7 @@ impl Store {
                     });
                     for &index in std::iter::once(&IndexId::ById).chain(doc.table.indexes()) {
                         let key = index.key(&doc);
-                        head.index.insert((index, Key::exact(key.clone()), id));
+                        head.index.insert((index, Key::exact(&key), id));
                         touched.push((index, key));
                     }
                     head.docs.insert(id, doc);
@@ -348,10 +341,10 @@ mod tests {
     fn counter(name: &str, value: i64) -> Write {
         Write {
             table: Table::Counters,
-            fields: Some(Object::from([
+            fields: Some(Arc::new(Object::from([
                 ("name".to_owned(), Value::from(name)),
                 ("value".to_owned(), Value::Int64(value)),
-            ])),
+            ]))),
         }
     }
 

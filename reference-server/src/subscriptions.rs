@@ -84,7 +84,7 @@ pub struct Subscriptions {
     entries: BTreeMap<KeyId, Entry>,
     next_id: KeyId,
     /// Valid results indexed by the first component of each read prefix.
-    by_first: BTreeMap<(IndexId, Value), BTreeSet<KeyId>>,
+    by_first: BTreeMap<IndexId, BTreeMap<Value, BTreeSet<KeyId>>>,
     /// Valid results that read a whole index (an empty prefix).
     by_index: BTreeMap<IndexId, BTreeSet<KeyId>>,
     /// Evaluations run, for benchmarks and tests.
@@ -144,7 +144,9 @@ impl Subscriptions {
             match range.prefix.first() {
                 Some(first) => {
                     self.by_first
-                        .entry((range.index, first.clone()))
+                        .entry(range.index)
+                        .or_default()
+                        .entry(first.clone())
                         .or_default()
                         .insert(id);
                 }
@@ -166,7 +168,7 @@ impl Subscriptions {
         for (index, key) in touched {
             let candidates = key
                 .first()
-                .and_then(|first| self.by_first.get(&(*index, first.clone())))
+                .and_then(|first| self.by_first.get(index)?.get(first))
                 .into_iter()
                 .chain(self.by_index.get(index))
                 .flatten();
@@ -205,11 +207,12 @@ impl Subscriptions {
         for range in result.reads.ranges() {
             match range.prefix.first() {
                 Some(first) => {
-                    let slot = (range.index, first.clone());
-                    if let Some(set) = self.by_first.get_mut(&slot) {
-                        set.remove(&id);
-                        if set.is_empty() {
-                            self.by_first.remove(&slot);
+                    if let Some(by_value) = self.by_first.get_mut(&range.index) {
+                        if let Some(set) = by_value.get_mut(first) {
+                            set.remove(&id);
+                            if set.is_empty() {
+                                by_value.remove(first);
+                            }
                         }
                     }
                 }

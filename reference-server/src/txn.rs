@@ -78,7 +78,7 @@ pub struct View {
     /// The stored version, if it has one (its times); `None` for a new insert.
     pub stored: Option<Doc>,
     /// The fields as this transaction sees them.
-    pub fields: Object,
+    pub fields: Arc<Object>,
 }
 
 impl View {
@@ -230,7 +230,7 @@ impl<'s> Txn<'s> {
             id,
             Write {
                 table,
-                fields: Some(fields),
+                fields: Some(Arc::new(fields)),
             },
         );
         Ok(id)
@@ -243,7 +243,7 @@ impl<'s> Txn<'s> {
             id,
             Write {
                 table,
-                fields: Some(fields),
+                fields: Some(Arc::new(fields)),
             },
         );
         Ok(())

@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
-import { startServer, openClient, watch, withTimeout, uniq, fmt, frames, fn } from "./lib/harness.mjs";
+import { startServer, openClient, watch, withTimeout, uniq, fmt, frames, traceTail, fn } from "./lib/harness.mjs";
 
 const STEP_MS = 10_000;
 // The client backs off about 0.5-1.5 s before reconnecting after an abrupt drop.
@@ -58,7 +58,7 @@ async function dropAndReplay(t, hook) {
     client.mutation(fn.countersIncrement, { name }),
     RECOVERY_MS,
     `counters:increment across a ${hook} drop`,
-    () => `client logs: ${client.logs.slice(-10).join(" | ")}`,
+    () => `last frames of the client:\n${traceTail(client, 14)}`,
   );
   assert.equal(value, 1n, `counters:increment resolved with ${fmt(value)} after ${hook}`);
   // Read-your-writes still holds after the replay.
@@ -102,6 +102,7 @@ test("DropConnections: subscriptions resume after the drop and see later writes"
     writer.mutation(fn.messagesSend, { channel, author: "w", body: "after drop" }),
     RECOVERY_MS,
     "messages:send after DropConnections",
+    () => `last frames of the writer:\n${traceTail(writer, 14)}`,
   );
   await sub.waitFor((v) => v.some((m) => m._id === id), {
     timeoutMs: RECOVERY_MS,

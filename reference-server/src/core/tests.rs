@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use convex_sync_types::{ClientMessage, SessionId as WireSessionId};
 use proptest::prelude::*;
 use syncspec_protocol::json;
-use syncspec_protocol::value::Value;
+use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::{self, Modification, Ts, Version};
 
 use super::*;
@@ -953,7 +953,7 @@ fn check_serializable(config: Config, ops: &[(u64, Op)], schedule: &[usize]) -> 
         let head = core.head();
         head.scan(IndexId::CountersByName, &[])
             .chain(head.scan(IndexId::AccountsByBank, &[]))
-            .map(|doc| Value::Object(doc.fields.clone()))
+            .map(|doc| Value::Object(Object::clone(&doc.fields)))
             .collect()
     };
     if state(&d.core) != state(&s.core) {

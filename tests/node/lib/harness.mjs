@@ -321,6 +321,21 @@ export function openClient(t, server) {
   return client;
 }
 
+/** The client's last `n` frames, one per line, for failure messages. */
+export function traceTail(client, n = 12) {
+  return client.trace
+    .slice(-n)
+    .map((f) => {
+      const body = f.msg
+        ? JSON.stringify(f.msg)
+        : f.dir === "open"
+          ? f.url
+          : `code ${f.code}${f.reason ? ` reason ${JSON.stringify(f.reason)}` : ""}`;
+      return `  socket ${f.socket} ${f.dir}: ${body.length > 400 ? `${body.slice(0, 400)}...` : body}`;
+    })
+    .join("\n");
+}
+
 /** The frames a client sent (`dir` "out") or got ("in") of one message type. */
 export function frames(client, dir, type) {
   return client.trace.filter((f) => f.dir === dir && f.msg && f.msg.type === type);
@@ -386,7 +401,7 @@ export function watch(client, ref, args) {
       return withTimeout(p, timeoutMs, label, () =>
         [
           `pushes so far: ${values.length}, latest: ${fmt(values[values.length - 1])}`,
-          `client logs: ${client.logs.slice(-10).join(" | ")}`,
+          `last frames:\n${traceTail(client)}`,
         ].join("\n"),
       ).finally(() => waiters.delete(waiter));
     },
