@@ -47,7 +47,7 @@ pub fn encode_into(value: &Value, out: &mut String) {
             if is_plain_float(*f) {
                 if f.fract() == 0.0 && f.abs() < 9.0e15 {
                     // Whole numbers print as JavaScript prints them: `3`, not `3.0`.
-                    let _ = write!(out, "{}", *f as i64);
+                    out.push_str(itoa::Buffer::new().format(*f as i64));
                 } else {
                     // The shortest text that round-trips.
                     out.push_str(ryu::Buffer::new().format_finite(*f));
@@ -111,12 +111,100 @@ pub fn decode(json: &Json) -> Result<Value, DecodeError> {
 }
 
 /// Decodes Convex JSON text into a value.
+///
+/// The text is read straight into a `Value`, with no intermediate JSON tree;
+/// only when that fails is it read again the slow way, for an error message
+/// that names the path to the bad part.
 pub fn decode_str(text: &str) -> Result<Value, DecodeError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fast = serde::de::Deserializer::deserialize_any(&mut de, ValueVisitor).and_then(|v| de.end().map(|()| v));
+    if let Ok(value) = fast {
+        return Ok(value);
+    }
     let json: Json = serde_json::from_str(text).map_err(|e| DecodeError {
-        path: String::new(),
+        path: "/".to_owned(),
         message: format!("expected JSON, got a parse error: {e}"),
     })?;
     decode(&json)
+}
+
+/// Builds a `Value` while parsing; errors carry no path (see `decode_str`).
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Convex JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Float64(i as f64))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(Value::Float64(u as f64))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float64(f))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(Seed)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde::de::Error as _;
+        let mut fields = BTreeMap::new();
+        let mut special = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key.len() > MAX_FIELD_NAME_LEN {
+                return Err(A::Error::custom("field name too long"));
+            }
+            special |= key.starts_with('$');
+            let value = map.next_value_seed(Seed)?;
+            fields.insert(key, value);
+        }
+        if !special {
+            return Ok(Value::Object(fields));
+        }
+        // Rebuild the JSON of the special object and let the checked path judge it.
+        let Some((key, Value::String(text))) = fields.iter().next().filter(|_| fields.len() == 1) else {
+            return Err(A::Error::custom("invalid special object"));
+        };
+        decode_special(key, &Json::String(text.clone()), "").map_err(A::Error::custom)
+    }
+}
+
+struct Seed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
 }
 
 /// A finite float other than -0 travels as a plain JSON number.
@@ -346,10 +434,18 @@ mod tests {
         }
 
         #[test]
+        fn fast_and_checked_decoders_agree(v in arb_value()) {
+            let text = encode(&v);
+            let tree: Json = serde_json::from_str(&text).unwrap();
+            prop_assert!(same(&decode_str(&text).unwrap(), &decode(&tree).unwrap()));
+        }
+
+        #[test]
         fn integers_of_wrong_length_are_rejected(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
             prop_assume!(bytes.len() != 8);
             let json = serde_json::json!({"$integer": BASE64.encode(&bytes)});
             prop_assert!(decode(&json).is_err());
+            prop_assert!(decode_str(&json.to_string()).is_err());
         }
 
         #[test]
@@ -358,6 +454,8 @@ mod tests {
             let json = serde_json::json!({"$float": BASE64.encode(f.to_le_bytes())});
             let err = decode(&json).unwrap_err();
             prop_assert!(err.message.contains("plain number"));
+            let err = decode_str(&json.to_string()).unwrap_err();
+            prop_assert!(err.message.contains("plain number"));
         }
 
         #[test]
@@ -365,6 +463,7 @@ mod tests {
             prop_assume!(!["$integer", "$float", "$bytes"].contains(&name.as_str()));
             let json = serde_json::json!({ name: 1 });
             prop_assert!(decode(&json).is_err());
+            prop_assert!(decode_str(&json.to_string()).is_err());
         }
     }
 

@@ -74,30 +74,16 @@ pub fn decode_args(raw: &str) -> Result<Value, ArgsError> {
     if raw.len() > MAX_ARGS_BYTES {
         return Err(ArgsError::TooLarge(raw.len()));
     }
-    let json: Json =
-        serde_json::from_str(raw).map_err(|e| ArgsError::BadEnvelope(e.to_string()))?;
-    match json {
-        Json::Array(mut items) if items.len() == 1 && items[0].is_object() => {
-            Ok(json::decode(&items.remove(0))?)
+    match json::decode_str(raw)? {
+        Value::Array(mut items) if items.len() == 1 && matches!(items[0], Value::Object(_)) => Ok(items.remove(0)),
+        Value::Array(items) if items.len() == 1 => {
+            Err(ArgsError::BadEnvelope(format!("an array holding {}", items[0].type_name())))
         }
-        Json::Array(items) => Err(ArgsError::BadEnvelope(format!(
-            "an array of {} elements",
-            items.len()
-        ))),
-        other => Err(ArgsError::BadEnvelope(kind_of(&other).to_owned())),
+        Value::Array(items) => Err(ArgsError::BadEnvelope(format!("an array of {} elements", items.len()))),
+        other => Err(ArgsError::BadEnvelope(other.type_name().to_owned())),
     }
 }
 
-fn kind_of(json: &Json) -> &'static str {
-    match json {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
 
 /// A server-message value left as JSON: `convex_sync_types` needs a value type
 /// whose conversion error is `anyhow::Error`, which plain `serde_json::Value`

@@ -36,26 +36,24 @@ fn connect(core: &mut Core, conn: u64, now: u64) {
 fn step(core: &mut Core, now: u64, input: Input, out: &mut Vec<Output>) -> usize {
     out.clear();
     core.handle(now, input, out);
-    let mut i = 0;
     let mut sent = 0;
-    while i < out.len() {
-        match &out[i] {
+    let mut queue: std::collections::VecDeque<Output> = out.drain(..).collect();
+    while let Some(output) = queue.pop_front() {
+        match output {
             Output::Execute(job) => {
-                let executed = execute(job);
-                let mut more = Vec::new();
-                core.handle(now, Input::Executed(executed), &mut more);
-                out.extend(more);
+                let executed = execute(&job);
+                // As the server does: release the snapshot before committing.
+                drop(job);
+                core.handle(now, Input::Executed(executed), out);
+                queue.extend(out.drain(..));
             }
             Output::Send { conn, frame: syncspec_server::core::Frame::Transition(..) } => {
-                let conn = *conn;
-                let mut more = Vec::new();
-                core.handle(now, Input::Delivered { conn }, &mut more);
-                out.extend(more);
+                core.handle(now, Input::Delivered { conn }, out);
+                queue.extend(out.drain(..));
                 sent += 1;
             }
             _ => sent += 1,
         }
-        i += 1;
     }
     sent
 }
@@ -121,6 +119,7 @@ fn hot_counter(c: &mut Criterion) {
                 // the conflicting ones come back as new jobs until all commit.
                 while !jobs.is_empty() {
                     let executed: Vec<_> = jobs.iter().map(execute).collect();
+                    // Release the snapshots before committing, as the server does.
                     jobs.clear();
                     for e in executed {
                         now += 1_000;

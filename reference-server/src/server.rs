@@ -134,6 +134,9 @@ impl Shared {
                         }
                         None => {
                             let executed = core::execute(&job);
+                            // Release the snapshot before the commit, so the
+                            // store need not copy the paths it writes.
+                            drop(job);
                             let mut more = Vec::new();
                             inner
                                 .core
@@ -217,7 +220,10 @@ pub async fn run(
                         Ok(job) => job,
                         Err(_) => return,
                     };
-                    shared.step(Input::Executed(core::execute(&job)));
+                    let executed = core::execute(&job);
+                    // Release the snapshot before the commit (see above).
+                    drop(job);
+                    shared.step(Input::Executed(executed));
                 });
             match thread {
                 Ok(handle) => threads.push(handle),

@@ -301,31 +301,41 @@ impl Store {
         let head = &mut self.head;
         for (&id, write) in writes {
             let old = head.docs.get(&id).cloned();
-            if let Some(old) = &old {
-                for &index in std::iter::once(&IndexId::ById).chain(old.table.indexes()) {
-                    let key = index.key(old);
+            let new = write.fields.as_ref().map(|fields| {
+                Arc::new(DocData {
+                    id,
+                    table: write.table,
+                    created: old.as_ref().map_or(ts, |o| o.created),
+                    updated: ts,
+                    fields: fields.clone(),
+                })
+            });
+            let table = old.as_ref().map_or(write.table, |o| o.table);
+            for &index in std::iter::once(&IndexId::ById).chain(table.indexes()) {
+                let old_key = old.as_ref().map(|d| index.key(d));
+                let new_key = new.as_ref().map(|d| index.key(d));
+                if old_key == new_key {
+                    // Same entry before and after; only the document changed.
+                    if let Some(key) = new_key {
+                        touched.push((index, key));
+                    }
+                    continue;
+                }
+                if let Some(key) = old_key {
                     head.index.remove(&(index, Key::exact(&key), id));
                     touched.push((index, key));
                 }
+                if let Some(key) = new_key {
+                    head.index.insert((index, Key::exact(&key), id));
+                    touched.push((index, key));
+                }
             }
-            match &write.fields {
+            match new {
+                Some(doc) => {
+                    head.docs.insert(id, doc);
+                }
                 None => {
                     head.docs.remove(&id);
-                }
-                Some(fields) => {
-                    let doc = Arc::new(DocData {
-                        id,
-                        table: write.table,
-                        created: old.as_ref().map_or(ts, |o| o.created),
-                        updated: ts,
-                        fields: fields.clone(),
-                    });
-                    for &index in std::iter::once(&IndexId::ById).chain(doc.table.indexes()) {
-                        let key = index.key(&doc);
-                        head.index.insert((index, Key::exact(&key), id));
-                        touched.push((index, key));
-                    }
-                    head.docs.insert(id, doc);
                 }
             }
         }
