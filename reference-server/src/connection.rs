@@ -75,27 +75,33 @@ where
         }
     };
     let writer = async {
-        while let Some(outbound) = rx.recv().await {
-            match outbound {
-                Outbound::Frame(frame) => {
-                    let is_transition = matches!(frame, Frame::Transition(..));
-                    let text = frame.encode(wall_now());
-                    if sink.send(Message::text(text)).await.is_err() {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 64).await > 0 {
+            // Everything the core produced in one step (a response and the
+            // transition after it, say) goes out in one write.
+            let mut transitions = 0;
+            for outbound in batch.drain(..) {
+                match outbound {
+                    Outbound::Frame(frame) => {
+                        transitions += usize::from(matches!(frame, Frame::Transition(..)));
+                        let text = frame.encode(wall_now());
+                        if sink.feed(Message::text(text)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Outbound::Close(code, reason) => {
+                        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
                         return;
                     }
-                    if is_transition {
-                        shared.step(Input::Delivered { conn });
-                    }
+                    Outbound::Drop => return,
                 }
-                Outbound::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    return;
-                }
-                Outbound::Drop => return,
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+            for _ in 0..transitions {
+                shared.step(Input::Delivered { conn });
             }
         }
     };

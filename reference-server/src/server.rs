@@ -32,6 +32,10 @@ pub const MAX_FRAME_BYTES: usize = 24 * 1024 * 1024;
 /// Per-connection read buffer (tungstenite's default is 128 KiB, allocated
 /// eagerly, which costs over a GiB at ten thousand connections).
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames queue in the write buffer up to this size before a write; the
+/// writer flushes after each batch, so this only lets a batch go out in one
+/// write. The buffer grows on demand rather than being allocated up front.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -301,7 +305,7 @@ fn route(path: &str, test_hooks: bool) -> Option<Route> {
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES))
 }
