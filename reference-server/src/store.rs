@@ -420,4 +420,62 @@ mod tests {
         assert_eq!(DocId::parse("d"), None);
         assert_eq!(DocId::parse("dzz"), None);
     }
+
+    proptest::proptest! {
+        /// The store against a naive model: after any sequence of commits,
+        /// every snapshot taken along the way still scans exactly as the
+        /// model did at that point, for every prefix.
+        #[test]
+        fn snapshots_scan_like_a_naive_model(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0u64..12, proptest::option::of(0u8..4)), 1..5),
+                1..12,
+            ),
+        ) {
+            let names = ["a", "ab", "b", "c"];
+            let mut store = Store::default();
+            let mut model: std::collections::BTreeMap<u64, (&str, i64)> = Default::default();
+            let mut history = Vec::new();
+            for (n, batch) in batches.iter().enumerate() {
+                let writes: std::collections::BTreeMap<DocId, Write> = batch
+                    .iter()
+                    .map(|&(id, name)| {
+                        let write = match name {
+                            Some(k) => counter(names[k as usize], n as i64),
+                            None => Write { table: Table::Counters, fields: None },
+                        };
+                        (DocId(id), write)
+                    })
+                    .collect();
+                for (id, w) in &writes {
+                    match &w.fields {
+                        Some(f) => {
+                            let name = names.iter().find(|n| f.get("name") == Some(&Value::from(**n))).unwrap();
+                            model.insert(id.0, (name, n as i64));
+                        }
+                        None => {
+                            model.remove(&id.0);
+                        }
+                    }
+                }
+                store.apply(n as u64 + 1, &writes);
+                history.push((store.head().clone(), model.clone()));
+            }
+            for (snapshot, model) in &history {
+                for prefix in [None, Some("a"), Some("ab"), Some("b"), Some("c"), Some("d")] {
+                    let key: Vec<Value> = prefix.map(Value::from).into_iter().collect();
+                    let got: Vec<u64> = snapshot.scan(IndexId::CountersByName, &key).map(|d| d.id.0).collect();
+                    let mut want: Vec<(&str, u64)> = model
+                        .iter()
+                        .filter(|(_, (name, _))| prefix.is_none_or(|p| *name == p))
+                        .map(|(id, (name, _))| (*name, *id))
+                        .collect();
+                    want.sort();
+                    let want: Vec<u64> = want.into_iter().map(|(_, id)| id).collect();
+                    proptest::prop_assert_eq!(&got, &want, "prefix {:?}", prefix);
+                }
+                proptest::prop_assert_eq!(snapshot.len(), model.len());
+            }
+        }
+    }
 }
