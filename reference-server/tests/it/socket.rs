@@ -1,0 +1,181 @@
+//! The server at the socket level, with a raw WebSocket client: routing,
+//! keepalive, bad frames, oversize input, and a client that stops reading.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use syncspec_server::core::Config;
+use syncspec_server::server::{self, ServerConfig};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Starts a server on a free port; it stops when the returned sender drops.
+async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig { core: Config::standard(), workers: 2, test_hooks: false };
+    tokio::spawn(server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    (addr.to_string(), stop)
+}
+
+async fn open(addr: &str, path: &str, session: u32) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.unwrap();
+    let connect = format!(
+        r#"{{"type":"Connect","sessionId":"00000000-0000-4000-8000-{session:012}","connectionCount":0,"lastCloseReason":"InitialConnect"}}"#
+    );
+    ws.send(Message::text(connect)).await.unwrap();
+    ws
+}
+
+/// Reads text frames until one contains `needle`, within the deadline.
+async fn until(ws: &mut Ws, needle: &str) -> String {
+    let wait = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains(needle) => return t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("expected a frame containing {needle}, got {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait).await.unwrap_or_else(|_| panic!("no frame containing {needle} in time"))
+}
+
+/// Reads until the server closes, returning the close code.
+async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    let wait = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait).await.expect("the server should close the socket")
+}
+
+async fn increment(ws: &mut Ws, request_id: u32, name: &str) -> String {
+    let m = format!(r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"counters:increment","args":[{{"name":"{name}"}}]}}"#);
+    ws.send(Message::text(m)).await.unwrap();
+    until(ws, &format!(r#""requestId":{request_id}"#)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sync_routes_serve_and_others_are_refused() {
+    let (addr, _stop) = start().await;
+    for path in ["/api/sync", "/api/1.48.0/sync"] {
+        let mut ws = open(&addr, path, 1).await;
+        assert!(increment(&mut ws, 0, "routes").await.contains(r#""success":true"#), "{path}");
+    }
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/nope")).await;
+    assert!(refused.is_err(), "a WebSocket at /nope should be refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_pings_are_answered() {
+    let (addr, _stop) = start().await;
+    let mut ws = open(&addr, "/api/sync", 1).await;
+    ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+    let pong = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Pong(payload))) => return payload,
+                Some(Ok(_)) => {}
+                other => panic!("expected a pong, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong in time");
+    assert_eq!(&pong[..], b"are you there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_a_fatal_error_and_a_close_and_harm_no_one_else() {
+    let (addr, _stop) = start().await;
+    let mut bystander = open(&addr, "/api/sync", 100).await;
+    let cases: [(Message, &str); 3] = [
+        (Message::text("{not json"), "WSMessageInvalidJson"),
+        (Message::Binary(vec![1, 2, 3].into()), "WSMessageInvalid"),
+        (Message::text(r#"{"type":"ModifyQuerySet","baseVersion":5,"newVersion":6,"modifications":[]}"#), "BaseVersionMismatch"),
+    ];
+    for (i, (frame, code)) in cases.into_iter().enumerate() {
+        let mut ws = open(&addr, "/api/sync", i as u32 + 1).await;
+        ws.send(frame).await.unwrap();
+        let fatal = until(&mut ws, "FatalError").await;
+        assert!(fatal.contains(code), "expected {code} in {fatal}");
+        assert_eq!(close_code(&mut ws).await, Some(CloseCode::Protocol));
+        assert!(increment(&mut bystander, i as u32, "bystander").await.contains(r#""success":true"#));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_arguments_fail_the_call_and_oversize_frames_close() {
+    let (addr, _stop) = start().await;
+    let mut ws = open(&addr, "/api/sync", 1).await;
+    let big = "x".repeat(16 * 1024 * 1024 + 1);
+    let m = format!(r#"{{"type":"Mutation","requestId":0,"udfPath":"messages:send","args":[{{"channel":"c","author":"a","body":"{big}"}}]}}"#);
+    ws.send(Message::text(m)).await.unwrap();
+    let response = until(&mut ws, r#""requestId":0"#).await;
+    assert!(response.contains(r#""success":false"#) && response.contains("TooLarge"), "{}", &response[..200.min(response.len())]);
+    assert!(increment(&mut ws, 1, "after-big").await.contains(r#""success":true"#));
+    let huge = "x".repeat(server::MAX_FRAME_BYTES + 1);
+    let _ = ws.send(Message::text(huge)).await;
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_hold_up_others() {
+    let (addr, _stop) = start().await;
+    // The stalled client subscribes to a channel that will carry large
+    // results, then never reads again.
+    let mut stalled = open(&addr, "/api/sync", 1).await;
+    stalled
+        .send(Message::text(
+            r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Add","queryId":0,"udfPath":"messages:list","args":[{"channel":"flood"}]}]}"#,
+        ))
+        .await
+        .unwrap();
+    let mut writer = open(&addr, "/api/sync", 2).await;
+    let filler = "y".repeat(3990);
+    // Each write changes a ~400 KB result for the stalled client: far more
+    // than its socket buffers hold.
+    for i in 0..200u32 {
+        let m = format!(r#"{{"type":"Mutation","requestId":{i},"udfPath":"messages:send","args":[{{"channel":"flood","author":"w","body":"m{i:03}{filler}"}}]}}"#);
+        writer.send(Message::text(m)).await.unwrap();
+        let response = until(&mut writer, &format!(r#""requestId":{i}"#)).await;
+        assert!(response.contains(r#""success":true"#));
+    }
+    // A newcomer is served promptly too.
+    let mut newcomer = open(&addr, "/api/sync", 3).await;
+    assert!(increment(&mut newcomer, 0, "newcomer").await.contains(r#""success":true"#));
+    // When the stalled client reads again it catches up through coalesced
+    // transitions, far fewer than the 200 commits it missed.
+    let mut transitions = 0;
+    let caught_up = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stalled.next().await {
+                Some(Ok(Message::Text(t))) if t.contains(r#""type":"Transition""#) => {
+                    transitions += 1;
+                    if t.contains("m199y") {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the stalled client lost its socket: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(caught_up.is_ok(), "the stalled client never saw the last message");
+    assert!(transitions < 100, "{transitions} transitions for 200 commits: not coalesced");
+}
