@@ -884,7 +884,7 @@ impl Core {
         self.start_next_mutation(conn, out);
     }
 
-    /// Sends a `MutationResponse`; a success also needs a transition after it.
+    /// Sends a `MutationResponse`, and a transition after it.
     fn respond(
         &mut self,
         conn: ConnId,
@@ -898,7 +898,8 @@ impl Core {
         // Clients resolve a successful mutation on the first transition that
         // arrives after its response and reaches its ts, so one always follows,
         // even for a replayed mutation whose ts an earlier transition passed.
-        let needs_transition = outcome.is_ok();
+        // The Rust client also holds a failure that carries `errorData` until
+        // the next transition, so failures get one too, as Convex does.
         self.emit(
             conn,
             Frame::MutationResponse {
@@ -907,12 +908,10 @@ impl Core {
             },
             out,
         );
-        if needs_transition {
-            if let Some(session) = self.sessions.get_mut(&conn) {
-                session.pending = true;
-            }
-            self.flush(conn, out);
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.pending = true;
         }
+        self.flush(conn, out);
     }
 
     /// Builds and sends the session's next transition, if it has something

@@ -1,5 +1,7 @@
 //! Integration tests of the reference server, one test binary for the crate.
 //! Every test starts its own server on a free loopback port.
 
+/// The official crates.io `convex` client: read-your-writes, concurrency, values, errors, drops.
+mod convex_rs_client;
 /// Raw WebSocket clients: routing, keepalive, bad frames, oversize input, stalled readers.
 mod socket;
