@@ -207,10 +207,10 @@ impl Function {
         }
         if let Some(extra) = fields
             .keys()
-            .find(|k| !specs.iter().any(|s| s.name == k.as_str()))
+            .find(|k| !specs.iter().any(|s| s.name == k.as_ref()))
         {
             return Err(ArgError {
-                field: Some(extra.clone()),
+                field: Some(extra.to_string()),
                 message: format!("unexpected field `{extra}`"),
             });
         }

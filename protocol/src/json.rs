@@ -99,7 +99,7 @@ pub fn to_json(value: &Value) -> Json {
         Value::Object(fields) => Json::Object(
             fields
                 .iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
+                .map(|(k, v)| (k.to_string(), to_json(v)))
                 .collect(),
         ),
     }
@@ -184,7 +184,7 @@ impl<'de> serde::de::Visitor<'de> for ValueVisitor {
             }
             special |= key.starts_with('$');
             let value = map.next_value_seed(Seed)?;
-            fields.insert(key, value);
+            fields.insert(key.into(), value);
         }
         if !special {
             return Ok(Value::Object(fields));
@@ -310,7 +310,7 @@ fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
                 }
                 let len = path.len();
                 let _ = write!(path, "/{key}");
-                out.insert(key.clone(), decode_at(inner, path)?);
+                out.insert(key.clone().into(), decode_at(inner, path)?);
                 path.truncate(len);
             }
             Value::Object(out)
@@ -394,7 +394,7 @@ mod tests {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
                 prop::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_]{0,8}", inner, 0..6)
-                    .prop_map(Value::Object),
+                    .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.into(), v)).collect())),
             ]
         })
     }

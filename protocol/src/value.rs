@@ -4,13 +4,18 @@
 //! total order and hash by their bits), so it can key ordered indexes and sit
 //! inside model-checker states. The JSON form lives in `json.rs`, not here.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+/// A field name: borrowed when it is a name the code spells out (`"user"`),
+/// owned when it came off the wire, so building rows allocates no names.
+pub type FieldName = Cow<'static, str>;
+
 /// An object's fields, ordered by name as the JS encoder sorts them.
-pub type Object = BTreeMap<String, Value>;
+pub type Object = BTreeMap<FieldName, Value>;
 
 /// One Convex value.
 #[derive(Clone, Debug)]
@@ -99,7 +104,7 @@ impl Value {
     pub fn object<I, K>(fields: I) -> Value
     where
         I: IntoIterator<Item = (K, Value)>,
-        K: Into<String>,
+        K: Into<FieldName>,
     {
         Value::Object(fields.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }

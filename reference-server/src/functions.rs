@@ -49,10 +49,10 @@ impl UserError {
     /// The `errorData` object.
     pub fn data(&self) -> Value {
         let mut data = Object::new();
-        data.insert("code".to_owned(), Value::from(self.code.as_str()));
-        data.insert("message".to_owned(), Value::from(self.message.as_str()));
+        data.insert("code".into(), Value::from(self.code.as_str()));
+        data.insert("message".into(), Value::from(self.message.as_str()));
         for (k, v) in &self.extra {
-            data.insert((*k).to_owned(), v.clone());
+            data.insert((*k).into(), v.clone());
         }
         Value::Object(data)
     }
@@ -132,14 +132,14 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 doc.get("body").as_str().unwrap_or(""),
                 a.str("token")
             );
-            fields.insert("body".to_owned(), Value::from(body));
+            fields.insert("body".into(), Value::from(body));
             txn.replace(doc.id, Table::Messages, fields)?;
             Ok(Value::Null)
         }
         Function::MessagesFinishStream => {
             let doc = get_message(txn, a.str("id"))?;
             let mut fields = Object::clone(&doc.fields);
-            fields.insert("streaming".to_owned(), Value::Boolean(false));
+            fields.insert("streaming".into(), Value::Boolean(false));
             txn.replace(doc.id, Table::Messages, fields)?;
             Ok(Value::Null)
         }
@@ -276,8 +276,8 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 _ => Value::Float64(1.0),
             };
             let mut fields = Object::clone(&doc.fields);
-            fields.insert("content".to_owned(), a.val("content"));
-            fields.insert("version".to_owned(), next.clone());
+            fields.insert("content".into(), a.val("content"));
+            fields.insert("version".into(), next.clone());
             txn.replace(doc.id, Table::Documents, fields)?;
             Ok(next)
         }
@@ -311,7 +311,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             );
             for row in &unread {
                 let mut fields = Object::clone(&row.fields);
-                fields.insert("read".to_owned(), Value::Boolean(true));
+                fields.insert("read".into(), Value::Boolean(true));
                 txn.replace(row.id, Table::Notifications, fields)?;
             }
             Ok(Value::Float64(unread.len() as f64))
@@ -397,11 +397,11 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             }
             if from.id != to.id {
                 let mut from_fields = Object::clone(&from.fields);
-                from_fields.insert("balance".to_owned(), Value::Int64(from_balance - amount));
+                from_fields.insert("balance".into(), Value::Int64(from_balance - amount));
                 txn.replace(from.id, Table::Accounts, from_fields)?;
                 let mut to_fields = Object::clone(&to.fields);
                 let to_balance = int(to.get("balance")).saturating_add(amount);
-                to_fields.insert("balance".to_owned(), Value::Int64(to_balance));
+                to_fields.insert("balance".into(), Value::Int64(to_balance));
                 txn.replace(to.id, Table::Accounts, to_fields)?;
             }
             Ok(Value::Null)
@@ -443,12 +443,12 @@ impl Args<'_> {
     }
 }
 
-fn obj<const N: usize>(fields: [(&str, Value); N]) -> Object {
+fn obj<const N: usize>(fields: [(&'static str, Value); N]) -> Object {
     // Inserting one by one beats collecting (which sorts, then bulk-builds)
     // for the handful of fields a row has.
     let mut object = Object::new();
     for (k, v) in fields {
-        object.insert(k.to_owned(), v);
+        object.insert(k.into(), v);
     }
     object
 }

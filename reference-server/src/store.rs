@@ -352,8 +352,8 @@ mod tests {
         Write {
             table: Table::Counters,
             fields: Some(Arc::new(Object::from([
-                ("name".to_owned(), Value::from(name)),
-                ("value".to_owned(), Value::Int64(value)),
+                ("name".into(), Value::from(name)),
+                ("value".into(), Value::Int64(value)),
             ]))),
         }
     }

@@ -191,7 +191,7 @@ fn uuid_from(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
 }
 
-fn args<const N: usize>(fields: [(&str, Value); N]) -> Value {
+fn args<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
     Value::object(fields)
 }
 
