@@ -592,7 +592,7 @@ impl Core {
         token: AuthenticationToken,
         out: &mut Vec<Output>,
     ) {
-        let Some(session) = self.sessions.get_mut(&conn) else {
+        let Some(session) = self.sessions.get(&conn) else {
             return;
         };
         if base_version != session.identity {
@@ -600,20 +600,7 @@ impl Core {
                 "expected identity baseVersion {}, got {base_version}",
                 session.identity
             );
-            self.emit(
-                conn,
-                Frame::AuthError {
-                    message: message.clone(),
-                    base_version: Some(base_version),
-                },
-                out,
-            );
-            out.push(Output::Close {
-                conn,
-                code: 1000,
-                reason: "AuthError".into(),
-            });
-            return;
+            return self.auth_failed(conn, base_version, message, out);
         }
         let user = match token {
             AuthenticationToken::None => None,
@@ -621,39 +608,13 @@ impl Core {
                 Some(subject) => Some(subject),
                 None => {
                     let message = "could not read a `sub` claim from the User token".to_owned();
-                    self.emit(
-                        conn,
-                        Frame::AuthError {
-                            message,
-                            base_version: Some(base_version),
-                        },
-                        out,
-                    );
-                    out.push(Output::Close {
-                        conn,
-                        code: 1000,
-                        reason: "AuthError".into(),
-                    });
-                    return;
+                    return self.auth_failed(conn, base_version, message, out);
                 }
             },
             AuthenticationToken::Admin(..) => {
                 let message =
                     "admin keys are not accepted by the syncspec reference server".to_owned();
-                self.emit(
-                    conn,
-                    Frame::AuthError {
-                        message,
-                        base_version: Some(base_version),
-                    },
-                    out,
-                );
-                out.push(Output::Close {
-                    conn,
-                    code: 1000,
-                    reason: "AuthError".into(),
-                });
-                return;
+                return self.auth_failed(conn, base_version, message, out);
             }
         };
         let session = self.sessions.get_mut(&conn).expect("session exists");
@@ -664,6 +625,13 @@ impl Core {
         session.dirty.extend(all);
         session.pending = true;
         self.flush(conn, out);
+    }
+
+    /// Refuses an `Authenticate`: `AuthError`, then close.
+    fn auth_failed(&mut self, conn: ConnId, base_version: u32, message: String, out: &mut Vec<Output>) {
+        let frame = Frame::AuthError { message, base_version: Some(base_version) };
+        self.emit(conn, frame, out);
+        out.push(Output::Close { conn, code: 1000, reason: "AuthError".into() });
     }
 
     fn on_closed(&mut self, conn: ConnId) {
