@@ -269,6 +269,14 @@ pub async fn run(
     ticker.abort();
     shared.broadcast(|| Outbound::Close(1001, "ServerShutdown".into()));
     *shared.jobs.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let stats = shared.inner.lock().unwrap_or_else(|p| p.into_inner()).core.stats();
+    info!(
+        commits = stats.commits,
+        occ_conflicts = stats.conflicts,
+        fallbacks = stats.fallbacks,
+        replays = stats.replays,
+        "stopped"
+    );
     result
 }
 
