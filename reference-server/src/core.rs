@@ -565,7 +565,7 @@ impl Core {
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.removed.remove(&id);
                     session.queries.insert(id, query);
-                    session.dirty.insert(id);
+                    session.dirty.push(id);
                 }
                 QuerySetModification::Remove { query_id } => {
                     let id = query_id.get_id();
@@ -574,7 +574,7 @@ impl Core {
                         self.subscriptions.unsubscribe(key, (conn, id));
                     }
                     let session = self.sessions.get_mut(&conn).expect("session exists");
-                    session.dirty.remove(&id);
+                    session.dirty.retain(|&q| q != id);
                     session.removed.insert(id);
                 }
             }
@@ -816,7 +816,7 @@ impl Core {
         let mut sessions = BTreeSet::new();
         for (conn, query_id) in notify {
             if let Some(session) = self.sessions.get_mut(&conn) {
-                session.dirty.insert(query_id);
+                session.dirty.push(query_id);
                 session.pending = true;
                 sessions.insert(conn);
             }
@@ -901,7 +901,9 @@ impl Core {
             .map(|&query_id| Modification::Removed { query_id })
             .collect();
         session.removed.clear();
-        let dirty = std::mem::take(&mut session.dirty);
+        let mut dirty = std::mem::take(&mut session.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
         for query_id in dirty {
             let Some(query) = session.queries.get_mut(&query_id) else {
                 continue;

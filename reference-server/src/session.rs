@@ -68,8 +68,10 @@ pub struct Session {
     pub queries: BTreeMap<QueryId, SessionQuery>,
     /// Queries removed since the last transition.
     pub removed: BTreeSet<QueryId>,
-    /// Queries to (re-)read before the next transition.
-    pub dirty: BTreeSet<QueryId>,
+    /// Queries to (re-)read before the next transition; may hold repeats
+    /// (the flush sorts and dedups), which spares a set's node allocation
+    /// on the hot path of one invalidated query per session.
+    pub dirty: Vec<QueryId>,
     /// Whether something (versions, a mutation's ts, results) awaits a transition.
     pub pending: bool,
     /// The last `endVersion` sent; the next transition starts here.
