@@ -5,10 +5,14 @@
 //! - `json`: the Convex JSON codec with the official clients' rules.
 //! - `catalogue`: the functions every backend exposes, their validators and error codes.
 //! - `wire`: parsing client frames and writing server frames, timestamps.
+//! - `history`: Jepsen-style records of what clients saw, on one clock.
+//! - `client`: an async client that behaves like the official ones and records a history.
 //!
 //! Nothing here runs a server; the reference server lives in `syncspec-server`.
 
 pub mod catalogue;
+pub mod client;
+pub mod history;
 pub mod json;
 pub mod value;
 pub mod wire;

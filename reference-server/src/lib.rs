@@ -9,6 +9,7 @@
 //! - `ratelimit`: token buckets per (function, user).
 //! - `session`: one socket's protocol state.
 //! - `core`: the deterministic state machine that ties them together.
+//! - `oracle`: the catalogue applied one call at a time, for checkers to replay against.
 //! - `server`: the tokio shell: sockets, time, worker threads.
 //! - `connection`: one WebSocket, generic over `Sink` and `Stream`.
 //!
@@ -18,6 +19,7 @@
 pub mod connection;
 pub mod core;
 pub mod functions;
+pub mod oracle;
 pub mod ratelimit;
 pub mod server;
 pub mod session;

@@ -1,0 +1,8 @@
+//! The `syncspec` crate's library: what the subcommands are built from.
+//!
+//! Layout:
+//! - `checkers`: verdicts over recorded histories, each with evidence.
+//!
+//! The binary (`main.rs`) parses the command line and calls into these.
+
+pub mod checkers;

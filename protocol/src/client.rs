@@ -1,0 +1,594 @@
+//! A protocol client that behaves like the official clients and records a
+//! history of everything it sees.
+//!
+//! One background task per client owns the socket. It keeps one version
+//! chain per socket, resolves a successful mutation only once a transition
+//! at or past its commit ts has arrived (read-your-writes, as the npm client
+//! does), and after a lost socket reconnects under the same session id,
+//! re-adds every query and re-sends every unresolved mutation with its
+//! original request id (as the npm client does). It never refuses what a
+//! server sends: a broken chain or a regressing ts is recorded for the
+//! checkers to judge, not hidden.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use convex_sync_types::{ErrorPayload, ServerMessage, StateModification};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value as Json;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::history::{ClientId, EventKind, RecordedModification, RecordedVersion, Recorder};
+use crate::json;
+use crate::value::Value;
+use crate::wire::{self, JsonPayload, QueryId, RequestId, Ts, Version};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnect attempts after a lost socket, 100 ms apart at first, doubling to 1 s.
+const RECONNECT_ATTEMPTS: u32 = 20;
+
+/// Where and how to connect.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The deployment URL, `http://HOST:PORT` (`ws://` works too).
+    pub url: String,
+    /// This client's id in the history.
+    pub client: ClientId,
+    /// Where events go.
+    pub recorder: Recorder,
+    /// Reconnect by itself after a lost socket, as the official clients do.
+    pub reconnect: bool,
+}
+
+/// Why the client could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not one the client can use.
+    #[error("expected a URL like http://127.0.0.1:3210, got {0:?}")]
+    BadUrl(String),
+    /// The backend could not be reached.
+    #[error("could not connect to {url}: {detail}")]
+    Connect {
+        /// The socket URL tried.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The client was closed or its socket is gone for good.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// A query's latest result as the client holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryResult {
+    /// `QueryUpdated`.
+    Value(Value),
+    /// `QueryFailed`.
+    Failed {
+        /// The message.
+        message: String,
+        /// `errorData`.
+        data: Option<Value>,
+    },
+}
+
+/// A mutation's outcome, once the client resolved it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MutationOutcome {
+    /// Committed at `ts`, and a transition at or past `ts` has arrived.
+    Ok {
+        /// The return value.
+        value: Value,
+        /// The commit ts.
+        ts: Ts,
+    },
+    /// A failed `MutationResponse`.
+    Failed {
+        /// The message.
+        message: String,
+        /// `errorData`, for user errors.
+        data: Option<Value>,
+    },
+}
+
+impl MutationOutcome {
+    /// The `errorData.code` of a failure, if it has one.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            MutationOutcome::Failed { data: Some(Value::Object(o)), .. } => o.get("code").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// The value of a success.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            MutationOutcome::Ok { value, .. } => Some(value),
+            MutationOutcome::Failed { .. } => None,
+        }
+    }
+}
+
+/// What the client currently holds: a consistent view at one version.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct View {
+    /// Latest result per query (cleared when a socket is replaced).
+    pub results: BTreeMap<QueryId, QueryResult>,
+    /// The last `endVersion` on the current socket.
+    pub version: Option<Version>,
+    /// Whether a socket is open.
+    pub connected: bool,
+    /// Transitions received, over all sockets.
+    pub transitions: u64,
+    /// Sockets opened so far.
+    pub connections: u32,
+    /// The last `FatalError`, if any.
+    pub fatal: Option<String>,
+}
+
+enum Command {
+    Subscribe { id: QueryId, function: String, args: Value },
+    Unsubscribe { id: QueryId },
+    Mutation { function: String, args: Value, reply: oneshot::Sender<MutationOutcome> },
+    Raw { text: Message },
+    DropSocket,
+}
+
+/// A handle to one simulated client; clones share it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    view: watch::Receiver<View>,
+    next_query: Arc<AtomicU32>,
+}
+
+impl Client {
+    /// Opens the socket, sends `Connect`, and starts the client's task.
+    pub async fn connect(options: Options) -> Result<Client, ClientError> {
+        let url = socket_url(&options.url)?;
+        let session_id = uuid::Uuid::new_v4();
+        let mut task = Task {
+            url,
+            session_id,
+            options,
+            ws: None,
+            connections: 0,
+            queries: BTreeMap::new(),
+            next_request: 0,
+            pending: BTreeMap::new(),
+            max_observed: 0,
+            sent_query_set: 0,
+            view: View::default(),
+            view_tx: watch::channel(View::default()).0,
+        };
+        task.open().await?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let view = task.view_tx.subscribe();
+        tokio::spawn(task.run(rx));
+        Ok(Client { commands, view, next_query: Arc::new(AtomicU32::new(0)) })
+    }
+
+    /// Adds a query to the query set and returns its id.
+    pub fn subscribe(&self, function: &str, args: Value) -> QueryId {
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let _ = self.commands.send(Command::Subscribe { id, function: function.to_owned(), args });
+        id
+    }
+
+    /// Removes a query from the query set.
+    pub fn unsubscribe(&self, id: QueryId) {
+        let _ = self.commands.send(Command::Unsubscribe { id });
+    }
+
+    /// Runs a mutation; resolves as the official clients do.
+    pub async fn mutation(&self, function: &str, args: Value) -> Result<MutationOutcome, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Mutation { function: function.to_owned(), args, reply })
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Sends a frame as it is, for bad-input cases.
+    pub fn send_raw(&self, frame: Message) {
+        let _ = self.commands.send(Command::Raw { text: frame });
+    }
+
+    /// Drops the socket abruptly; the client reconnects if so configured.
+    pub fn drop_socket(&self) {
+        let _ = self.commands.send(Command::DropSocket);
+    }
+
+    /// The current view.
+    pub fn view(&self) -> View {
+        self.view.borrow().clone()
+    }
+
+    /// Waits until `ready` holds for the view, or the deadline passes;
+    /// returns the last view either way.
+    pub async fn wait_for(&self, deadline: Duration, ready: impl Fn(&View) -> bool) -> Result<View, View> {
+        let mut rx = self.view.clone();
+        let wait = async {
+            loop {
+                {
+                    let view = rx.borrow_and_update();
+                    if ready(&view) {
+                        return view.clone();
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return rx.borrow().clone();
+                }
+            }
+        };
+        match tokio::time::timeout(deadline, wait).await {
+            Ok(view) if ready(&view) => Ok(view),
+            Ok(view) => Err(view),
+            Err(_) => Err(self.view()),
+        }
+    }
+
+    /// The latest value of a query, if it has one.
+    pub fn value_of(&self, id: QueryId) -> Option<Value> {
+        match self.view.borrow().results.get(&id) {
+            Some(QueryResult::Value(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Turns a deployment URL into the sync socket's URL.
+fn socket_url(url: &str) -> Result<String, ClientError> {
+    let url = url.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("ws://"))
+        .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
+    if rest.is_empty() {
+        return Err(ClientError::BadUrl(url.to_owned()));
+    }
+    Ok(format!("ws://{rest}/api/sync"))
+}
+
+struct Pending {
+    function: String,
+    args: Value,
+    /// The success and its ts, while waiting for a covering transition.
+    committed: Option<(Value, Ts)>,
+    reply: oneshot::Sender<MutationOutcome>,
+}
+
+struct Task {
+    url: String,
+    session_id: uuid::Uuid,
+    options: Options,
+    ws: Option<Ws>,
+    connections: u32,
+    /// Every live query, re-added after a reconnect.
+    queries: BTreeMap<QueryId, (String, Value)>,
+    next_request: RequestId,
+    /// Mutations not yet resolved, re-sent after a reconnect.
+    pending: BTreeMap<RequestId, Pending>,
+    max_observed: Ts,
+    /// The last query-set version sent on this socket.
+    sent_query_set: u32,
+    view: View,
+    view_tx: watch::Sender<View>,
+}
+
+impl Task {
+    fn record(&self, kind: EventKind) {
+        self.options.recorder.record(self.options.client, kind);
+    }
+
+    fn publish(&self) {
+        self.view_tx.send_replace(self.view.clone());
+    }
+
+    /// Opens a socket and replays the session onto it.
+    async fn open(&mut self) -> Result<(), ClientError> {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ClientError::Connect { url: self.url.clone(), detail: e.to_string() })?;
+        request.headers_mut().insert(
+            "Convex-Client",
+            HeaderValue::from_static(concat!("syncspec-", env!("CARGO_PKG_VERSION"))),
+        );
+        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| ClientError::Connect { url: self.url.clone(), detail: "timed out".into() })?
+            .map_err(|e| ClientError::Connect { url: self.url.clone(), detail: e.to_string() })?;
+        let mut connect = serde_json::json!({
+            "type": "Connect",
+            "sessionId": self.session_id.to_string(),
+            "connectionCount": self.connections,
+            "lastCloseReason": if self.connections == 0 { "InitialConnect" } else { "SocketLost" },
+        });
+        if self.max_observed > 0 {
+            connect["maxObservedTimestamp"] = Json::String(wire::encode_ts(self.max_observed));
+        }
+        let mut frames = vec![connect.to_string()];
+        if !self.queries.is_empty() {
+            let adds: Vec<Json> = self.queries.iter().map(|(id, (f, a))| add_query(*id, f, a)).collect();
+            frames.push(
+                serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": adds})
+                    .to_string(),
+            );
+        }
+        for (request_id, p) in &self.pending {
+            frames.push(mutation_frame(*request_id, &p.function, &p.args));
+        }
+        for frame in frames {
+            ws.send(Message::text(frame))
+                .await
+                .map_err(|e| ClientError::Connect { url: self.url.clone(), detail: e.to_string() })?;
+        }
+        self.record(EventKind::Connect { session_id: self.session_id.to_string(), connection_count: self.connections });
+        for (request_id, p) in &self.pending {
+            self.record(EventKind::Invoke {
+                request_id: *request_id,
+                function: p.function.clone(),
+                args: json::to_json(&p.args),
+                replay: true,
+            });
+        }
+        self.connections += 1;
+        self.sent_query_set = u32::from(!self.queries.is_empty());
+        self.ws = Some(ws);
+        self.view.results.clear();
+        self.view.version = None;
+        self.view.connected = true;
+        self.view.connections = self.connections;
+        self.publish();
+        Ok(())
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            let frame = async {
+                match self.ws.as_mut() {
+                    Some(ws) => ws.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => {
+                        if let Some(mut ws) = self.ws.take() {
+                            let _ = ws.close(None).await;
+                        }
+                        return;
+                    }
+                },
+                frame = frame => match frame {
+                    Some(Ok(Message::Text(text))) => self.on_frame(&text),
+                    Some(Ok(Message::Close(close))) => {
+                        let reason = close.map_or("closed".to_owned(), |c| format!("closed {} {}", u16::from(c.code), c.reason));
+                        self.lost(reason).await;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => self.lost(format!("socket error: {e}")).await,
+                    None => self.lost("socket ended".to_owned()).await,
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, text: String) {
+        if let Some(ws) = self.ws.as_mut() {
+            if let Err(e) = ws.send(Message::text(text)).await {
+                self.lost(format!("send failed: {e}")).await;
+            }
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Subscribe { id, function, args } => {
+                self.record(EventKind::Subscribe { query_id: id, function: function.clone(), args: json::to_json(&args) });
+                let add = add_query(id, &function, &args);
+                self.queries.insert(id, (function, args));
+                self.bump_query_set(vec![add]).await;
+            }
+            Command::Unsubscribe { id } => {
+                if self.queries.remove(&id).is_some() {
+                    self.record(EventKind::Unsubscribe { query_id: id });
+                    self.bump_query_set(vec![serde_json::json!({"type": "Remove", "queryId": id})]).await;
+                }
+            }
+            Command::Mutation { function, args, reply } => {
+                let request_id = self.next_request;
+                self.next_request += 1;
+                self.record(EventKind::Invoke {
+                    request_id,
+                    function: function.clone(),
+                    args: json::to_json(&args),
+                    replay: false,
+                });
+                let frame = mutation_frame(request_id, &function, &args);
+                self.pending.insert(request_id, Pending { function, args, committed: None, reply });
+                self.send(frame).await;
+            }
+            Command::Raw { text } => {
+                if let Some(ws) = self.ws.as_mut() {
+                    let _ = ws.send(text).await;
+                }
+            }
+            Command::DropSocket => {
+                self.ws = None;
+                self.lost("dropped by the client".to_owned()).await;
+            }
+        }
+    }
+
+    async fn bump_query_set(&mut self, modifications: Vec<Json>) {
+        if self.ws.is_none() {
+            // Sent with the rest of the query set on the next socket.
+            return;
+        }
+        let base = self.sent_query_set;
+        let frame = serde_json::json!({
+            "type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1, "modifications": modifications,
+        });
+        self.sent_query_set = base + 1;
+        self.send(frame.to_string()).await;
+    }
+
+    fn on_frame(&mut self, text: &str) {
+        let message = match wire::parse_server_message(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.record(EventKind::Unreadable { error: e.to_string() });
+                return;
+            }
+        };
+        match message {
+            ServerMessage::Transition { start_version, end_version, modifications, .. } => {
+                let start = Version::from_state_version(&start_version);
+                let end = Version::from_state_version(&end_version);
+                let mut recorded = Vec::with_capacity(modifications.len());
+                for m in modifications {
+                    match m {
+                        StateModification::QueryUpdated { query_id, value, .. } => {
+                            let id = query_id.get_id();
+                            match json::decode(&value.0) {
+                                Ok(v) => {
+                                    self.view.results.insert(id, QueryResult::Value(v));
+                                }
+                                Err(e) => self.record(EventKind::Unreadable { error: format!("query {id}: {e}") }),
+                            }
+                            recorded.push(RecordedModification::Updated { query_id: id, value: value.0 });
+                        }
+                        StateModification::QueryFailed { query_id, error_message, error_data, .. } => {
+                            let id = query_id.get_id();
+                            let data = error_data.as_ref().and_then(|d| json::decode(&d.0).ok());
+                            self.view.results.insert(id, QueryResult::Failed { message: error_message.clone(), data });
+                            recorded.push(RecordedModification::Failed {
+                                query_id: id,
+                                message: error_message,
+                                data: error_data.map(|d| d.0),
+                            });
+                        }
+                        StateModification::QueryRemoved { query_id } => {
+                            self.view.results.remove(&query_id.get_id());
+                            recorded.push(RecordedModification::Removed { query_id: query_id.get_id() });
+                        }
+                    }
+                }
+                self.record(EventKind::Transition { start: recorded_version(start), end: recorded_version(end), modifications: recorded });
+                self.view.version = Some(end);
+                self.view.transitions += 1;
+                self.max_observed = self.max_observed.max(end.ts);
+                // Resolve, after the view holds this transition, every
+                // committed mutation the transition reached.
+                let reached: Vec<RequestId> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.committed.as_ref().is_some_and(|(_, ts)| *ts <= end.ts))
+                    .map(|(id, _)| *id)
+                    .collect();
+                self.publish();
+                for request_id in reached {
+                    if let Some(p) = self.pending.remove(&request_id) {
+                        self.record(EventKind::Resolved { request_id });
+                        if let Some((value, ts)) = p.committed {
+                            let _ = p.reply.send(MutationOutcome::Ok { value, ts });
+                        }
+                    }
+                }
+            }
+            ServerMessage::MutationResponse { request_id, result, ts, .. } => match result {
+                Ok(value) => {
+                    let ts = ts.map(u64::from).unwrap_or(0);
+                    self.record(EventKind::Ok { request_id, result: value.0.clone(), ts });
+                    self.max_observed = self.max_observed.max(ts);
+                    let decoded = json::decode(&value.0).unwrap_or(Value::Null);
+                    if let Some(p) = self.pending.get_mut(&request_id) {
+                        p.committed = Some((decoded, ts));
+                    }
+                }
+                Err(payload) => {
+                    let (message, data) = payload_parts(payload);
+                    self.record(EventKind::Fail { request_id, message: message.clone(), data: data.clone() });
+                    if let Some(p) = self.pending.remove(&request_id) {
+                        let data = data.as_ref().and_then(|d| json::decode(d).ok());
+                        let _ = p.reply.send(MutationOutcome::Failed { message, data });
+                    }
+                }
+            },
+            ServerMessage::ActionResponse { request_id, result, .. } => {
+                self.record(EventKind::ActionResponse { request_id, success: result.is_ok() });
+            }
+            ServerMessage::AuthError { error_message, .. } => {
+                self.record(EventKind::AuthError { message: error_message });
+            }
+            ServerMessage::FatalError { error_message } => {
+                self.record(EventKind::Fatal { message: error_message.clone() });
+                self.view.fatal = Some(error_message);
+                self.publish();
+            }
+            ServerMessage::Ping => {}
+            ServerMessage::TransitionChunk { .. } => {
+                self.record(EventKind::Unreadable { error: "TransitionChunk is not supported".into() });
+            }
+        }
+    }
+
+    /// The socket is gone: record it and, if configured, reconnect.
+    async fn lost(&mut self, reason: String) {
+        self.ws = None;
+        self.sent_query_set = 0;
+        self.record(EventKind::Disconnect { reason });
+        self.view.connected = false;
+        self.view.version = None;
+        self.publish();
+        if !self.options.reconnect || self.view.fatal.is_some() {
+            return;
+        }
+        let mut delay = Duration::from_millis(100);
+        for _ in 0..RECONNECT_ATTEMPTS {
+            tokio::time::sleep(delay).await;
+            if self.open().await.is_ok() {
+                return;
+            }
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+fn recorded_version(v: Version) -> RecordedVersion {
+    RecordedVersion { query_set: v.query_set, identity: v.identity, ts: v.ts }
+}
+
+fn add_query(id: QueryId, function: &str, args: &Value) -> Json {
+    serde_json::json!({"type": "Add", "queryId": id, "udfPath": function, "args": [json::to_json(args)]})
+}
+
+fn mutation_frame(request_id: RequestId, function: &str, args: &Value) -> String {
+    serde_json::json!({"type": "Mutation", "requestId": request_id, "udfPath": function, "args": [json::to_json(args)]})
+        .to_string()
+}
+
+fn payload_parts(payload: ErrorPayload<JsonPayload>) -> (String, Option<Json>) {
+    match payload {
+        ErrorPayload::Message(m) => (m, None),
+        ErrorPayload::ErrorData { message, data } => (message, Some(data.0)),
+    }
+}
