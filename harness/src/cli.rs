@@ -21,6 +21,32 @@ pub(crate) enum Command {
     /// `new ConvexClient("http://127.0.0.1:3210")`. The socket lives at
     /// `/api/sync` and `/api/{version}/sync`.
     Serve(ServeArgs),
+    /// Run the conformance suite against a backend and judge each guarantee.
+    ///
+    /// Without --target, an embedded reference server is started on a free
+    /// loopback port and tested. Prints one line per case and closes with
+    /// `N passed, N failed`. Exit code 0 when no case failed, 1 when one
+    /// did, 2 when the suite could not run (bad arguments, unreachable target).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The backend to test, named like a Convex deployment: http://HOST:PORT.
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    /// Cases to run, by id pattern (`4.3`, `5.*`); repeatable. Default: all.
+    #[arg(long = "cases", value_name = "PATTERN")]
+    pub(crate) cases: Vec<String>,
+    /// Write results.json and one history per case under this directory.
+    #[arg(long)]
+    pub(crate) out: Option<std::path::PathBuf>,
+    /// List the cases and exit.
+    #[arg(long)]
+    pub(crate) list: bool,
+    /// Break the embedded reference server with this fault (see `serve --list-faults`); repeatable.
+    #[arg(long = "fault", value_name = "NAME", conflicts_with = "target")]
+    pub(crate) faults: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +63,26 @@ pub(crate) struct ServeArgs {
     /// Accept test commands at /_syncspec/control (drop sockets on demand). Never in production.
     #[arg(long)]
     pub(crate) test_hooks: bool,
+    /// Break one guarantee on purpose, as a negative control for the suite; repeatable.
+    #[arg(long = "fault", value_name = "NAME")]
+    pub(crate) faults: Vec<String>,
+    /// List the fault switches, one per line, and exit.
+    #[arg(long)]
+    pub(crate) list_faults: bool,
+}
+
+/// Resolves fault names, or says which one is unknown and what exists.
+pub(crate) fn parse_faults(names: &[String]) -> Result<std::collections::BTreeSet<syncspec_server::core::Fault>, String> {
+    use syncspec_server::core::Fault;
+    names
+        .iter()
+        .map(|name| {
+            Fault::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault {name:?}; expected one of: {}", known.join(", "))
+            })
+        })
+        .collect()
 }
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.

@@ -2,7 +2,9 @@
 //!
 //! Layout:
 //! - `checkers`: verdicts over recorded histories, each with evidence.
+//! - `suite`: the conformance cases and the runner behind `syncspec check`.
 //!
 //! The binary (`main.rs`) parses the command line and calls into these.
 
 pub mod checkers;
+pub mod suite;

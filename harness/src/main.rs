@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 all good, 1 a check or gate failed, 2 could not run.
 
+mod check;
 mod cli;
 mod serve;
 
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,13 @@ use syncspec_server::server::{self, ServerConfig};
 use crate::cli::ServeArgs;
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.list_faults {
+        for fault in syncspec_server::core::Fault::ALL {
+            println!("{:<24} {}", fault.name(), fault.description());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -24,7 +31,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let config = ServerConfig {
             core: Config {
                 presence_ttl_ns: args.presence_ttl.as_nanos() as u64,
-                faults: Default::default(),
+                faults,
             },
             workers: args.workers,
             test_hooks: args.test_hooks,

@@ -1,0 +1,216 @@
+//! The conformance suite: numbered cases in categories, Autobahn-style,
+//! each judging one guarantee from what a backend does on the wire.
+//!
+//! A case drives simulated clients (`syncspec_protocol::client::Client`)
+//! against a target, records their history, and judges it with the
+//! checkers plus its own expectations. The runner (`run.rs`) selects cases,
+//! runs them one at a time with a deadline, and reports.
+
+pub mod cases;
+pub mod run;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use syncspec_protocol::client::{Client, ClientError, Options, View};
+use syncspec_protocol::history::{History, Recorder};
+use syncspec_protocol::value::Value;
+
+use crate::checkers::{Evidence, Outcome, Verdict};
+
+/// How long a case waits for anything it expects to happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long the backend must stay quiet before convergence is judged.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// What a case needs to reach the backend and record what it sees.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// The backend's deployment URL.
+    pub url: String,
+    /// Every client of this case records here.
+    pub recorder: Recorder,
+    next_client: Arc<AtomicU32>,
+    next_name: Arc<AtomicU32>,
+    /// Makes names unique to this case and run.
+    pub prefix: String,
+}
+
+impl Ctx {
+    /// A context for one case run against `url`.
+    pub fn new(url: &str, prefix: &str) -> Ctx {
+        Ctx {
+            url: url.to_owned(),
+            recorder: Recorder::new(),
+            next_client: Arc::new(AtomicU32::new(1)),
+            next_name: Arc::new(AtomicU32::new(1)),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Connects a new client that reconnects by itself, as the official ones do.
+    pub async fn client(&self) -> Result<Client, ClientError> {
+        self.client_at(&self.url.clone()).await
+    }
+
+    /// Connects a new client to another URL (a proxy in front of the backend).
+    pub async fn client_at(&self, url: &str) -> Result<Client, ClientError> {
+        let id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        Client::connect(Options { url: url.to_owned(), client: id, recorder: self.recorder.clone(), reconnect: true }).await
+    }
+
+    /// A name no other case or run uses.
+    pub fn fresh(&self, what: &str) -> String {
+        let n = self.next_name.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{what}-{n}", self.prefix)
+    }
+
+    /// Everything recorded so far.
+    pub fn history(&self) -> History {
+        self.recorder.history()
+    }
+}
+
+/// What a case concluded.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why, when it did not pass.
+    pub evidence: Vec<Evidence>,
+    /// The checkers the case ran, with what they checked.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Collects a case's expectations and checker verdicts into a result.
+#[derive(Debug, Default)]
+pub struct Judge {
+    evidence: Vec<Evidence>,
+    verdicts: Vec<Verdict>,
+    unimplemented: Option<String>,
+    info: Vec<String>,
+}
+
+impl Judge {
+    /// Records a failed expectation unless `ok`.
+    pub fn expect(&mut self, ok: bool, message: impl FnOnce() -> String) {
+        if !ok {
+            self.evidence.push(Evidence { message: message(), events: vec![] });
+        }
+    }
+
+    /// Records a failed expectation.
+    pub fn fail(&mut self, message: impl Into<String>) {
+        self.evidence.push(Evidence { message: message.into(), events: vec![] });
+    }
+
+    /// Adds a checker's verdict; its failure fails the case. A checker that
+    /// found nothing to check fails it too, so no pass is vacuous.
+    pub fn verdict(&mut self, verdict: Verdict) {
+        if verdict.checked == 0 {
+            self.evidence.push(Evidence {
+                message: format!("the {} checker found nothing to check in this case's history", verdict.checker),
+                events: vec![],
+            });
+        }
+        self.evidence.extend(verdict.evidence.iter().cloned().map(|mut e| {
+            e.message = format!("{}: {}", verdict.checker, e.message);
+            e
+        }));
+        self.verdicts.push(verdict);
+    }
+
+    /// Marks the feature as missing from the backend.
+    pub fn unimplemented(&mut self, why: impl Into<String>) {
+        self.unimplemented = Some(why.into());
+    }
+
+    /// Reports something the protocol leaves open.
+    pub fn info(&mut self, note: impl Into<String>) {
+        self.info.push(note.into());
+    }
+
+    /// The case's result.
+    pub fn finish(self) -> CaseResult {
+        let outcome = if !self.evidence.is_empty() {
+            Outcome::Fail
+        } else if self.unimplemented.is_some() {
+            Outcome::Unimplemented
+        } else if !self.info.is_empty() {
+            Outcome::Info
+        } else {
+            Outcome::Pass
+        };
+        let mut evidence = self.evidence;
+        if outcome != Outcome::Fail {
+            evidence.extend(self.unimplemented.into_iter().chain(self.info).map(|message| Evidence { message, events: vec![] }));
+        }
+        CaseResult { outcome, evidence, verdicts: self.verdicts }
+    }
+}
+
+/// A case's body.
+pub type CaseFn = fn(Ctx) -> Pin<Box<dyn Future<Output = CaseResult> + Send>>;
+
+/// One numbered case.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    /// `category.number`, e.g. `4.3`.
+    pub id: &'static str,
+    /// One line saying what it does.
+    pub title: &'static str,
+    /// The guarantee it checks.
+    pub guarantee: &'static str,
+    /// The body.
+    pub run: CaseFn,
+}
+
+/// Builds an object value from pairs.
+pub fn obj<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
+    Value::object(fields)
+}
+
+/// Waits until the client's view satisfies `ready`, recording a failure if it never does.
+pub async fn wait_view(judge: &mut Judge, client: &Client, what: &str, ready: impl Fn(&View) -> bool) -> Option<View> {
+    match client.wait_for(PATIENCE, ready).await {
+        Ok(view) => Some(view),
+        Err(view) => {
+            judge.fail(format!("waited {} s for {what}; the client's view stayed {:?}", PATIENCE.as_secs(), view.results));
+            None
+        }
+    }
+}
+
+/// Connects a client, recording a failure if the backend cannot be reached.
+pub async fn connect(ctx: &Ctx, judge: &mut Judge) -> Option<Client> {
+    match ctx.client().await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            judge.fail(e.to_string());
+            None
+        }
+    }
+}
+
+/// Connects `n` clients.
+pub async fn connect_many(ctx: &Ctx, judge: &mut Judge, n: usize) -> Option<Vec<Client>> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(connect(ctx, judge).await?);
+    }
+    Some(clients)
+}
+
+/// Lets the backend go quiet, so convergence can be judged.
+pub async fn quiesce() {
+    tokio::time::sleep(QUIET).await;
+}
+
+/// The string inside a value, or "".
+pub fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("")
+}

@@ -1,0 +1,59 @@
+//! The suite's cases, by category. Ids are stable: a case keeps its number
+//! for good, so results can be compared across runs and backends.
+
+mod concurrency;
+mod handshake;
+mod limits;
+mod mutations;
+mod queries;
+mod semantics;
+mod throttling;
+mod values;
+
+use super::Case;
+
+/// Declares a case from an async fn taking `Ctx`.
+macro_rules! case {
+    ($id:literal, $title:literal, $guarantee:literal, $body:path) => {
+        $crate::suite::Case { id: $id, title: $title, guarantee: $guarantee, run: |ctx| Box::pin($body(ctx)) }
+    };
+}
+pub(crate) use case;
+
+/// Every case, in id order.
+pub fn all() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for category in [
+        handshake::cases(),
+        values::cases(),
+        queries::cases(),
+        mutations::cases(),
+        concurrency::cases(),
+        semantics::cases(),
+        throttling::cases(),
+        limits::cases(),
+    ] {
+        cases.extend(category);
+    }
+    cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_numbered() {
+        let cases = all();
+        let mut ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "duplicate case ids");
+        for c in &cases {
+            let (category, number) = c.id.split_once('.').expect("ids are category.number");
+            assert!(category.parse::<u32>().is_ok() && number.parse::<u32>().is_ok(), "{}", c.id);
+            assert!(!c.title.is_empty() && !c.guarantee.is_empty());
+        }
+    }
+}

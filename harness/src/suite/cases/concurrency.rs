@@ -1,0 +1,197 @@
+//! 5. Consistency under concurrency: counters, a bank, documents with
+//! version conflicts, notifications. Judged by replay in claimed commit
+//! order and by invariants that need no timestamps.
+
+use std::time::{Duration, Instant};
+
+use syncspec_protocol::client::{MutationOutcome, QueryResult};
+use syncspec_protocol::value::Value;
+
+use super::case;
+use crate::checkers::{invariants, order, replay};
+use crate::suite::{connect_many, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge};
+
+pub(super) fn cases() -> Vec<Case> {
+    vec![
+        case!("5.1", "20 clients x 50 increments on one counter", "no lost update: OCC serializes read-modify-write", hot_counter),
+        case!("5.2", "a bank of 10 accounts under 20 transferring clients for 10 s", "every pushed total equals the opening total; transfers serialize", bank),
+        case!("5.3", "concurrent documents:update races on one version", "exactly one update wins each version; the rest conflict", document_race),
+        case!("5.4", "notifications sent while being marked read", "count == items.length in every pushed result", notifications),
+        case!("5.5", "increments on many counters from many clients", "every client's view is one snapshot of all its counters", many_counters),
+    ]
+}
+
+async fn hot_counter(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(clients) = connect_many(&ctx, &mut judge, 20).await else { return judge.finish() };
+    let name = ctx.fresh("hot");
+    let watcher = clients[0].subscribe("counters:get", obj([("name", name.as_str().into())]));
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            let (client, name) = (client.clone(), name.clone());
+            tokio::spawn(async move {
+                let mut failures = 0;
+                for _ in 0..50 {
+                    if !matches!(client.mutation("counters:increment", obj([("name", name.as_str().into())])).await, Ok(MutationOutcome::Ok { .. })) {
+                        failures += 1;
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let mut failures = 0;
+    for t in tasks {
+        failures += t.await.unwrap_or(50);
+    }
+    judge.expect(failures == 0, || format!("{failures} of 1000 increments did not succeed"));
+    wait_view(&mut judge, &clients[0], "the count of 1000", |v| v.results.get(&watcher) == Some(&QueryResult::Value(Value::Int64(1000)))).await;
+    quiesce().await;
+    let h = ctx.history();
+    judge.verdict(invariants::no_lost_increment(&h));
+    judge.verdict(replay::serializable(&h));
+    judge.verdict(order::version_chain(&h));
+    judge.finish()
+}
+
+async fn bank(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(clients) = connect_many(&ctx, &mut judge, 25).await else { return judge.finish() };
+    let bank = ctx.fresh("bank");
+    let opened = clients[0].mutation("accounts:open", obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(10.0)), ("balance", Value::Int64(1000))])).await;
+    judge.expect(matches!(opened, Ok(MutationOutcome::Ok { .. })), || format!("accounts:open failed: {opened:?}"));
+    let watchers: Vec<_> = clients[20..].iter().map(|c| c.subscribe("accounts:balances", obj([("bank", bank.as_str().into())]))).collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    let tasks: Vec<_> = clients[..20]
+        .iter()
+        .enumerate()
+        .map(|(w, client)| {
+            let (client, bank) = (client.clone(), bank.clone());
+            tokio::spawn(async move {
+                let mut i: u64 = w as u64;
+                let mut done = 0u32;
+                while Instant::now() < until {
+                    // A cheap deterministic spread of accounts and amounts.
+                    i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let (from, to, amount) = ((i >> 33) % 10, (i >> 40) % 10, ((i >> 20) % 300) as i64);
+                    let args = obj([
+                        ("bank", bank.as_str().into()),
+                        ("from", Value::Float64(from as f64)),
+                        ("to", Value::Float64(to as f64)),
+                        ("amount", Value::Int64(amount)),
+                    ]);
+                    if client.mutation("accounts:transfer", args).await.is_err() {
+                        break;
+                    }
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut transfers = 0;
+    for t in tasks {
+        transfers += t.await.unwrap_or(0);
+    }
+    judge.expect(transfers > 100, || format!("only {transfers} transfers ran in 10 s"));
+    for (client, q) in clients[20..].iter().zip(&watchers) {
+        wait_view(&mut judge, client, "the balances", |v| v.results.contains_key(q)).await;
+    }
+    quiesce().await;
+    let h = ctx.history();
+    judge.verdict(invariants::bank_totals(&h));
+    judge.verdict(replay::serializable(&h));
+    judge.verdict(replay::snapshot_consistent(&h));
+    judge.verdict(replay::converged(&h));
+    judge.finish()
+}
+
+async fn document_race(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(clients) = connect_many(&ctx, &mut judge, 5).await else { return judge.finish() };
+    let created = clients[0].mutation("documents:create", obj([("title", "race".into()), ("content", "".into())])).await;
+    let Some(id) = created.ok().and_then(|o| o.value().cloned()) else {
+        judge.fail("documents:create failed");
+        return judge.finish();
+    };
+    for version in 1..=5 {
+        let calls: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let content = format!("v{version} by {i}");
+                c.mutation("documents:update", obj([("id", id.clone()), ("content", content.into()), ("expectedVersion", Value::Float64(f64::from(version)))]))
+            })
+            .collect();
+        let results = futures_util::future::join_all(calls).await;
+        let winners = results.iter().filter(|r| matches!(r, Ok(MutationOutcome::Ok { .. }))).count();
+        let conflicts = results.iter().filter(|r| r.as_ref().ok().and_then(|o| o.error_code()) == Some("VersionConflict")).count();
+        judge.expect(winners == 1 && conflicts == 4, || format!("version {version}: {winners} updates won and {conflicts} conflicted; expected 1 and 4"));
+    }
+    quiesce().await;
+    judge.verdict(replay::serializable(&ctx.history()));
+    judge.finish()
+}
+
+async fn notifications(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(clients) = connect_many(&ctx, &mut judge, 4).await else { return judge.finish() };
+    let user = ctx.fresh("user");
+    let q = clients[3].subscribe("notifications:unread", obj([("user", user.as_str().into())]));
+    let senders: Vec<_> = clients[..2]
+        .iter()
+        .map(|c| {
+            let (c, user) = (c.clone(), user.clone());
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    let _ = c.mutation("notifications:send", obj([("user", user.as_str().into()), ("title", format!("n{i}").into())])).await;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..10 {
+        let _ = clients[2].mutation("notifications:markAllRead", obj([("user", user.as_str().into())])).await;
+    }
+    for s in senders {
+        let _ = s.await;
+    }
+    wait_view(&mut judge, &clients[3], "the unread list", |v| v.results.contains_key(&q)).await;
+    quiesce().await;
+    let h = ctx.history();
+    judge.verdict(invariants::unread_counts(&h));
+    judge.verdict(replay::serializable(&h));
+    judge.verdict(replay::converged(&h));
+    judge.finish()
+}
+
+async fn many_counters(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(clients) = connect_many(&ctx, &mut judge, 6).await else { return judge.finish() };
+    let names: Vec<String> = (0..4).map(|i| ctx.fresh(&format!("k{i}"))).collect();
+    for watcher in &clients[4..] {
+        for name in &names {
+            watcher.subscribe("counters:get", obj([("name", name.as_str().into())]));
+        }
+    }
+    let tasks: Vec<_> = clients[..4]
+        .iter()
+        .map(|c| {
+            let (c, names) = (c.clone(), names.clone());
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let _ = c.mutation("counters:increment", obj([("name", names[i % names.len()].as_str().into())])).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    quiesce().await;
+    let h = ctx.history();
+    judge.verdict(replay::snapshot_consistent(&h));
+    judge.verdict(replay::converged(&h));
+    judge.verdict(invariants::no_lost_increment(&h));
+    judge.finish()
+}

@@ -1,0 +1,193 @@
+//! 1. Handshake and framing: routes, the first transition, identity
+//! versions, and frames that are not client messages.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use syncspec_protocol::client::MutationOutcome;
+use syncspec_protocol::history::EventKind;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::case;
+use crate::checkers::order;
+use crate::suite::{connect, obj, wait_view, Case, CaseResult, Ctx, Judge, PATIENCE};
+
+pub(super) fn cases() -> Vec<Case> {
+    vec![
+        case!("1.1", "the first transition starts at the initial version", "each socket's chain starts at {0, 0, ts 0} and has no gaps", first_transition),
+        case!("1.2", "the versioned route /api/{version}/sync serves", "the socket lives at /api/sync and /api/{version}/sync", versioned_route),
+        case!("1.3", "Authenticate with no token bumps the identity version", "an identity change is confirmed by a transition", authenticate_none),
+        case!("1.4", "Event messages are ignored", "telemetry events get no answer and harm nothing", events_ignored),
+        case!("1.5", "an action fails cleanly", "an Action the backend cannot run gets a failed ActionResponse", action_fails),
+        case!("1.6", "a binary frame ends the session with FatalError", "only JSON text frames are client messages", binary_frame),
+        case!("1.7", "invalid JSON ends the session with FatalError", "a frame that is not JSON is a protocol violation", invalid_json),
+        case!("1.8", "a wrong baseVersion ends the session with FatalError", "ModifyQuerySet must continue the query-set version chain", wrong_base_version),
+    ]
+}
+
+pub(super) type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a bare socket at `path` and sends `Connect`.
+pub(super) async fn raw_socket(ctx: &Ctx, path: &str) -> Result<RawSocket, String> {
+    let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}{path}")).await.map_err(|e| e.to_string())?;
+    let connect = serde_json::json!({"type": "Connect", "sessionId": uuid_like(), "connectionCount": 0, "lastCloseReason": "InitialConnect"});
+    ws.send(Message::text(connect.to_string())).await.map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+fn uuid_like() -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff)
+}
+
+/// What a raw socket received until it closed or went quiet.
+#[derive(Debug, Default)]
+pub(super) struct Received {
+    pub(super) texts: Vec<String>,
+    pub(super) closed: bool,
+}
+
+impl Received {
+    pub(super) fn has(&self, needle: &str) -> bool {
+        self.texts.iter().any(|t| t.contains(needle))
+    }
+}
+
+/// Reads frames until one contains `until`, the socket closes, or the deadline.
+pub(super) async fn read_until(ws: &mut RawSocket, until: &str, deadline: Duration) -> Received {
+    let mut received = Received::default();
+    let _ = tokio::time::timeout(deadline, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let done = t.contains(until);
+                    received.texts.push(t.to_string());
+                    if done {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    received.closed = true;
+                    return;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    received
+}
+
+async fn first_transition(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
+    let q = client.subscribe("counters:get", obj([("name", ctx.fresh("c").into())]));
+    wait_view(&mut judge, &client, "the first result", |v| v.results.contains_key(&q)).await;
+    judge.verdict(order::version_chain(&ctx.history()));
+    judge.finish()
+}
+
+async fn versioned_route(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let mut ws = match raw_socket(&ctx, "/api/1.48.0/sync").await {
+        Ok(ws) => ws,
+        Err(e) => {
+            judge.fail(format!("could not open /api/1.48.0/sync: {e}"));
+            return judge.finish();
+        }
+    };
+    let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+        "modifications": [{"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": ctx.fresh("v")}]}]});
+    let _ = ws.send(Message::text(add.to_string())).await;
+    let got = read_until(&mut ws, "\"Transition\"", PATIENCE).await;
+    judge.expect(got.has("\"Transition\""), || format!("no transition on the versioned route; got {:?}", got.texts));
+    judge.finish()
+}
+
+async fn authenticate_none(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let mut ws = match raw_socket(&ctx, "/api/sync").await {
+        Ok(ws) => ws,
+        Err(e) => {
+            judge.fail(e);
+            return judge.finish();
+        }
+    };
+    let auth = serde_json::json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "None"});
+    let _ = ws.send(Message::text(auth.to_string())).await;
+    let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+        "modifications": [{"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": ctx.fresh("a")}]}]});
+    let _ = ws.send(Message::text(add.to_string())).await;
+    let got = read_until(&mut ws, "\"querySet\":1,\"identity\":1", PATIENCE).await;
+    let confirmed = got.texts.iter().any(|t| {
+        serde_json::from_str::<serde_json::Value>(t).ok().is_some_and(|v| v["type"] == "Transition" && v["endVersion"]["identity"] == 1)
+    });
+    judge.expect(confirmed, || format!("no transition reached identity version 1: {:?}", got.texts));
+    judge.finish()
+}
+
+async fn events_ignored(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
+    client.send_raw(Message::text(r#"{"type":"Event","eventType":"ClientConnect","event":{"marks":[]}}"#));
+    let r = client.mutation("counters:increment", obj([("name", ctx.fresh("after-event").into())])).await;
+    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on after an Event: {r:?}"));
+    judge.expect(client.view().fatal.is_none(), || "an Event must not end the session".to_owned());
+    judge.finish()
+}
+
+async fn action_fails(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
+    client.send_raw(Message::text(r#"{"type":"Action","requestId":900000,"udfPath":"nope:action","args":[{}]}"#));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let answered = loop {
+        let answer = ctx.history().events.iter().find_map(|e| match &e.kind {
+            EventKind::ActionResponse { request_id: 900000, success } => Some(*success),
+            _ => None,
+        });
+        if answer.is_some() || tokio::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    judge.expect(answered == Some(false), || format!("expected a failed ActionResponse, got {answered:?}"));
+    let r = client.mutation("counters:increment", obj([("name", ctx.fresh("after").into())])).await;
+    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on after an action: {r:?}"));
+    judge.finish()
+}
+
+/// Sends one bad frame on a fresh socket and expects FatalError (or at least a close).
+async fn expect_fatal(ctx: Ctx, frame: Message, what: &str) -> CaseResult {
+    let mut judge = Judge::default();
+    let mut ws = match raw_socket(&ctx, "/api/sync").await {
+        Ok(ws) => ws,
+        Err(e) => {
+            judge.fail(e);
+            return judge.finish();
+        }
+    };
+    let _ = ws.send(frame).await;
+    let got = read_until(&mut ws, "FatalError", PATIENCE).await;
+    judge.expect(got.has("FatalError"), || format!("{what}: expected a FatalError, got {:?} (closed: {})", got.texts, got.closed));
+    // The backend keeps serving everyone else.
+    let Some(other) = connect(&ctx, &mut judge).await else { return judge.finish() };
+    let r = other.mutation("counters:increment", obj([("name", ctx.fresh("bystander").into())])).await;
+    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("another session failed after {what}: {r:?}"));
+    judge.finish()
+}
+
+async fn binary_frame(ctx: Ctx) -> CaseResult {
+    expect_fatal(ctx, Message::Binary(vec![0x7b, 0x7d].into()), "a binary frame").await
+}
+
+async fn invalid_json(ctx: Ctx) -> CaseResult {
+    expect_fatal(ctx, Message::text("{\"type\": \"Mutation\", "), "invalid JSON").await
+}
+
+async fn wrong_base_version(ctx: Ctx) -> CaseResult {
+    let frame = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 7, "newVersion": 8, "modifications": []});
+    expect_fatal(ctx, Message::text(frame.to_string()), "a wrong baseVersion").await
+}
+
