@@ -12,6 +12,9 @@ pub mod invariants;
 pub mod order;
 pub mod replay;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
