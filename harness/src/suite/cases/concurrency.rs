@@ -18,6 +18,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!("5.3", "concurrent documents:update races on one version", "exactly one update wins each version; the rest conflict", document_race),
         case!("5.4", "notifications sent while being marked read", "count == items.length in every pushed result", notifications),
         case!("5.5", "increments on many counters from many clients", "every client's view is one snapshot of all its counters", many_counters),
+        case!("5.6", "a bank of 4 accounts under 5 transferring clients for 2 s", "a transfer's debit and credit are seen together or not at all", small_bank),
     ]
 }
 
@@ -56,14 +57,27 @@ async fn hot_counter(ctx: Ctx) -> CaseResult {
 }
 
 async fn bank(ctx: Ctx) -> CaseResult {
+    bank_run(ctx, 10, 20, 5, Duration::from_secs(10)).await
+}
+
+async fn small_bank(ctx: Ctx) -> CaseResult {
+    bank_run(ctx, 4, 5, 2, Duration::from_secs(2)).await
+}
+
+/// `transferring` clients move money between `accounts` accounts for
+/// `length` while `watching` clients check every pushed total.
+async fn bank_run(ctx: Ctx, accounts: u64, transferring: usize, watching: usize, length: Duration) -> CaseResult {
     let mut judge = Judge::default();
-    let Some(clients) = connect_many(&ctx, &mut judge, 25).await else { return judge.finish() };
+    let Some(clients) = connect_many(&ctx, &mut judge, transferring + watching).await else { return judge.finish() };
     let bank = ctx.fresh("bank");
-    let opened = clients[0].mutation("accounts:open", obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(10.0)), ("balance", Value::Int64(1000))])).await;
+    let opened = clients[0]
+        .mutation("accounts:open", obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(accounts as f64)), ("balance", Value::Int64(1000))]))
+        .await;
     judge.expect(matches!(opened, Ok(MutationOutcome::Ok { .. })), || format!("accounts:open failed: {opened:?}"));
-    let watchers: Vec<_> = clients[20..].iter().map(|c| c.subscribe("accounts:balances", obj([("bank", bank.as_str().into())]))).collect();
-    let until = Instant::now() + Duration::from_secs(10);
-    let tasks: Vec<_> = clients[..20]
+    let watchers: Vec<_> =
+        clients[transferring..].iter().map(|c| c.subscribe("accounts:balances", obj([("bank", bank.as_str().into())]))).collect();
+    let until = Instant::now() + length;
+    let tasks: Vec<_> = clients[..transferring]
         .iter()
         .enumerate()
         .map(|(w, client)| {
@@ -74,7 +88,7 @@ async fn bank(ctx: Ctx) -> CaseResult {
                 while Instant::now() < until {
                     // A cheap deterministic spread of accounts and amounts.
                     i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let (from, to, amount) = ((i >> 33) % 10, (i >> 40) % 10, ((i >> 20) % 300) as i64);
+                    let (from, to, amount) = ((i >> 33) % accounts, (i >> 40) % accounts, ((i >> 20) % 300) as i64);
                     let args = obj([
                         ("bank", bank.as_str().into()),
                         ("from", Value::Float64(from as f64)),
@@ -94,8 +108,8 @@ async fn bank(ctx: Ctx) -> CaseResult {
     for t in tasks {
         transfers += t.await.unwrap_or(0);
     }
-    judge.expect(transfers > 100, || format!("only {transfers} transfers ran in 10 s"));
-    for (client, q) in clients[20..].iter().zip(&watchers) {
+    judge.expect(transfers > 20, || format!("only {transfers} transfers ran in {} s", length.as_secs()));
+    for (client, q) in clients[transferring..].iter().zip(&watchers) {
         wait_view(&mut judge, client, "the balances", |v| v.results.contains_key(q)).await;
     }
     quiesce().await;
