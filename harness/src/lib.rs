@@ -3,8 +3,10 @@
 //! Layout:
 //! - `checkers`: verdicts over recorded histories, each with evidence.
 //! - `suite`: the conformance cases and the runner behind `syncspec check`.
+//! - `proxy`: a fault-injecting TCP proxy on loopback for the fault cases.
 //!
 //! The binary (`main.rs`) parses the command line and calls into these.
 
 pub mod checkers;
 pub mod suite;
+pub mod proxy;

@@ -93,6 +93,7 @@ pub struct Judge {
     verdicts: Vec<Verdict>,
     unimplemented: Option<String>,
     info: Vec<String>,
+    non_strict: Vec<String>,
 }
 
 impl Judge {
@@ -129,6 +130,11 @@ impl Judge {
         self.unimplemented = Some(why.into());
     }
 
+    /// Flags conformant behaviour that ignores a should-level expectation.
+    pub fn non_strict(&mut self, note: impl Into<String>) {
+        self.non_strict.push(note.into());
+    }
+
     /// Reports something the protocol leaves open.
     pub fn info(&mut self, note: impl Into<String>) {
         self.info.push(note.into());
@@ -140,6 +146,8 @@ impl Judge {
             Outcome::Fail
         } else if self.unimplemented.is_some() {
             Outcome::Unimplemented
+        } else if !self.non_strict.is_empty() {
+            Outcome::NonStrict
         } else if !self.info.is_empty() {
             Outcome::Info
         } else {
@@ -147,7 +155,9 @@ impl Judge {
         };
         let mut evidence = self.evidence;
         if outcome != Outcome::Fail {
-            evidence.extend(self.unimplemented.into_iter().chain(self.info).map(|message| Evidence { message, events: vec![] }));
+            evidence.extend(
+                self.unimplemented.into_iter().chain(self.non_strict).chain(self.info).map(|message| Evidence { message, events: vec![] }),
+            );
         }
         CaseResult { outcome, evidence, verdicts: self.verdicts }
     }

@@ -2,6 +2,7 @@
 //! for good, so results can be compared across runs and backends.
 
 mod concurrency;
+mod faults;
 mod handshake;
 mod limits;
 mod mutations;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Case> {
         concurrency::cases(),
         semantics::cases(),
         throttling::cases(),
+        faults::cases(),
         limits::cases(),
     ] {
         cases.extend(category);
