@@ -41,7 +41,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         };
         // Unreachable is "could not run" (2), not a failed check.
-        let probe = Options { url: url.clone(), client: 0, recorder: Recorder::new(), reconnect: false };
+        let probe = Options { url: url.clone(), client: 0, recorder: Recorder::new(), reconnect: false, patience: std::time::Duration::from_secs(5) };
         if let Err(e) = Client::connect(probe).await {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));

@@ -60,7 +60,7 @@ impl Ctx {
     /// Connects a new client to another URL (a proxy in front of the backend).
     pub async fn client_at(&self, url: &str) -> Result<Client, ClientError> {
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        Client::connect(Options { url: url.to_owned(), client: id, recorder: self.recorder.clone(), reconnect: true }).await
+        Client::connect(Options { url: url.to_owned(), client: id, recorder: self.recorder.clone(), reconnect: true, patience: PATIENCE }).await
     }
 
     /// A name no other case or run uses.

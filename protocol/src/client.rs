@@ -49,6 +49,9 @@ pub struct Options {
     pub recorder: Recorder,
     /// Reconnect by itself after a lost socket, as the official clients do.
     pub reconnect: bool,
+    /// How long `mutation` waits for its outcome before giving up (the
+    /// history then records the outcome as unknown).
+    pub patience: Duration,
 }
 
 /// Why the client could not do what was asked.
@@ -68,6 +71,9 @@ pub enum ClientError {
     /// The client was closed or its socket is gone for good.
     #[error("the client is closed")]
     Closed,
+    /// The outcome did not arrive in time; it is unknown.
+    #[error("no outcome within {0:?}")]
+    Timeout(Duration),
 }
 
 /// A query's latest result as the client holds it.
@@ -141,7 +147,7 @@ pub struct View {
 enum Command {
     Subscribe { id: QueryId, function: String, args: Value },
     Unsubscribe { id: QueryId },
-    Mutation { function: String, args: Value, reply: oneshot::Sender<MutationOutcome> },
+    Mutation { request_id: RequestId, function: String, args: Value, reply: oneshot::Sender<MutationOutcome> },
     Raw { text: Message },
     DropSocket,
 }
@@ -152,6 +158,11 @@ pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
     view: watch::Receiver<View>,
     next_query: Arc<AtomicU32>,
+    /// Request ids are chosen here, so a caller that gives up can name its request.
+    next_request: Arc<AtomicU32>,
+    recorder: Recorder,
+    id: ClientId,
+    patience: Duration,
 }
 
 impl Client {
@@ -166,7 +177,6 @@ impl Client {
             ws: None,
             connections: 0,
             queries: BTreeMap::new(),
-            next_request: 0,
             pending: BTreeMap::new(),
             max_observed: 0,
             sent_query_set: 0,
@@ -176,8 +186,17 @@ impl Client {
         task.open().await?;
         let (commands, rx) = mpsc::unbounded_channel();
         let view = task.view_tx.subscribe();
+        let (recorder, id, patience) = (task.options.recorder.clone(), task.options.client, task.options.patience);
         tokio::spawn(task.run(rx));
-        Ok(Client { commands, view, next_query: Arc::new(AtomicU32::new(0)) })
+        Ok(Client {
+            commands,
+            view,
+            next_query: Arc::new(AtomicU32::new(0)),
+            next_request: Arc::new(AtomicU32::new(0)),
+            recorder,
+            id,
+            patience,
+        })
     }
 
     /// Adds a query to the query set and returns its id.
@@ -195,10 +214,18 @@ impl Client {
     /// Runs a mutation; resolves as the official clients do.
     pub async fn mutation(&self, function: &str, args: Value) -> Result<MutationOutcome, ClientError> {
         let (reply, rx) = oneshot::channel();
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         self.commands
-            .send(Command::Mutation { function: function.to_owned(), args, reply })
+            .send(Command::Mutation { request_id, function: function.to_owned(), args, reply })
             .map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)
+        match tokio::time::timeout(self.patience, rx).await {
+            Ok(outcome) => outcome.map_err(|_| ClientError::Closed),
+            Err(_) => {
+                let note = format!("no outcome within {:?}", self.patience);
+                self.recorder.record(self.id, EventKind::Info { request_id, note });
+                Err(ClientError::Timeout(self.patience))
+            }
+        }
     }
 
     /// Sends a frame as it is, for bad-input cases.
@@ -278,7 +305,6 @@ struct Task {
     connections: u32,
     /// Every live query, re-added after a reconnect.
     queries: BTreeMap<QueryId, (String, Value)>,
-    next_request: RequestId,
     /// Mutations not yet resolved, re-sent after a reconnect.
     pending: BTreeMap<RequestId, Pending>,
     max_observed: Ts,
@@ -413,9 +439,7 @@ impl Task {
                     self.bump_query_set(vec![serde_json::json!({"type": "Remove", "queryId": id})]).await;
                 }
             }
-            Command::Mutation { function, args, reply } => {
-                let request_id = self.next_request;
-                self.next_request += 1;
+            Command::Mutation { request_id, function, args, reply } => {
                 self.record(EventKind::Invoke {
                     request_id,
                     function: function.clone(),

@@ -72,25 +72,76 @@ impl Config {
 pub enum Fault {
     /// Commit without checking the read set: lost updates, write skew.
     SkipOccValidation,
+    /// Send only the first of a transition's query changes and defer the
+    /// rest to the next transition: the view at the first one's ts is torn.
+    TornTransition,
+    /// Re-run queries against the snapshot before the latest commit while
+    /// the transition claims the latest ts.
+    StaleResults,
+    /// Never send a transition without query changes, so a mutation whose
+    /// write no subscription sees is never resolved.
+    SkipEmptyTransition,
+    /// Every third transition of a session starts at a version that is not
+    /// the previous end.
+    BreakVersionChain,
+    /// Every third transition of a session ends below the previous end ts.
+    TsRegress,
+    /// Ignore idempotency records: a replayed mutation applies again.
+    ReplayTwice,
+    /// Drop every other commit's invalidations: some subscribers keep a
+    /// stale result.
+    LoseInvalidation,
+    /// Skip the per-user rate limit.
+    NoRateLimit,
+    /// Commit a multi-document mutation in two commits, so others can see
+    /// it half applied.
+    NonAtomicMutation,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: &'static [Fault] = &[Fault::SkipOccValidation];
+    pub const ALL: &'static [Fault] = &[
+        Fault::SkipOccValidation,
+        Fault::TornTransition,
+        Fault::StaleResults,
+        Fault::SkipEmptyTransition,
+        Fault::BreakVersionChain,
+        Fault::TsRegress,
+        Fault::ReplayTwice,
+        Fault::LoseInvalidation,
+        Fault::NoRateLimit,
+        Fault::NonAtomicMutation,
+    ];
 
     /// The switch's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Fault::SkipOccValidation => "skip-occ-validation",
+            Fault::TornTransition => "torn-transition",
+            Fault::StaleResults => "stale-results",
+            Fault::SkipEmptyTransition => "skip-empty-transition",
+            Fault::BreakVersionChain => "break-version-chain",
+            Fault::TsRegress => "ts-regress",
+            Fault::ReplayTwice => "replay-twice",
+            Fault::LoseInvalidation => "lose-invalidation",
+            Fault::NoRateLimit => "no-rate-limit",
+            Fault::NonAtomicMutation => "non-atomic-mutation",
         }
     }
 
     /// What the switch breaks.
     pub fn description(self) -> &'static str {
         match self {
-            Fault::SkipOccValidation => {
-                "commits mutations without validating their read sets (OCC off)"
-            }
+            Fault::SkipOccValidation => "commits mutations without validating their read sets (OCC off)",
+            Fault::TornTransition => "splits a transition's query changes over two transitions (torn views)",
+            Fault::StaleResults => "evaluates pushed queries one commit behind the ts they claim",
+            Fault::SkipEmptyTransition => "sends no transition without changes (mutations never resolve)",
+            Fault::BreakVersionChain => "starts every third transition away from the previous end version",
+            Fault::TsRegress => "ends every third transition below the previous ts",
+            Fault::ReplayTwice => "ignores idempotency records (a replayed mutation applies again)",
+            Fault::LoseInvalidation => "drops every other commit's invalidations (stale subscribers)",
+            Fault::NoRateLimit => "accepts any rate of cursor moves and heartbeats",
+            Fault::NonAtomicMutation => "commits a multi-document mutation in two commits",
         }
     }
 
@@ -331,6 +382,8 @@ pub struct Core {
     rate: RateLimiter,
     now: Ts,
     stats: Stats,
+    /// The head before the latest commit (kept for the `stale-results` fault).
+    previous_head: Snapshot,
 }
 
 impl Core {
@@ -348,6 +401,7 @@ impl Core {
             rate: RateLimiter::default(),
             now: 0,
             stats: Stats::default(),
+            previous_head: Snapshot::default(),
         }
     }
 
@@ -662,7 +716,12 @@ impl Core {
             };
             let session_id = session.session_id.unwrap_or_default();
             let request_id = queued.request_id;
-            if let Some(record) = self.records.get_mut(&(session_id, request_id)) {
+            let remembered = if self.config.has(Fault::ReplayTwice) {
+                None
+            } else {
+                self.records.get_mut(&(session_id, request_id))
+            };
+            if let Some(record) = remembered {
                 record.last_used = self.now;
                 let (result, ts) = (record.result.clone(), record.ts);
                 self.stats.replays += 1;
@@ -758,14 +817,16 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         let key = (flight.session_id, flight.request_id);
-        if let Some(record) = self.records.get(&key) {
+        let remembered = if self.config.has(Fault::ReplayTwice) { None } else { self.records.get(&key) };
+        if let Some(record) = remembered {
             // A replay that raced its original: answer with the original.
             self.stats.replays += 1;
             let outcome = Ok((record.result.clone(), record.ts));
             self.prune_write_log();
             return self.finish_mutation(flight, outcome, out);
         }
-        if let Some(rate) = rate_limit_of(flight.function) {
+        let limit = rate_limit_of(flight.function).filter(|_| !self.config.has(Fault::NoRateLimit));
+        if let Some(rate) = limit {
             let user = flight
                 .args
                 .get("user")
@@ -785,6 +846,25 @@ impl Core {
                 self.prune_write_log();
                 return self.finish_mutation(flight, Err(error.into()), out);
             }
+        }
+        if self.config.has(Fault::NonAtomicMutation) && writes.len() >= 2 {
+            // The fault: the first document commits alone, and others are
+            // told, before the rest commits.
+            let mut rest = writes.clone();
+            let first_key = *rest.keys().next().expect("two or more writes");
+            let first: WriteSet = rest.remove_entry(&first_key).into_iter().collect();
+            let (_, notified) = self.commit(&first);
+            for conn in notified {
+                self.flush(conn, out);
+            }
+            self.now += 1;
+            let (ts, notified) = self.commit(&rest);
+            self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+            self.finish_mutation(flight, Ok((value, ts)), out);
+            for conn in notified {
+                self.flush(conn, out);
+            }
+            return;
         }
         let (ts, notified) = self.commit(&writes);
         self.records.insert(
@@ -806,13 +886,20 @@ impl Core {
     /// the ts and the sessions that now have a transition pending.
     fn commit(&mut self, writes: &WriteSet) -> (Ts, BTreeSet<ConnId>) {
         let ts = self.now.max(self.store.ts() + 1);
+        if self.config.has(Fault::StaleResults) {
+            self.previous_head = self.store.head().clone();
+        }
         let touched = self.store.apply(ts, writes);
         self.stats.commits += 1;
         if !self.in_flight.is_empty() {
             self.write_log.push_back((ts, touched.clone()));
         }
         self.prune_write_log();
-        let notify = self.subscriptions.invalidate(&touched);
+        let mut notify = self.subscriptions.invalidate(&touched);
+        if self.config.has(Fault::LoseInvalidation) && self.stats.commits % 2 == 0 {
+            // The fault: this commit's subscribers are never told.
+            notify.clear();
+        }
         let mut sessions = BTreeSet::new();
         for (conn, query_id) in notify {
             if let Some(session) = self.sessions.get_mut(&conn) {
@@ -889,44 +976,42 @@ impl Core {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if !session.pending
-            || session.unsent >= MAX_UNSENT_TRANSITIONS
-            || session.session_id.is_none()
-        {
+        if !session.pending || session.unsent >= MAX_UNSENT_TRANSITIONS || session.session_id.is_none() {
             return;
         }
-        let mut modifications: Vec<Modification> = session
-            .removed
-            .iter()
-            .map(|&query_id| Modification::Removed { query_id })
-            .collect();
+        let mut modifications: Vec<Modification> =
+            session.removed.iter().map(|&query_id| Modification::Removed { query_id }).collect();
         session.removed.clear();
         let mut dirty = std::mem::take(&mut session.dirty);
         dirty.sort_unstable();
         dirty.dedup();
+        // Normally queries are read at the head; the `stale-results` fault
+        // reads them one commit behind.
+        let snapshot = if self.config.has(Fault::StaleResults) { &self.previous_head } else { self.store.head() };
+        let torn = self.config.has(Fault::TornTransition);
+        let mut deferred = Vec::new();
         for query_id in dirty {
+            if torn && modifications.iter().any(|m| !matches!(m, Modification::Removed { .. })) {
+                // The fault: every change after the first waits for the next transition.
+                deferred.push(query_id);
+                continue;
+            }
             let Some(query) = session.queries.get_mut(&query_id) else {
                 continue;
             };
             match query {
-                SessionQuery::Broken {
-                    message,
-                    data,
-                    sent,
-                } => {
+                SessionQuery::Broken { message, data, sent } => {
                     if !*sent {
                         *sent = true;
                         modifications.push(Modification::Failed {
                             query_id,
                             message: message.clone(),
-                            data: data
-                                .as_ref()
-                                .map(|d| syncspec_protocol::json::encode(d).into()),
+                            data: data.as_ref().map(|d| syncspec_protocol::json::encode(d).into()),
                         });
                     }
                 }
                 SessionQuery::Live { key, last_hash } => {
-                    let Some(result) = self.subscriptions.result(*key, self.store.head()) else {
+                    let Some(result) = self.subscriptions.result(*key, snapshot) else {
                         continue;
                     };
                     if *last_hash == Some(result.hash) {
@@ -934,37 +1019,39 @@ impl Core {
                     }
                     *last_hash = Some(result.hash);
                     modifications.push(match &result.outcome {
-                        Ok(value) => Modification::Updated {
-                            query_id,
-                            value: value.clone(),
-                        },
-                        Err((message, data)) => Modification::Failed {
-                            query_id,
-                            message: message.clone(),
-                            data: Some(data.clone()),
-                        },
+                        Ok(value) => Modification::Updated { query_id, value: value.clone() },
+                        Err((message, data)) => {
+                            Modification::Failed { query_id, message: message.clone(), data: Some(data.clone()) }
+                        }
                     });
                 }
             }
         }
-        let start = session.last_sent;
-        let end = session.next_version(ts);
+        if self.config.has(Fault::SkipEmptyTransition) && modifications.is_empty() {
+            // The fault: nothing changed, so nothing is sent.
+            session.pending = false;
+            return;
+        }
+        session.transitions_sent += 1;
+        let every_third = session.transitions_sent % 3 == 0;
+        let mut start = session.last_sent;
+        let mut end = session.next_version(ts);
+        if every_third && self.config.has(Fault::BreakVersionChain) {
+            start.query_set += 1;
+        }
+        if every_third && self.config.has(Fault::TsRegress) && session.last_sent.ts > 0 {
+            end.ts = session.last_sent.ts - 1;
+        }
         session.last_sent = end;
-        session.pending = false;
+        session.pending = !deferred.is_empty();
+        session.dirty.extend(deferred);
         session.unsent += 1;
         let skew = session.clock_skew;
-        self.emit(
-            conn,
-            Frame::Transition(
-                Transition {
-                    start,
-                    end,
-                    modifications,
-                },
-                skew,
-            ),
-            out,
-        );
+        let more = session.pending;
+        self.emit(conn, Frame::Transition(Transition { start, end, modifications }, skew), out);
+        if more {
+            self.flush(conn, out);
+        }
     }
 
     fn emit(&mut self, conn: ConnId, frame: Frame, out: &mut Vec<Output>) {

@@ -84,6 +84,8 @@ pub struct Session {
     pub running: bool,
     /// When a frame was last emitted, for the idle `Ping`.
     pub last_emit: Ts,
+    /// Transitions built for this session so far.
+    pub transitions_sent: u64,
 }
 
 impl Session {

@@ -192,7 +192,9 @@ async fn reconnect_storm(ctx: Ctx) -> CaseResult {
         let _ = writer.mutation("counters:increment", obj([("name", name.as_str().into())])).await;
     }
     for (c, q) in &clients {
-        wait_view(&mut judge, c, "the count of 10 after reconnecting", |v| v.results.get(q) == Some(&QueryResult::Value(Value::Int64(10)))).await;
+        if wait_view(&mut judge, c, "the count of 10 after reconnecting", |v| v.results.get(q) == Some(&QueryResult::Value(Value::Int64(10)))).await.is_none() {
+            break;
+        }
     }
     quiesce().await;
     let h = ctx.history();

@@ -14,7 +14,7 @@ use crate::suite::{connect, obj, wait_view, Case, CaseResult, Ctx, Judge, PATIEN
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("1.1", "the first transition starts at the initial version", "each socket's chain starts at {0, 0, ts 0} and has no gaps", first_transition),
+        case!("1.1", "the version chain starts at the initial version and has no gaps", "each socket's chain starts at {0, 0, ts 0}, links end to start, and ts never decreases", first_transition),
         case!("1.2", "the versioned route /api/{version}/sync serves", "the socket lives at /api/sync and /api/{version}/sync", versioned_route),
         case!("1.3", "Authenticate with no token bumps the identity version", "an identity change is confirmed by a transition", authenticate_none),
         case!("1.4", "Event messages are ignored", "telemetry events get no answer and harm nothing", events_ignored),
@@ -82,8 +82,17 @@ pub(super) async fn read_until(ws: &mut RawSocket, until: &str, deadline: Durati
 async fn first_transition(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
-    let q = client.subscribe("counters:get", obj([("name", ctx.fresh("c").into())]));
+    let name = ctx.fresh("c");
+    let q = client.subscribe("counters:get", obj([("name", name.as_str().into())]));
     wait_view(&mut judge, &client, "the first result", |v| v.results.contains_key(&q)).await;
+    // A few more links, so the chain is a chain.
+    for _ in 0..6 {
+        let r = client.mutation("counters:increment", obj([("name", name.as_str().into())])).await;
+        if !matches!(r, Ok(MutationOutcome::Ok { .. })) {
+            judge.fail(format!("an increment did not resolve: {r:?}"));
+            break;
+        }
+    }
     judge.verdict(order::version_chain(&ctx.history()));
     judge.finish()
 }

@@ -130,7 +130,9 @@ async fn many_subscribers(ctx: Ctx) -> CaseResult {
         let _ = c[20].mutation("counters:increment", obj([("name", name.as_str().into())])).await;
     }
     for (client, id) in c[..20].iter().zip(&ids) {
-        wait_view(&mut judge, client, "the latest count", |v| v.results.get(id) == Some(&QueryResult::Value(Value::Int64(10)))).await;
+        if wait_view(&mut judge, client, "the latest count", |v| v.results.get(id) == Some(&QueryResult::Value(Value::Int64(10)))).await.is_none() {
+            break;
+        }
     }
     quiesce().await;
     let h = ctx.history();
