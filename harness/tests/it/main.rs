@@ -1,5 +1,7 @@
 //! Integration tests of the `syncspec` binary, one test binary for the crate.
 
+/// `syncspec check` end to end: the reference passes, every fault is caught.
+mod check;
 /// The npm `convex` client against `syncspec serve` (runs `tests/node`).
 mod official_js_client;
 /// Workspace rules a compiler does not check: file headers, banned attributes.

@@ -1,0 +1,152 @@
+//! `syncspec check` end to end: every case passes against the reference
+//! server, every fault switch is caught by a case of the category guarding
+//! it, and an unreachable target is "could not run".
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
+
+/// Which cases catch which fault: (fault, the cases run, their category).
+/// The README's fault table shows the same rows.
+const FAULT_TABLE: &[(&str, &str, &str)] = &[
+    ("skip-occ-validation", "5.1", "5"),
+    ("torn-transition", "3.3", "3"),
+    ("stale-results", "3.2", "3"),
+    ("skip-empty-transition", "4.2", "4"),
+    ("break-version-chain", "1.1", "1"),
+    ("ts-regress", "1.1", "1"),
+    ("replay-twice", "8.1", "8"),
+    ("lose-invalidation", "3.7", "3"),
+    ("no-rate-limit", "7.1", "7"),
+    ("non-atomic-mutation", "5.6", "5"),
+];
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("syncspec-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `syncspec serve` with faults on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(faults: &[&str]) -> Server {
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
+        for fault in faults {
+            command.args(["--fault", fault]);
+        }
+        let mut child = command.spawn().expect("start syncspec serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read the address");
+        let url = line.trim().strip_prefix("listening on ").expect("the first line names the URL").to_owned();
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn results(dir: &PathBuf) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
+    serde_json::from_str(&text).expect("results.json is JSON")
+}
+
+#[test]
+fn every_case_passes_against_the_reference_server() {
+    let out = scratch("all");
+    let run = Command::new(BIN).args(["check", "--out"]).arg(&out).output().expect("run syncspec check");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "syncspec check failed:\n{stdout}");
+    let report = results(&out);
+    let cases = report["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 60, "only {} cases ran", cases.len());
+    for case in cases {
+        assert_ne!(case["outcome"], "Fail", "{case}");
+        assert!(case["id"].is_string() && case["title"].is_string() && case["duration_ms"].is_u64());
+        let history = case["history"].as_str().expect("a history per case");
+        assert!(out.join(history).exists(), "missing {history}");
+    }
+    assert!(stdout.lines().last().is_some_and(|l| l == format!("{} passed, 0 failed", cases.len())), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn every_fault_switch_is_caught_by_its_category() {
+    let listed = Command::new(BIN).args(["serve", "--list-faults"]).output().expect("list faults");
+    let names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    let mut table: Vec<&str> = FAULT_TABLE.iter().map(|(f, _, _)| *f).collect();
+    table.sort_unstable();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, table, "the table must cover every fault `serve --list-faults` lists");
+    // Half the faults at a time: each run mostly waits on a deadline.
+    for batch in FAULT_TABLE.chunks(5) {
+        let runs: Vec<_> = batch
+            .iter()
+            .map(|&(fault, cases, category)| {
+                std::thread::spawn(move || {
+                    let server = Server::start(&[fault]);
+                    let out = scratch(fault);
+                    let run = Command::new(BIN)
+                        .args(["check", "--target", &server.url, "--cases", cases, "--out"])
+                        .arg(&out)
+                        .output()
+                        .expect("run syncspec check");
+                    let report = results(&out);
+                    let failed: Vec<String> = report["cases"]
+                        .as_array()
+                        .expect("cases")
+                        .iter()
+                        .filter(|c| c["outcome"] == "Fail")
+                        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                        .collect();
+                    let _ = std::fs::remove_dir_all(&out);
+                    (fault, category, run.status.code(), failed, String::from_utf8_lossy(&run.stdout).into_owned())
+                })
+            })
+            .collect();
+        for run in runs {
+            let (fault, category, code, failed, stdout) = run.join().expect("fault run");
+            assert_eq!(code, Some(1), "{fault}: syncspec check should exit 1:\n{stdout}");
+            assert!(
+                failed.iter().any(|id| id.split('.').next() == Some(category)),
+                "{fault}: no case of category {category} failed (failed: {failed:?}):\n{stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_same_server_without_faults_passes_those_cases() {
+    let server = Server::start(&[]);
+    let patterns: Vec<&str> = FAULT_TABLE.iter().map(|(_, cases, _)| *cases).collect();
+    let mut args = vec!["check", "--target", &server.url];
+    for p in &patterns {
+        args.extend(["--cases", p]);
+    }
+    let run = Command::new(BIN).args(&args).output().expect("run syncspec check");
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stdout));
+}
+
+#[test]
+fn an_unreachable_target_is_exit_code_2() {
+    let run = Command::new(BIN).args(["check", "--target", "http://127.0.0.1:9", "--cases", "1.1"]).output().expect("run");
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("could not connect"));
+    let bad = Command::new(BIN).args(["check", "--cases", "99.*"]).output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}
