@@ -38,10 +38,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnect attempts after a lost socket, 100 ms apart at first, doubling to 1 s.
 const RECONNECT_ATTEMPTS: u32 = 20;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_urls_map_to_the_sync_socket() {
+        assert_eq!(socket_url("http://127.0.0.1:3210").unwrap(), "ws://127.0.0.1:3210/api/sync");
+        assert_eq!(socket_url("https://happy-otter-123.convex.cloud/").unwrap(), "wss://happy-otter-123.convex.cloud/api/sync");
+        assert!(socket_url("ftp://x").is_err());
+        assert!(socket_url("http://").is_err());
+    }
+}
+
 /// Where and how to connect.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The deployment URL, `http://HOST:PORT` (`ws://` works too).
+    /// The deployment URL, `http://HOST:PORT` or `https://HOST` (`ws://` and `wss://` work too).
     pub url: String,
     /// This client's id in the history.
     pub client: ClientId,
@@ -58,7 +71,7 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
     /// The URL is not one the client can use.
-    #[error("expected a URL like http://127.0.0.1:3210, got {0:?}")]
+    #[error("expected a URL like http://127.0.0.1:3210 or https://NAME.convex.cloud, got {0:?}")]
     BadUrl(String),
     /// The backend could not be reached.
     #[error("could not connect to {url}: {detail}")]
@@ -279,14 +292,17 @@ impl Client {
 /// Turns a deployment URL into the sync socket's URL.
 fn socket_url(url: &str) -> Result<String, ClientError> {
     let url = url.trim_end_matches('/');
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("ws://"))
-        .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
-    if rest.is_empty() {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("ws://")) {
+        ("ws", rest)
+    } else if let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("wss://")) {
+        ("wss", rest)
+    } else {
+        return Err(ClientError::BadUrl(url.to_owned()));
+    };
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
         return Err(ClientError::BadUrl(url.to_owned()));
     }
-    Ok(format!("ws://{rest}/api/sync"))
+    Ok(format!("{scheme}://{rest}/api/sync"))
 }
 
 struct Pending {

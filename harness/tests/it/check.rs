@@ -149,4 +149,10 @@ fn an_unreachable_target_is_exit_code_2() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("could not connect"));
     let bad = Command::new(BIN).args(["check", "--cases", "99.*"]).output().expect("run");
     assert_eq!(bad.status.code(), Some(2));
+    // An https target speaks TLS (here to a plain server, so the handshake fails).
+    let server = Server::start(&[]);
+    let https = server.url.replace("http://", "https://");
+    let run = Command::new(BIN).args(["check", "--target", &https, "--cases", "1.1"]).output().expect("run");
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("tls"), "{}", String::from_utf8_lossy(&run.stderr));
 }
