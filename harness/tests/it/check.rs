@@ -23,6 +23,14 @@ const FAULT_TABLE: &[(&str, &str, &str)] = &[
     ("non-atomic-mutation", "5.6", "5"),
 ];
 
+/// The suite runs below measure timing-sensitive behaviour (rate limits,
+/// deadlines), so they take turns rather than share two cores at once.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("syncspec-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -64,6 +72,7 @@ fn results(dir: &PathBuf) -> serde_json::Value {
 
 #[test]
 fn every_case_passes_against_the_reference_server() {
+    let _turn = turn();
     let out = scratch("all");
     let run = Command::new(BIN).args(["check", "--out"]).arg(&out).output().expect("run syncspec check");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -83,6 +92,7 @@ fn every_case_passes_against_the_reference_server() {
 
 #[test]
 fn every_fault_switch_is_caught_by_its_category() {
+    let _turn = turn();
     let listed = Command::new(BIN).args(["serve", "--list-faults"]).output().expect("list faults");
     let names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
         .lines()
@@ -132,6 +142,7 @@ fn every_fault_switch_is_caught_by_its_category() {
 
 #[test]
 fn the_same_server_without_faults_passes_those_cases() {
+    let _turn = turn();
     let server = Server::start(&[]);
     let patterns: Vec<&str> = FAULT_TABLE.iter().map(|(_, cases, _)| *cases).collect();
     let mut args = vec!["check", "--target", &server.url];
