@@ -1168,3 +1168,6 @@ fn subject_of(jwt: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fault_tests;

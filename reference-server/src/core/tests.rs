@@ -15,7 +15,7 @@ use super::*;
 const T0: Ts = 1_760_000_000_000_000_000;
 
 /// Plays the shell: collects frames per connection, holds jobs until told to run them.
-struct Driver {
+pub(super) struct Driver {
     core: Core,
     now: Ts,
     frames: BTreeMap<ConnId, Vec<Frame>>,
@@ -33,7 +33,7 @@ impl Driver {
         Driver::with_config(inline, Config::standard())
     }
 
-    fn with_config(inline: bool, config: Config) -> Driver {
+    pub(super) fn with_config(inline: bool, config: Config) -> Driver {
         Driver {
             core: Core::new(config),
             now: T0,
@@ -45,7 +45,7 @@ impl Driver {
         }
     }
 
-    fn input(&mut self, input: Input) {
+    pub(super) fn input(&mut self, input: Input) {
         self.now += 1_000;
         let mut out = Vec::new();
         self.core.handle(self.now, input, &mut out);
@@ -77,12 +77,12 @@ impl Driver {
         }
     }
 
-    fn connect(&mut self, conn: ConnId) {
+    pub(super) fn connect(&mut self, conn: ConnId) {
         self.input(Input::Open { conn });
         self.send(conn, connect_message(conn as u128));
     }
 
-    fn send(&mut self, conn: ConnId, message: ClientMessage) {
+    pub(super) fn send(&mut self, conn: ConnId, message: ClientMessage) {
         self.input(Input::Message { conn, message });
     }
 
@@ -97,7 +97,7 @@ impl Driver {
         }
     }
 
-    fn mutate(&mut self, conn: ConnId, request_id: u32, path: &str, args: Value) {
+    pub(super) fn mutate(&mut self, conn: ConnId, request_id: u32, path: &str, args: Value) {
         let text = format!(
             r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"{path}","args":[{}]}}"#,
             json::encode(&args)
@@ -105,7 +105,7 @@ impl Driver {
         self.send_text(conn, &text);
     }
 
-    fn subscribe(&mut self, conn: ConnId, base: u32, query_id: u32, path: &str, args: Value) {
+    pub(super) fn subscribe(&mut self, conn: ConnId, base: u32, query_id: u32, path: &str, args: Value) {
         let text = format!(
             r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":{query_id},"udfPath":"{path}","args":[{}]}}]}}"#,
             base + 1,
@@ -135,7 +135,7 @@ impl Driver {
         }
     }
 
-    fn responses(&self, conn: ConnId) -> Vec<(u32, Result<(Value, Ts), Failure>)> {
+    pub(super) fn responses(&self, conn: ConnId) -> Vec<(u32, Result<(Value, Ts), Failure>)> {
         self.frames
             .get(&conn)
             .into_iter()
@@ -150,7 +150,7 @@ impl Driver {
             .collect()
     }
 
-    fn transitions(&self, conn: ConnId) -> Vec<Transition> {
+    pub(super) fn transitions(&self, conn: ConnId) -> Vec<Transition> {
         self.frames
             .get(&conn)
             .into_iter()
@@ -163,7 +163,7 @@ impl Driver {
     }
 
     /// The latest value pushed for a query on a connection.
-    fn latest(&self, conn: ConnId, query_id: u32) -> Option<Value> {
+    pub(super) fn latest(&self, conn: ConnId, query_id: u32) -> Option<Value> {
         self.transitions(conn)
             .iter()
             .flat_map(|t| t.modifications.iter())
@@ -177,7 +177,7 @@ impl Driver {
     }
 }
 
-fn connect_message(session: u128) -> ClientMessage {
+pub(super) fn connect_message(session: u128) -> ClientMessage {
     ClientMessage::Connect {
         session_id: WireSessionId::new(uuid_from(session)),
         connection_count: 0,
@@ -191,7 +191,7 @@ fn uuid_from(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
 }
 
-fn args<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
+pub(super) fn args<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
     Value::object(fields)
 }
 
