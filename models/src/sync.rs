@@ -1,0 +1,453 @@
+//! The sync model: clients running small scripts against the reference
+//! server's own `Core`, over one ordered network per connection, with
+//! mutation execution and commit as separate steps.
+//!
+//! Every interleaving of client steps, deliveries in either direction,
+//! executions and commits is explored. Frames travel as the text the real
+//! server would send and are read back with the protocol's own parser, so
+//! the model checks what crosses the wire. Time is one constant instant:
+//! the core's commit timestamps then follow commit order, and states reached
+//! along different paths compare equal.
+//!
+//! What is abstracted away: the socket (a connection is a pair of FIFO
+//! queues that never lose a frame while open), the clock (no ticks, so no
+//! pings, presence sweep or rate-limit refill), and the catalogue beyond one
+//! read-modify-write function (`counters:increment`) and one query
+//! (`counters:get`) on one counter: the smallest workload on which lost
+//! updates, stale or torn pushes, broken chains and double replays show.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+use convex_sync_types::{ServerMessage, StateModification};
+use stateright::{Model, Property};
+use syncspec_protocol::json;
+use syncspec_protocol::value::Value;
+use syncspec_protocol::wire::{self, Ts, Version};
+use syncspec_server::core::{execute, Config, Core, Executed, Fault, Input, Job, Output};
+use syncspec_server::store::IndexId;
+use syncspec_server::subscriptions::ConnId;
+
+/// The one instant the model runs at.
+const NOW: Ts = 1_000_000_000;
+/// The counter every script reads and increments.
+const COUNTER: &str = "c";
+
+/// One step of a client's script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Subscribe to `counters:get` (query id 0).
+    Subscribe,
+    /// Send `counters:increment`.
+    Increment,
+    /// Drop the socket and reconnect under the same session, re-adding the
+    /// query set and re-sending every unresolved mutation.
+    Reconnect,
+}
+
+/// A model configuration: one script per client, and the core's faults.
+#[derive(Clone, Debug)]
+pub struct SyncModel {
+    /// Each client's script.
+    pub scripts: Vec<Vec<Step>>,
+    /// Faults switched on in the core.
+    pub faults: BTreeSet<Fault>,
+}
+
+/// What one client knows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientState {
+    session: u128,
+    conn: ConnId,
+    pc: usize,
+    next_request: u32,
+    subscribed: bool,
+    sent_query_set: u32,
+    /// Unresolved mutations: request id → committed (value, ts), once answered.
+    pending: BTreeMap<u32, Option<(i64, Ts)>>,
+    /// The counter as this client holds it (query 0), on this socket.
+    view: Option<i64>,
+    /// The last end version on this socket.
+    version: Option<Version>,
+    /// The highest ts seen over all sockets.
+    max_ts: Ts,
+    /// Increments this client resolved.
+    resolved: u32,
+}
+
+/// The auxiliary history the properties read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct History {
+    /// The counter's value after each commit, by commit ts.
+    commits: Vec<(Ts, i64)>,
+    /// Every successful answer: (session, request) → (value, ts).
+    answers: BTreeMap<(u128, u32), (i64, Ts)>,
+    /// Distinct increment requests ever sent.
+    invoked: BTreeSet<(u128, u32)>,
+    chain_broken: bool,
+    ts_regressed: bool,
+    stale_push: bool,
+    ryw_broken: bool,
+    answered_twice_differently: bool,
+    lost_update: bool,
+    saw_other_write: bool,
+    replayed: bool,
+}
+
+/// The whole system.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SyncState {
+    core: Core,
+    clients: Vec<ClientState>,
+    to_server: BTreeMap<ConnId, VecDeque<String>>,
+    to_client: BTreeMap<ConnId, VecDeque<String>>,
+    jobs: Vec<Job>,
+    executed: Vec<Executed>,
+    next_conn: ConnId,
+    history: History,
+}
+
+/// What can happen next.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// A client runs the next step of its script.
+    ClientStep(usize),
+    /// The next frame on a connection reaches the server.
+    ToServer(ConnId),
+    /// The next frame on a connection reaches its client.
+    ToClient(ConnId),
+    /// A dispatched mutation executes (at its snapshot).
+    Execute(usize),
+    /// An execution reaches the core's commit step.
+    Commit(usize),
+}
+
+impl SyncModel {
+    /// The configurations the default check explores.
+    pub fn standard() -> Vec<(&'static str, SyncModel)> {
+        use Step::*;
+        let none = BTreeSet::new();
+        vec![
+            ("two subscribers increment", SyncModel { scripts: vec![vec![Subscribe, Increment], vec![Subscribe, Increment]], faults: none.clone() }),
+            ("three writers contend", SyncModel { scripts: vec![vec![Increment], vec![Increment], vec![Subscribe, Increment]], faults: none.clone() }),
+            ("a reconnect replays a mutation", SyncModel { scripts: vec![vec![Subscribe, Increment, Reconnect], vec![Subscribe, Increment]], faults: none }),
+        ]
+    }
+
+    /// The same configurations with faults switched on.
+    pub fn with_faults(mut self, faults: &BTreeSet<Fault>) -> SyncModel {
+        self.faults.extend(faults.iter().copied());
+        self
+    }
+}
+
+fn counter_value(core: &Core) -> i64 {
+    core.head()
+        .scan(IndexId::CountersByName, &[Value::from(COUNTER)])
+        .next()
+        .map_or(0, |doc| match doc.get("value") {
+            Value::Int64(v) => *v,
+            _ => 0,
+        })
+}
+
+fn connect_frame(session: u128, count: u32) -> String {
+    let id = format!("{:08x}-0000-4000-8000-{:012x}", (session >> 48) as u32, session & 0xffff_ffff_ffff);
+    format!(r#"{{"type":"Connect","sessionId":"{id}","connectionCount":{count},"lastCloseReason":"x"}}"#)
+}
+
+fn subscribe_frame(base: u32) -> String {
+    format!(
+        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":0,"udfPath":"counters:get","args":[{{"name":"{COUNTER}"}}]}}]}}"#,
+        base + 1
+    )
+}
+
+fn increment_frame(request_id: u32) -> String {
+    format!(r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"counters:increment","args":[{{"name":"{COUNTER}"}}]}}"#)
+}
+
+impl SyncState {
+    /// Feeds one input to the core and routes what it asks for.
+    fn feed(&mut self, input: Input) {
+        let mut out = Vec::new();
+        self.core.handle(NOW, input, &mut out);
+        for output in out {
+            match output {
+                Output::Send { conn, frame } => {
+                    if let Some(queue) = self.to_client.get_mut(&conn) {
+                        queue.push_back(frame.encode(0));
+                    }
+                }
+                // Scripts commit no protocol violations, so no close is asked for.
+                Output::Close { .. } => {}
+                Output::Execute(job) => self.jobs.push(job),
+            }
+        }
+        let ts = self.core.head().ts;
+        if self.history.commits.last().is_none_or(|(last, _)| *last < ts) && ts > 0 {
+            self.history.commits.push((ts, counter_value(&self.core)));
+        }
+    }
+
+    /// The counter's committed value at `ts`.
+    fn value_at(&self, ts: Ts) -> i64 {
+        self.history.commits.iter().take_while(|(t, _)| *t <= ts).last().map_or(0, |(_, v)| *v)
+    }
+
+    fn open(&mut self, c: usize) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.to_server.insert(conn, VecDeque::new());
+        self.to_client.insert(conn, VecDeque::new());
+        self.feed(Input::Open { conn });
+        let client = &mut self.clients[c];
+        client.conn = conn;
+        client.version = None;
+        client.view = None;
+        let mut frames = vec![connect_frame(client.session, conn as u32)];
+        client.sent_query_set = 0;
+        if client.subscribed {
+            frames.push(subscribe_frame(0));
+            client.sent_query_set = 1;
+        }
+        for request_id in client.pending.keys() {
+            frames.push(increment_frame(*request_id));
+        }
+        let replays = !client.pending.is_empty();
+        self.to_server.get_mut(&conn).expect("just opened").extend(frames);
+        self.history.replayed |= replays && self.next_conn > self.clients.len() as u64 + 1;
+    }
+
+    fn client_step(&mut self, c: usize, step: Step) {
+        let conn = self.clients[c].conn;
+        match step {
+            Step::Subscribe => {
+                let client = &mut self.clients[c];
+                client.subscribed = true;
+                let frame = subscribe_frame(client.sent_query_set);
+                client.sent_query_set += 1;
+                self.to_server.get_mut(&conn).expect("connected").push_back(frame);
+            }
+            Step::Increment => {
+                let client = &mut self.clients[c];
+                let request_id = client.next_request;
+                client.next_request += 1;
+                client.pending.insert(request_id, None);
+                self.history.invoked.insert((client.session, request_id));
+                self.to_server.get_mut(&conn).expect("connected").push_back(increment_frame(request_id));
+            }
+            Step::Reconnect => {
+                self.to_server.remove(&conn);
+                self.to_client.remove(&conn);
+                self.feed(Input::Closed { conn });
+                self.open(c);
+            }
+        }
+        self.clients[c].pc += 1;
+    }
+
+    fn to_client(&mut self, conn: ConnId) {
+        let Some(text) = self.to_client.get_mut(&conn).and_then(VecDeque::pop_front) else { return };
+        let Some(c) = self.clients.iter().position(|cl| cl.conn == conn) else { return };
+        let Ok(message) = wire::parse_server_message(&text) else {
+            self.history.chain_broken = true;
+            return;
+        };
+        match message {
+            ServerMessage::Transition { start_version, end_version, modifications, .. } => {
+                let (start, end) = (Version::from_state_version(&start_version), Version::from_state_version(&end_version));
+                let client = &mut self.clients[c];
+                if start != client.version.unwrap_or_default() {
+                    self.history.chain_broken = true;
+                }
+                if end.ts < client.max_ts {
+                    self.history.ts_regressed = true;
+                }
+                client.max_ts = client.max_ts.max(end.ts);
+                client.version = Some(end);
+                for m in modifications {
+                    if let StateModification::QueryUpdated { value, .. } = m {
+                        if let Ok(Value::Int64(v)) = json::decode(&value.0) {
+                            client.view = Some(v);
+                        }
+                    }
+                }
+                // Resolve what this transition reaches, after the view holds it.
+                let reached: Vec<(u32, i64)> = client
+                    .pending
+                    .iter()
+                    .filter_map(|(r, done)| done.filter(|(_, ts)| *ts <= end.ts).map(|(v, _)| (*r, v)))
+                    .collect();
+                for (r, value) in reached {
+                    client.pending.remove(&r);
+                    client.resolved += 1;
+                    if client.subscribed && client.view.is_some_and(|v| v < value) {
+                        self.history.ryw_broken = true;
+                    }
+                }
+                let (view, resolved) = (client.view, client.resolved);
+                if let Some(view) = view {
+                    if view != self.value_at(end.ts) {
+                        self.history.stale_push = true;
+                    }
+                    if view > i64::from(resolved) {
+                        self.history.saw_other_write = true;
+                    }
+                }
+                self.feed(Input::Delivered { conn });
+            }
+            ServerMessage::MutationResponse { request_id, result: Ok(value), ts, .. } => {
+                let ts = ts.map(u64::from).unwrap_or(0);
+                let Ok(Value::Int64(v)) = json::decode(&value.0) else { return };
+                let client = &mut self.clients[c];
+                let key = (client.session, request_id);
+                if let Some(slot) = client.pending.get_mut(&request_id) {
+                    *slot = Some((v, ts));
+                }
+                match self.history.answers.get(&key) {
+                    Some(&first) if first != (v, ts) => self.history.answered_twice_differently = true,
+                    Some(_) => {}
+                    None => {
+                        if self.history.answers.values().any(|&(other, _)| other == v) {
+                            self.history.lost_update = true;
+                        }
+                        self.history.answers.insert(key, (v, ts));
+                    }
+                }
+            }
+            ServerMessage::MutationResponse { request_id, .. } => {
+                self.clients[c].pending.remove(&request_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Nothing in flight and every script done.
+    fn quiet(&self, model: &SyncModel) -> bool {
+        self.jobs.is_empty()
+            && self.executed.is_empty()
+            && self.to_server.values().all(VecDeque::is_empty)
+            && self.to_client.values().all(VecDeque::is_empty)
+            && self.clients.iter().zip(&model.scripts).all(|(c, s)| c.pc == s.len())
+    }
+}
+
+impl Model for SyncModel {
+    type State = SyncState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<SyncState> {
+        let config = Config { faults: self.faults.clone(), ..Config::standard() };
+        let mut state = SyncState {
+            core: Core::new(config),
+            clients: (0..self.scripts.len())
+                .map(|i| ClientState {
+                    session: i as u128 + 1,
+                    conn: 0,
+                    pc: 0,
+                    next_request: 0,
+                    subscribed: false,
+                    sent_query_set: 0,
+                    pending: BTreeMap::new(),
+                    view: None,
+                    version: None,
+                    max_ts: 0,
+                    resolved: 0,
+                })
+                .collect(),
+            to_server: BTreeMap::new(),
+            to_client: BTreeMap::new(),
+            jobs: Vec::new(),
+            executed: Vec::new(),
+            next_conn: 1,
+            history: History::default(),
+        };
+        for c in 0..self.scripts.len() {
+            state.open(c);
+        }
+        vec![state]
+    }
+
+    fn actions(&self, state: &SyncState, actions: &mut Vec<Action>) {
+        for (c, client) in state.clients.iter().enumerate() {
+            if client.pc < self.scripts[c].len() {
+                actions.push(Action::ClientStep(c));
+            }
+        }
+        for (conn, queue) in &state.to_server {
+            if !queue.is_empty() {
+                actions.push(Action::ToServer(*conn));
+            }
+        }
+        for (conn, queue) in &state.to_client {
+            if !queue.is_empty() {
+                actions.push(Action::ToClient(*conn));
+            }
+        }
+        actions.extend((0..state.jobs.len()).map(Action::Execute));
+        actions.extend((0..state.executed.len()).map(Action::Commit));
+    }
+
+    fn next_state(&self, last: &SyncState, action: Action) -> Option<SyncState> {
+        let mut state = last.clone();
+        match action {
+            Action::ClientStep(c) => {
+                let step = self.scripts[c][state.clients[c].pc];
+                state.client_step(c, step);
+            }
+            Action::ToServer(conn) => {
+                let text = state.to_server.get_mut(&conn)?.pop_front()?;
+                match wire::parse_client_message(&text) {
+                    Ok(message) => state.feed(Input::Message { conn, message }),
+                    Err(e) => state.feed(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
+                }
+            }
+            Action::ToClient(conn) => state.to_client(conn),
+            Action::Execute(i) => {
+                let job = state.jobs.remove(i);
+                state.executed.push(execute(&job));
+            }
+            Action::Commit(i) => {
+                let executed = state.executed.remove(i);
+                state.feed(Input::Executed(executed));
+            }
+        }
+        Some(state)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut properties = vec![
+            Property::always("pushed results equal the state at their ts", |_, s: &SyncState| !s.history.stale_push),
+            Property::always("each socket's version chain has no gaps", |_, s: &SyncState| !s.history.chain_broken),
+            Property::always("a client's ts never goes backwards", |_, s: &SyncState| !s.history.ts_regressed),
+            Property::always("read-your-writes", |_, s: &SyncState| !s.history.ryw_broken),
+            Property::always("no lost update (committed increments return distinct values)", |_, s: &SyncState| !s.history.lost_update),
+            Property::always("a replayed mutation applies at most once", |_, s: &SyncState| {
+                !s.history.answered_twice_differently && counter_value(&s.core) <= s.history.invoked.len() as i64
+            }),
+            Property::always("quiet means converged and resolved", |m: &SyncModel, s: &SyncState| {
+                !s.quiet(m)
+                    || s.clients.iter().all(|c| c.pending.is_empty() && (!c.subscribed || c.view == Some(counter_value(&s.core))))
+            }),
+            Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| s.core.stats().conflicts > 0),
+            Property::sometimes("a push shows another client's write", |_, s: &SyncState| s.history.saw_other_write),
+        ];
+        if self.scripts.iter().flatten().any(|step| *step == Step::Reconnect) {
+            properties.push(Property::sometimes("a reconnect replays a mutation", |_, s: &SyncState| s.history.replayed));
+        }
+        properties
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::ClientStep(c) => write!(f, "client {c} runs its next step"),
+            Action::ToServer(conn) => write!(f, "connection {conn}: the next frame reaches the server"),
+            Action::ToClient(conn) => write!(f, "connection {conn}: the next frame reaches the client"),
+            Action::Execute(i) => write!(f, "mutation job {i} executes at its snapshot"),
+            Action::Commit(i) => write!(f, "execution {i} reaches the commit step"),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The default configurations explore their whole state space and pass.
+
+use syncspec_models::report;
+use syncspec_models::sync::SyncModel;
+
+/// Unique states per configuration: a change to the model or to the core's
+/// state space shows here first.
+const PINNED: &[(&str, usize)] = &[
+    ("two subscribers increment", 810),
+    ("three writers contend", 27_852),
+    ("a reconnect replays a mutation", 24_646),
+];
+
+#[test]
+fn standard_configurations_pass() {
+    for (name, model) in SyncModel::standard() {
+        let r = report::check(name, model);
+        println!("{name}: {} states, {} unique, depth {}, {:?}", r.states, r.unique_states, r.max_depth, r.elapsed);
+        let pinned = PINNED.iter().find(|(n, _)| *n == name).map(|(_, count)| *count);
+        assert_eq!(Some(r.unique_states), pinned, "{name}: the state space changed");
+        for p in &r.properties {
+            assert!(p.holds, "{name}: {} {} failed: {:#?}", p.kind, p.name, p.trace);
+        }
+    }
+}
