@@ -28,6 +28,24 @@ pub(crate) enum Command {
     /// `N passed, N failed`. Exit code 0 when no case failed, 1 when one
     /// did, 2 when the suite could not run (bad arguments, unreachable target).
     Check(CheckArgs),
+    /// Model-check the reference server's own core with stateright.
+    ///
+    /// Explores every interleaving of client steps, deliveries, executions
+    /// and commits for small configurations, breadth first, and prints per
+    /// configuration the states explored, the depth, the time and each
+    /// property's result, with the shortest counterexample as a trace.
+    /// Exit code 0 when every property holds, 1 when one does not.
+    Model(ModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModelArgs {
+    /// Switch a fault on in the core (see `serve --list-faults`); repeatable.
+    #[arg(long = "fault", value_name = "NAME")]
+    pub(crate) faults: Vec<String>,
+    /// Open stateright's Explorer on this loopback address (e.g. 127.0.0.1:3000) instead.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) explore: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

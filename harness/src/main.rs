@@ -4,6 +4,7 @@
 
 mod check;
 mod cli;
+mod model;
 mod serve;
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Check(args) => check::run(args),
+        cli::Command::Model(args) => model::run(args),
     };
     match result {
         Ok(code) => code,

@@ -111,11 +111,11 @@ pub struct SyncState {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// A client runs the next step of its script.
-    ClientStep(usize),
-    /// The next frame on a connection reaches the server.
-    ToServer(ConnId),
-    /// The next frame on a connection reaches its client.
-    ToClient(ConnId),
+    ClientStep(usize, Step),
+    /// The next frame on a connection (of the named type) reaches the server.
+    ToServer(ConnId, &'static str),
+    /// The next frame on a connection (of the named type) reaches its client.
+    ToClient(ConnId, &'static str),
     /// A dispatched mutation executes (at its snapshot).
     Execute(usize),
     /// An execution reaches the core's commit step.
@@ -149,6 +149,17 @@ fn counter_value(core: &Core) -> i64 {
             Value::Int64(v) => *v,
             _ => 0,
         })
+}
+
+/// The `type` of a frame, for traces.
+fn frame_type(frame: &str) -> &'static str {
+    const TYPES: &[&str] = &["Connect", "ModifyQuerySet", "Mutation", "Transition", "MutationResponse", "FatalError", "Ping"];
+    TYPES
+        .iter()
+        .copied()
+        .filter(|t| frame.contains(&format!(r#""type":"{t}""#)))
+        .max_by_key(|t| t.len())
+        .unwrap_or("a frame")
 }
 
 fn connect_frame(session: u128, count: u32) -> String {
@@ -371,18 +382,18 @@ impl Model for SyncModel {
 
     fn actions(&self, state: &SyncState, actions: &mut Vec<Action>) {
         for (c, client) in state.clients.iter().enumerate() {
-            if client.pc < self.scripts[c].len() {
-                actions.push(Action::ClientStep(c));
+            if let Some(&step) = self.scripts[c].get(client.pc) {
+                actions.push(Action::ClientStep(c, step));
             }
         }
         for (conn, queue) in &state.to_server {
-            if !queue.is_empty() {
-                actions.push(Action::ToServer(*conn));
+            if let Some(frame) = queue.front() {
+                actions.push(Action::ToServer(*conn, frame_type(frame)));
             }
         }
         for (conn, queue) in &state.to_client {
-            if !queue.is_empty() {
-                actions.push(Action::ToClient(*conn));
+            if let Some(frame) = queue.front() {
+                actions.push(Action::ToClient(*conn, frame_type(frame)));
             }
         }
         actions.extend((0..state.jobs.len()).map(Action::Execute));
@@ -392,18 +403,15 @@ impl Model for SyncModel {
     fn next_state(&self, last: &SyncState, action: Action) -> Option<SyncState> {
         let mut state = last.clone();
         match action {
-            Action::ClientStep(c) => {
-                let step = self.scripts[c][state.clients[c].pc];
-                state.client_step(c, step);
-            }
-            Action::ToServer(conn) => {
+            Action::ClientStep(c, step) => state.client_step(c, step),
+            Action::ToServer(conn, _) => {
                 let text = state.to_server.get_mut(&conn)?.pop_front()?;
                 match wire::parse_client_message(&text) {
                     Ok(message) => state.feed(Input::Message { conn, message }),
                     Err(e) => state.feed(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
                 }
             }
-            Action::ToClient(conn) => state.to_client(conn),
+            Action::ToClient(conn, _) => state.to_client(conn),
             Action::Execute(i) => {
                 let job = state.jobs.remove(i);
                 state.executed.push(execute(&job));
@@ -443,9 +451,9 @@ impl Model for SyncModel {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::ClientStep(c) => write!(f, "client {c} runs its next step"),
-            Action::ToServer(conn) => write!(f, "connection {conn}: the next frame reaches the server"),
-            Action::ToClient(conn) => write!(f, "connection {conn}: the next frame reaches the client"),
+            Action::ClientStep(c, step) => write!(f, "client {c}: {step:?}"),
+            Action::ToServer(conn, kind) => write!(f, "connection {conn}: {kind} reaches the server"),
+            Action::ToClient(conn, kind) => write!(f, "connection {conn}: {kind} reaches the client"),
             Action::Execute(i) => write!(f, "mutation job {i} executes at its snapshot"),
             Action::Commit(i) => write!(f, "execution {i} reaches the commit step"),
         }

@@ -2,6 +2,8 @@
 
 /// `syncspec check` end to end: the reference passes, every fault is caught.
 mod check;
+/// `syncspec model` end to end: passes by default, names a fault's property.
+mod model;
 /// The npm `convex` client against `syncspec serve` (runs `tests/node`).
 mod official_js_client;
 /// Workspace rules a compiler does not check: file headers, banned attributes.
