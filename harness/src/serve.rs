@@ -32,6 +32,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             core: Config {
                 presence_ttl_ns: args.presence_ttl.as_nanos() as u64,
                 faults,
+                ..Config::standard()
             },
             workers: args.workers,
             test_hooks: args.test_hooks,

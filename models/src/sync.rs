@@ -43,7 +43,23 @@ pub enum Step {
     /// Drop the socket and reconnect under the same session, re-adding the
     /// query set and re-sending every unresolved mutation.
     Reconnect,
+    /// Subscribe to `accounts:balances` of the model's bank (query id 1).
+    WatchBank,
+    /// Send `accounts:transfer` of `amount` from one account to another.
+    Transfer(u8, u8, i64),
+    /// Send `cursors:move` as this client's user.
+    Move,
 }
+
+/// The bank the bank steps use: two accounts of 10 each.
+const BANK: &str = "b";
+const OPENING_BALANCE: i64 = 10;
+const ACCOUNTS: usize = 2;
+
+/// A burst of one with no refill in the model's single instant: the second
+/// move of a user is over the limit.
+const MODEL_RATE: syncspec_server::ratelimit::Rate =
+    syncspec_server::ratelimit::Rate { burst: 1, interval_ns: 1_000_000_000 };
 
 /// A model configuration: one script per client, and the core's faults.
 #[derive(Clone, Debug)]
@@ -62,11 +78,14 @@ pub struct ClientState {
     pc: usize,
     next_request: u32,
     subscribed: bool,
+    watching_bank: bool,
     sent_query_set: u32,
-    /// Unresolved mutations: request id → committed (value, ts), once answered.
-    pending: BTreeMap<u32, Option<(i64, Ts)>>,
+    /// Unresolved mutations: request id → (what it is, committed (value, ts) once answered).
+    pending: BTreeMap<u32, (Step, Option<(i64, Ts)>)>,
     /// The counter as this client holds it (query 0), on this socket.
     view: Option<i64>,
+    /// The balances as this client holds them (query 1), on this socket.
+    bank_view: Option<Vec<i64>>,
     /// The last end version on this socket.
     version: Option<Version>,
     /// The highest ts seen over all sockets.
@@ -78,8 +97,8 @@ pub struct ClientState {
 /// The auxiliary history the properties read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct History {
-    /// The counter's value after each commit, by commit ts.
-    commits: Vec<(Ts, i64)>,
+    /// The counter's value and the balances after each commit, by commit ts.
+    commits: Vec<(Ts, i64, Vec<i64>)>,
     /// Every successful answer: (session, request) → (value, ts).
     answers: BTreeMap<(u128, u32), (i64, Ts)>,
     /// Distinct increment requests ever sent.
@@ -92,6 +111,11 @@ pub struct History {
     lost_update: bool,
     saw_other_write: bool,
     replayed: bool,
+    bank_total_changed: bool,
+    /// Transfers answered with success: (session, request) → (from, to, amount).
+    transfers: BTreeMap<(u128, u32), (u8, u8, i64)>,
+    /// Cursor moves accepted, per session.
+    moves_accepted: BTreeMap<u128, u32>,
 }
 
 /// The whole system.
@@ -130,7 +154,12 @@ impl SyncModel {
         vec![
             ("two subscribers increment", SyncModel { scripts: vec![vec![Subscribe, Increment], vec![Subscribe, Increment]], faults: none.clone() }),
             ("three writers contend", SyncModel { scripts: vec![vec![Increment], vec![Increment], vec![Subscribe, Increment]], faults: none.clone() }),
-            ("a reconnect replays a mutation", SyncModel { scripts: vec![vec![Subscribe, Increment, Reconnect], vec![Subscribe, Increment]], faults: none }),
+            ("a reconnect replays a mutation", SyncModel { scripts: vec![vec![Subscribe, Increment, Reconnect], vec![Subscribe, Increment]], faults: none.clone() }),
+            (
+                "two transfers race under a watcher of two queries",
+                SyncModel { scripts: vec![vec![Subscribe, WatchBank], vec![Increment, Transfer(0, 1, 10)], vec![Transfer(0, 1, 10)]], faults: none.clone() },
+            ),
+            ("two cursor moves in one instant", SyncModel { scripts: vec![vec![Move, Move]], faults: none }),
         ]
     }
 
@@ -139,6 +168,16 @@ impl SyncModel {
         self.faults.extend(faults.iter().copied());
         self
     }
+}
+
+fn balances(core: &Core) -> Vec<i64> {
+    core.head()
+        .scan(IndexId::AccountsByBank, &[Value::from(BANK)])
+        .map(|doc| match doc.get("balance") {
+            Value::Int64(v) => *v,
+            _ => 0,
+        })
+        .collect()
 }
 
 fn counter_value(core: &Core) -> i64 {
@@ -174,8 +213,23 @@ fn subscribe_frame(base: u32) -> String {
     )
 }
 
-fn increment_frame(request_id: u32) -> String {
-    format!(r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"counters:increment","args":[{{"name":"{COUNTER}"}}]}}"#)
+fn watch_bank_frame(base: u32) -> String {
+    format!(
+        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":1,"udfPath":"accounts:balances","args":[{{"bank":"{BANK}"}}]}}]}}"#,
+        base + 1
+    )
+}
+
+fn mutation_frame(request_id: u32, step: Step, session: u128) -> String {
+    let (path, args) = match step {
+        Step::Transfer(from, to, amount) => (
+            "accounts:transfer",
+            format!(r#"{{"bank":"{BANK}","from":{from},"to":{to},"amount":{}}}"#, json::encode(&Value::Int64(amount))),
+        ),
+        Step::Move => ("cursors:move", format!(r#"{{"room":"r","user":"u{session}","x":1,"y":1}}"#)),
+        _ => ("counters:increment", format!(r#"{{"name":"{COUNTER}"}}"#)),
+    };
+    format!(r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"{path}","args":[{args}]}}"#)
 }
 
 impl SyncState {
@@ -196,14 +250,19 @@ impl SyncState {
             }
         }
         let ts = self.core.head().ts;
-        if self.history.commits.last().is_none_or(|(last, _)| *last < ts) && ts > 0 {
-            self.history.commits.push((ts, counter_value(&self.core)));
+        if self.history.commits.last().is_none_or(|(last, _, _)| *last < ts) && ts > 0 {
+            self.history.commits.push((ts, counter_value(&self.core), balances(&self.core)));
         }
     }
 
-    /// The counter's committed value at `ts`.
-    fn value_at(&self, ts: Ts) -> i64 {
-        self.history.commits.iter().take_while(|(t, _)| *t <= ts).last().map_or(0, |(_, v)| *v)
+    /// The counter's committed value and the balances at `ts`.
+    fn value_at(&self, ts: Ts) -> (i64, Vec<i64>) {
+        self.history
+            .commits
+            .iter()
+            .take_while(|(t, _, _)| *t <= ts)
+            .last()
+            .map_or((0, Vec::new()), |(_, v, b)| (*v, b.clone()))
     }
 
     fn open(&mut self, c: usize) {
@@ -216,14 +275,19 @@ impl SyncState {
         client.conn = conn;
         client.version = None;
         client.view = None;
+        client.bank_view = None;
         let mut frames = vec![connect_frame(client.session, conn as u32)];
         client.sent_query_set = 0;
         if client.subscribed {
-            frames.push(subscribe_frame(0));
-            client.sent_query_set = 1;
+            frames.push(subscribe_frame(client.sent_query_set));
+            client.sent_query_set += 1;
         }
-        for request_id in client.pending.keys() {
-            frames.push(increment_frame(*request_id));
+        if client.watching_bank {
+            frames.push(watch_bank_frame(client.sent_query_set));
+            client.sent_query_set += 1;
+        }
+        for (request_id, (step, _)) in &client.pending {
+            frames.push(mutation_frame(*request_id, *step, client.session));
         }
         let replays = !client.pending.is_empty();
         self.to_server.get_mut(&conn).expect("just opened").extend(frames);
@@ -240,13 +304,23 @@ impl SyncState {
                 client.sent_query_set += 1;
                 self.to_server.get_mut(&conn).expect("connected").push_back(frame);
             }
-            Step::Increment => {
+            Step::WatchBank => {
+                let client = &mut self.clients[c];
+                client.watching_bank = true;
+                let frame = watch_bank_frame(client.sent_query_set);
+                client.sent_query_set += 1;
+                self.to_server.get_mut(&conn).expect("connected").push_back(frame);
+            }
+            Step::Increment | Step::Transfer(..) | Step::Move => {
                 let client = &mut self.clients[c];
                 let request_id = client.next_request;
                 client.next_request += 1;
-                client.pending.insert(request_id, None);
-                self.history.invoked.insert((client.session, request_id));
-                self.to_server.get_mut(&conn).expect("connected").push_back(increment_frame(request_id));
+                client.pending.insert(request_id, (step, None));
+                if step == Step::Increment {
+                    self.history.invoked.insert((client.session, request_id));
+                }
+                let frame = mutation_frame(request_id, step, client.session);
+                self.to_server.get_mut(&conn).expect("connected").push_back(frame);
             }
             Step::Reconnect => {
                 self.to_server.remove(&conn);
@@ -278,49 +352,76 @@ impl SyncState {
                 client.max_ts = client.max_ts.max(end.ts);
                 client.version = Some(end);
                 for m in modifications {
-                    if let StateModification::QueryUpdated { value, .. } = m {
-                        if let Ok(Value::Int64(v)) = json::decode(&value.0) {
-                            client.view = Some(v);
+                    if let StateModification::QueryUpdated { query_id, value, .. } = m {
+                        match (query_id.get_id(), json::decode(&value.0)) {
+                            (0, Ok(Value::Int64(v))) => client.view = Some(v),
+                            (1, Ok(Value::Array(rows))) => {
+                                let balances = rows
+                                    .iter()
+                                    .map(|r| match r.as_object().and_then(|o| o.get("balance")) {
+                                        Some(Value::Int64(b)) => *b,
+                                        _ => 0,
+                                    })
+                                    .collect();
+                                client.bank_view = Some(balances);
+                            }
+                            _ => {}
                         }
                     }
                 }
                 // Resolve what this transition reaches, after the view holds it.
-                let reached: Vec<(u32, i64)> = client
+                let reached: Vec<(u32, Step, i64)> = client
                     .pending
                     .iter()
-                    .filter_map(|(r, done)| done.filter(|(_, ts)| *ts <= end.ts).map(|(v, _)| (*r, v)))
+                    .filter_map(|(r, (step, done))| done.filter(|(_, ts)| *ts <= end.ts).map(|(v, _)| (*r, *step, v)))
                     .collect();
-                for (r, value) in reached {
+                for (r, step, value) in reached {
                     client.pending.remove(&r);
-                    client.resolved += 1;
-                    if client.subscribed && client.view.is_some_and(|v| v < value) {
-                        self.history.ryw_broken = true;
+                    if step == Step::Increment {
+                        client.resolved += 1;
+                        if client.subscribed && client.view.is_some_and(|v| v < value) {
+                            self.history.ryw_broken = true;
+                        }
                     }
                 }
-                let (view, resolved) = (client.view, client.resolved);
-                if let Some(view) = view {
-                    if view != self.value_at(end.ts) {
-                        self.history.stale_push = true;
-                    }
-                    if view > i64::from(resolved) {
-                        self.history.saw_other_write = true;
-                    }
+                let (view, bank_view, resolved) = (client.view, client.bank_view.clone(), client.resolved);
+                let (counter_at, balances_at) = self.value_at(end.ts);
+                // The whole view must be the state at the transition's ts.
+                if view.is_some_and(|v| v != counter_at) || bank_view.as_ref().is_some_and(|b| *b != balances_at) {
+                    self.history.stale_push = true;
+                }
+                if view.is_some_and(|v| v > i64::from(resolved)) {
+                    self.history.saw_other_write = true;
+                }
+                if bank_view.as_ref().is_some_and(|b| b.len() == ACCOUNTS && b.iter().sum::<i64>() != OPENING_BALANCE * ACCOUNTS as i64) {
+                    self.history.bank_total_changed = true;
                 }
                 self.feed(Input::Delivered { conn });
             }
             ServerMessage::MutationResponse { request_id, result: Ok(value), ts, .. } => {
                 let ts = ts.map(u64::from).unwrap_or(0);
-                let Ok(Value::Int64(v)) = json::decode(&value.0) else { return };
+                let v = match json::decode(&value.0) {
+                    Ok(Value::Int64(v)) => v,
+                    _ => 0,
+                };
                 let client = &mut self.clients[c];
                 let key = (client.session, request_id);
-                if let Some(slot) = client.pending.get_mut(&request_id) {
+                let step = client.pending.get(&request_id).map(|(step, _)| *step);
+                if let Some((_, slot)) = client.pending.get_mut(&request_id) {
                     *slot = Some((v, ts));
+                }
+                if step == Some(Step::Move) {
+                    *self.history.moves_accepted.entry(key.0).or_default() += 1;
+                }
+                if let Some(Step::Transfer(from, to, amount)) = step {
+                    self.history.transfers.insert(key, (from, to, amount));
                 }
                 match self.history.answers.get(&key) {
                     Some(&first) if first != (v, ts) => self.history.answered_twice_differently = true,
                     Some(_) => {}
                     None => {
-                        if self.history.answers.values().any(|&(other, _)| other == v) {
+                        let increments = self.history.invoked.contains(&key);
+                        if increments && self.history.answers.iter().any(|(k, &(other, _))| self.history.invoked.contains(k) && other == v) {
                             self.history.lost_update = true;
                         }
                         self.history.answers.insert(key, (v, ts));
@@ -332,6 +433,27 @@ impl SyncState {
             }
             _ => {}
         }
+    }
+
+    /// Opens the bank before exploration starts, through the core itself.
+    fn open_bank(&mut self) {
+        const SETUP: ConnId = 1_000;
+        self.to_client.insert(SETUP, VecDeque::new());
+        self.feed(Input::Open { conn: SETUP });
+        let connect = wire::parse_client_message(&connect_frame(999, 0)).expect("a valid frame");
+        self.feed(Input::Message { conn: SETUP, message: connect });
+        let open = format!(
+            r#"{{"type":"Mutation","requestId":0,"udfPath":"accounts:open","args":[{{"bank":"{BANK}","accounts":{ACCOUNTS},"balance":{}}}]}}"#,
+            json::encode(&Value::Int64(OPENING_BALANCE))
+        );
+        let open = wire::parse_client_message(&open).expect("a valid frame");
+        self.feed(Input::Message { conn: SETUP, message: open });
+        while let Some(job) = self.jobs.pop() {
+            let executed = execute(&job);
+            self.feed(Input::Executed(executed));
+        }
+        self.to_client.remove(&SETUP);
+        self.feed(Input::Closed { conn: SETUP });
     }
 
     /// Nothing in flight and every script done.
@@ -349,7 +471,7 @@ impl Model for SyncModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<SyncState> {
-        let config = Config { faults: self.faults.clone(), ..Config::standard() };
+        let config = Config { faults: self.faults.clone(), rate: MODEL_RATE, ..Config::standard() };
         let mut state = SyncState {
             core: Core::new(config),
             clients: (0..self.scripts.len())
@@ -359,9 +481,11 @@ impl Model for SyncModel {
                     pc: 0,
                     next_request: 0,
                     subscribed: false,
+                    watching_bank: false,
                     sent_query_set: 0,
                     pending: BTreeMap::new(),
                     view: None,
+                    bank_view: None,
                     version: None,
                     max_ts: 0,
                     resolved: 0,
@@ -374,6 +498,9 @@ impl Model for SyncModel {
             next_conn: 1,
             history: History::default(),
         };
+        if self.scripts.iter().flatten().any(|step| matches!(step, Step::Transfer(..) | Step::WatchBank)) {
+            state.open_bank();
+        }
         for c in 0..self.scripts.len() {
             state.open(c);
         }
@@ -436,13 +563,46 @@ impl Model for SyncModel {
             }),
             Property::always("quiet means converged and resolved", |m: &SyncModel, s: &SyncState| {
                 !s.quiet(m)
-                    || s.clients.iter().all(|c| c.pending.is_empty() && (!c.subscribed || c.view == Some(counter_value(&s.core))))
+                    || s.clients.iter().all(|c| {
+                        c.pending.is_empty()
+                            && (!c.subscribed || c.view == Some(counter_value(&s.core)))
+                            && (!c.watching_bank || c.bank_view.as_ref() == Some(&balances(&s.core)))
+                    })
             }),
-            Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| s.core.stats().conflicts > 0),
-            Property::sometimes("a push shows another client's write", |_, s: &SyncState| s.history.saw_other_write),
         ];
-        if self.scripts.iter().flatten().any(|step| *step == Step::Reconnect) {
+        let writers = self.scripts.iter().filter(|s| s.iter().any(|step| matches!(step, Step::Increment | Step::Transfer(..)))).count();
+        if writers >= 2 {
+            properties.push(Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| s.core.stats().conflicts > 0));
+        }
+        if self.scripts.iter().flatten().any(|step| *step == Step::Subscribe) && self.scripts.iter().flatten().any(|step| *step == Step::Increment) {
+            properties.push(Property::sometimes("a push shows another client's write", |_, s: &SyncState| s.history.saw_other_write));
+        }
+        let has = |wanted: fn(&Step) -> bool| self.scripts.iter().flatten().any(wanted);
+        if has(|step| *step == Step::Reconnect) {
             properties.push(Property::sometimes("a reconnect replays a mutation", |_, s: &SyncState| s.history.replayed));
+        }
+        if has(|step| matches!(step, Step::Transfer(..))) {
+            properties.push(Property::always("every pushed bank total equals the opening total", |_, s: &SyncState| {
+                !s.history.bank_total_changed
+            }));
+            properties.push(Property::always("the committed transfers account for every balance (serializable)", |m: &SyncModel, s: &SyncState| {
+                // Once every answer is in, replaying the transfers that
+                // succeeded, one at a time, must give the balances the store holds.
+                if !s.quiet(m) {
+                    return true;
+                }
+                let mut expected = vec![OPENING_BALANCE; ACCOUNTS];
+                for &(from, to, amount) in s.history.transfers.values() {
+                    expected[usize::from(from)] -= amount;
+                    expected[usize::from(to)] += amount;
+                }
+                expected == balances(&s.core)
+            }));
+        }
+        if has(|step| *step == Step::Move) {
+            properties.push(Property::always("the rate limit holds", |_, s: &SyncState| {
+                s.history.moves_accepted.values().all(|&n| u64::from(n) <= MODEL_RATE.burst)
+            }));
         }
         properties
     }

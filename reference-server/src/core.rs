@@ -50,6 +50,8 @@ pub struct Config {
     pub presence_ttl_ns: u64,
     /// Deliberate bugs, each breaking one guarantee; empty unless asked for.
     pub faults: BTreeSet<Fault>,
+    /// The per-user limit on the catalogue's high-frequency functions.
+    pub rate: ratelimit::Rate,
 }
 
 impl Config {
@@ -58,6 +60,7 @@ impl Config {
         Config {
             presence_ttl_ns: 10_000_000_000,
             faults: BTreeSet::new(),
+            rate: ratelimit::HIGH_FREQUENCY,
         }
     }
 
@@ -825,7 +828,7 @@ impl Core {
             self.prune_write_log();
             return self.finish_mutation(flight, outcome, out);
         }
-        let limit = rate_limit_of(flight.function).filter(|_| !self.config.has(Fault::NoRateLimit));
+        let limit = rate_limit_of(flight.function, self.config.rate).filter(|_| !self.config.has(Fault::NoRateLimit));
         if let Some(rate) = limit {
             let user = flight
                 .args
@@ -1118,9 +1121,9 @@ impl Core {
 }
 
 /// The rate limit a function is under, if any.
-fn rate_limit_of(function: Function) -> Option<ratelimit::Rate> {
+fn rate_limit_of(function: Function, rate: ratelimit::Rate) -> Option<ratelimit::Rate> {
     match function {
-        Function::CursorsMove | Function::PresenceHeartbeat => Some(ratelimit::HIGH_FREQUENCY),
+        Function::CursorsMove | Function::PresenceHeartbeat => Some(rate),
         _ => None,
     }
 }

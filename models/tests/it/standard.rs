@@ -9,6 +9,8 @@ const PINNED: &[(&str, usize)] = &[
     ("two subscribers increment", 810),
     ("three writers contend", 27_852),
     ("a reconnect replays a mutation", 24_646),
+    ("two transfers race under a watcher of two queries", 26_523),
+    ("two cursor moves in one instant", 29),
 ];
 
 #[test]
