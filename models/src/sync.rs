@@ -43,6 +43,8 @@ pub enum Step {
     /// Drop the socket and reconnect under the same session, re-adding the
     /// query set and re-sending every unresolved mutation.
     Reconnect,
+    /// Remove the counter query and add it again under a new id (2).
+    Resubscribe,
     /// Subscribe to `accounts:balances` of the model's bank (query id 1).
     WatchBank,
     /// Send `accounts:transfer` of `amount` from one account to another.
@@ -78,6 +80,8 @@ pub struct ClientState {
     pc: usize,
     next_request: u32,
     subscribed: bool,
+    /// The counter query's current id (0, or 2 after a resubscribe).
+    counter_query: u32,
     watching_bank: bool,
     sent_query_set: u32,
     /// Unresolved mutations: request id → (what it is, committed (value, ts) once answered).
@@ -159,7 +163,8 @@ impl SyncModel {
                 "two transfers race under a watcher of two queries",
                 SyncModel { scripts: vec![vec![Subscribe, WatchBank], vec![Increment, Transfer(0, 1, 10)], vec![Transfer(0, 1, 10)]], faults: none.clone() },
             ),
-            ("two cursor moves in one instant", SyncModel { scripts: vec![vec![Move, Move]], faults: none }),
+            ("two cursor moves in one instant", SyncModel { scripts: vec![vec![Move, Move]], faults: none.clone() }),
+            ("a subscriber resubscribes while another writes", SyncModel { scripts: vec![vec![Subscribe, Resubscribe], vec![Increment]], faults: none }),
         ]
     }
 
@@ -206,9 +211,16 @@ fn connect_frame(session: u128, count: u32) -> String {
     format!(r#"{{"type":"Connect","sessionId":"{id}","connectionCount":{count},"lastCloseReason":"x"}}"#)
 }
 
-fn subscribe_frame(base: u32) -> String {
+fn subscribe_frame(base: u32, query_id: u32) -> String {
     format!(
-        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":0,"udfPath":"counters:get","args":[{{"name":"{COUNTER}"}}]}}]}}"#,
+        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":{query_id},"udfPath":"counters:get","args":[{{"name":"{COUNTER}"}}]}}]}}"#,
+        base + 1
+    )
+}
+
+fn resubscribe_frame(base: u32, old: u32, new: u32) -> String {
+    format!(
+        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Remove","queryId":{old}}},{{"type":"Add","queryId":{new},"udfPath":"counters:get","args":[{{"name":"{COUNTER}"}}]}}]}}"#,
         base + 1
     )
 }
@@ -279,7 +291,7 @@ impl SyncState {
         let mut frames = vec![connect_frame(client.session, conn as u32)];
         client.sent_query_set = 0;
         if client.subscribed {
-            frames.push(subscribe_frame(client.sent_query_set));
+            frames.push(subscribe_frame(client.sent_query_set, client.counter_query));
             client.sent_query_set += 1;
         }
         if client.watching_bank {
@@ -300,7 +312,14 @@ impl SyncState {
             Step::Subscribe => {
                 let client = &mut self.clients[c];
                 client.subscribed = true;
-                let frame = subscribe_frame(client.sent_query_set);
+                let frame = subscribe_frame(client.sent_query_set, client.counter_query);
+                client.sent_query_set += 1;
+                self.to_server.get_mut(&conn).expect("connected").push_back(frame);
+            }
+            Step::Resubscribe => {
+                let client = &mut self.clients[c];
+                let frame = resubscribe_frame(client.sent_query_set, client.counter_query, 2);
+                client.counter_query = 2;
                 client.sent_query_set += 1;
                 self.to_server.get_mut(&conn).expect("connected").push_back(frame);
             }
@@ -354,7 +373,8 @@ impl SyncState {
                 for m in modifications {
                     if let StateModification::QueryUpdated { query_id, value, .. } = m {
                         match (query_id.get_id(), json::decode(&value.0)) {
-                            (0, Ok(Value::Int64(v))) => client.view = Some(v),
+                            // The counter under its old id or its new one.
+                            (0 | 2, Ok(Value::Int64(v))) => client.view = Some(v),
                             (1, Ok(Value::Array(rows))) => {
                                 let balances = rows
                                     .iter()
@@ -481,6 +501,7 @@ impl Model for SyncModel {
                     pc: 0,
                     next_request: 0,
                     subscribed: false,
+                    counter_query: 0,
                     watching_bank: false,
                     sent_query_set: 0,
                     pending: BTreeMap::new(),
