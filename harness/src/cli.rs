@@ -36,6 +36,66 @@ pub(crate) enum Command {
     /// property's result, with the shortest counterexample as a trace.
     /// Exit code 0 when every property holds, 1 when one does not.
     Model(ModelArgs),
+    /// Drive thousands of simulated chat, presence and cursor clients with goose and
+    /// measure cross-client sync latency.
+    ///
+    /// Each simulated client is a goose user with one sync-protocol connection. Writers
+    /// stamp every write with its intended send instant on a fixed schedule (open loop);
+    /// every other client of the room that sees the change records the delay. Before the
+    /// scenario, a plain WebSocket echo on loopback measures the floor, and results show
+    /// latency in microseconds and as a multiple of that floor.
+    ///
+    /// Without --target, an embedded reference server is started on a free loopback
+    /// port. Goose options go after `--` (e.g. `-- --threshold 'p95<50ms' --report-file
+    /// r.json`). Exit code 0 when the run completed, 1 when a goose threshold failed, 2
+    /// when it could not run (bad arguments, unreachable target).
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// chat (channels of 50, a message per 30 s), presence (rooms of 10, heartbeat per
+    /// 5 s), cursors (rooms of 5 at --rate), stream (a writer streaming 50 tokens/s to 20
+    /// readers) or mix (60% chat, 30% presence, 10% cursors).
+    #[arg(long, value_name = "NAME", required_unless_present = "sweep")]
+    pub(crate) scenario: Option<syncspec_scenarios::ScenarioName>,
+    /// The backend, named like a Convex deployment: http://HOST:PORT.
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    /// Simulated clients, over all shards [default: 1000; 100 for --sweep].
+    #[arg(long, value_name = "N")]
+    pub(crate) users: Option<usize>,
+    /// Cursor moves per client per second (the client-side throttle).
+    #[arg(long, value_name = "HZ", default_value_t = 20.0)]
+    pub(crate) rate: f64,
+    /// How long clients write once all have joined (e.g. 60s, 2m); per step for --sweep.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub(crate) run_time: Option<Duration>,
+    /// Clients started per second while ramping up.
+    #[arg(long, value_name = "N", default_value_t = 500.0)]
+    pub(crate) increase_rate: f64,
+    /// Run only shard I of N: whole rooms and channels, so writer and readers share a clock.
+    #[arg(long, value_name = "I/N", default_value = "1/1")]
+    pub(crate) shard: syncspec_scenarios::Shard,
+    /// Write load.json, the HdrHistogram interval logs and goose's HTML report here.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<std::path::PathBuf>,
+    /// Run cursors once per per-client rate (e.g. 5,10,20,40,80) and report each step.
+    #[arg(long, value_name = "HZ,...", value_delimiter = ',')]
+    pub(crate) sweep: Vec<f64>,
+    /// No progress line.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// Negative control for the measuring: cursor writers wait for each answer and stamp
+    /// the actual send (the coordinated-omission mistake).
+    #[arg(long, hide = true)]
+    pub(crate) closed_loop: bool,
+    /// Break the embedded reference server with this fault (see `serve --list-faults`); repeatable.
+    #[arg(long = "fault", value_name = "NAME", conflicts_with = "target")]
+    pub(crate) faults: Vec<String>,
+    /// Options passed to goose as they are (after `--`); `-- --help` lists them.
+    #[arg(last = true, value_name = "GOOSE OPTIONS")]
+    pub(crate) goose: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod check;
 mod cli;
+mod load;
 mod model;
 mod serve;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Check(args) => check::run(args),
         cli::Command::Model(args) => model::run(args),
+        cli::Command::Load(args) => load::run(args),
     };
     match result {
         Ok(code) => code,

@@ -181,6 +181,7 @@ pub struct Client {
 impl Client {
     /// Opens the socket, sends `Connect`, and starts the client's task.
     pub async fn connect(options: Options) -> Result<Client, ClientError> {
+        ensure_tls_provider();
         let url = socket_url(&options.url)?;
         let session_id = uuid::Uuid::new_v4();
         let mut task = Task {
@@ -289,8 +290,18 @@ impl Client {
     }
 }
 
+/// Makes `wss://` work when more than one rustls provider is compiled in
+/// (goose's HTTP client brings aws-lc-rs; ours is ring): installs ring as
+/// the process default unless one is installed already.
+pub fn ensure_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Turns a deployment URL into the sync socket's URL.
-fn socket_url(url: &str) -> Result<String, ClientError> {
+pub fn socket_url(url: &str) -> Result<String, ClientError> {
     let url = url.trim_end_matches('/');
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("ws://")) {
         ("ws", rest)

@@ -1,0 +1,63 @@
+//! The raw floor: a plain WebSocket echo on loopback, measured in the same
+//! run as the load, with frames the size of the scenario's pushes. Latency
+//! is then shown both in microseconds and as a multiple of what the machine
+//! and the socket stack alone cost.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::metrics::{histogram, record};
+
+/// Round trips of one frame of `size` bytes over a loopback WebSocket, for
+/// at most `budget` or `rounds` round trips, whichever ends first.
+pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Result<Histogram<u64>> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let server = tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        let _ = stream.set_nodelay(true);
+        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() && ws.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), Some(config), true)
+        .await
+        .map_err(std::io::Error::other)?;
+    let payload: String = "x".repeat(size);
+    let mut h = histogram();
+    let deadline = Instant::now() + budget;
+    for _ in 0..rounds {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let sent = Instant::now();
+        ws.send(Message::text(payload.clone())).await.map_err(std::io::Error::other)?;
+        match ws.next().await {
+            Some(Ok(_)) => record(&mut h, sent.elapsed().as_micros() as u64),
+            _ => return Err(std::io::Error::other("the echo server went away")),
+        }
+    }
+    let _ = ws.close(None).await;
+    server.abort();
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_floor_is_measured_in_microseconds_round_trip() {
+        let h = super::floor(600, 200, std::time::Duration::from_secs(5)).await.unwrap();
+        assert_eq!(h.len(), 200);
+        // A loopback round trip takes at least a microsecond and far less than a second.
+        assert!(h.min() >= 1 && h.value_at_quantile(0.5) < 1_000_000);
+    }
+}

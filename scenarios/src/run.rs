@@ -1,0 +1,543 @@
+//! One load run: plan the rooms, measure the echo floor, hand the users to
+//! goose, record, and put the result together.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
+use goose::prelude::*;
+
+use crate::conn::{Conn, Owner, Sample};
+use crate::echo;
+use crate::metrics::{Clock, Counters, Metric, Recorder, Summary};
+use crate::plan::{self, Kind, ScenarioName, Shard};
+use crate::result::{KindResult, LoadResult, Memory};
+use crate::room::{Delivery, Room};
+use crate::writer::{self, Schedule};
+
+/// After the writers stop, how long readers keep listening before goose stops them.
+const DRAIN: Duration = Duration::from_secs(4);
+/// How often the progress line is printed.
+const PROGRESS_EVERY: u64 = 5;
+
+/// What a load run is asked to do.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// Which clients.
+    pub scenario: ScenarioName,
+    /// The backend, named like a deployment (`http://127.0.0.1:3210`).
+    pub url: String,
+    /// Simulated clients over all shards.
+    pub users: usize,
+    /// Cursor moves per client per second.
+    pub rate_hz: f64,
+    /// How long the writers write once every client has joined.
+    pub run_time: Duration,
+    /// Clients started per second while ramping up.
+    pub increase_rate: f64,
+    /// Which part of the load this process runs.
+    pub shard: Shard,
+    /// Where `load.json`, the interval logs and goose's report go.
+    pub out: Option<PathBuf>,
+    /// Options for goose, as on its own command line.
+    pub goose_args: Vec<String>,
+    /// Print a progress line every few seconds (to stderr).
+    pub progress: bool,
+    /// Open (the default) or the closed-loop negative control.
+    pub schedule: Schedule,
+}
+
+/// Why a run could not happen or did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The target did not answer.
+    #[error("could not reach {url}: {detail}")]
+    Unreachable {
+        /// The target.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Bad settings.
+    #[error("{0}")]
+    Invalid(String),
+    /// goose refused to run.
+    #[error("goose: {0}")]
+    Goose(String),
+    /// Writing the results failed.
+    #[error("while writing results to {path}: {source}")]
+    Write {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What a run ended with: the result, and the goose thresholds that failed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Everything measured.
+    pub result: LoadResult,
+    /// `--threshold` rules that failed, as goose words them.
+    pub failed_thresholds: Vec<String>,
+}
+
+/// Shared by every user of a run.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) url: String,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) rate_hz: f64,
+    pub(crate) schedule: Schedule,
+    run_time_us: u64,
+    /// Per kind: the slots, `(room, member)`, users take in order.
+    slots: Vec<Vec<(Arc<Room>, usize)>>,
+    next: Vec<AtomicUsize>,
+    planned: usize,
+    /// Users whose join finished (well or not).
+    joined: AtomicUsize,
+    ready: AtomicUsize,
+    /// Writes intended at or after this stamp are not sent (`u64::MAX` until known).
+    stop_writes: AtomicU64,
+    /// Counters when the steady part began.
+    steady_counters: std::sync::Mutex<Option<Vec<[u64; 3]>>>,
+    request_names: Vec<[String; 4]>,
+}
+
+impl Run {
+    pub(crate) fn may_write(&self, stamp: u64) -> bool {
+        stamp < self.stop_writes.load(Ordering::Relaxed)
+    }
+
+    /// One more user finished joining; the last one starts the steady part.
+    fn joined(&self, ok: bool) {
+        if ok {
+            self.ready.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.joined.fetch_add(1, Ordering::SeqCst) + 1 == self.planned {
+            let now = self.recorder.clock().now();
+            self.recorder.set_steady_from(now);
+            self.stop_writes.store(now + self.run_time_us, Ordering::SeqCst);
+            *self.steady_counters.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.snapshot());
+        }
+    }
+
+    fn snapshot(&self) -> Vec<[u64; 3]> {
+        Kind::ALL
+            .iter()
+            .map(|k| {
+                let c = self.recorder.counters(*k);
+                [c.sent.load(Ordering::Relaxed), c.accepted.load(Ordering::Relaxed), c.rate_limited.load(Ordering::Relaxed)]
+            })
+            .collect()
+    }
+}
+
+/// A user's session data: its connection and the samples waiting for goose.
+#[derive(Clone, Debug)]
+struct Session {
+    conn: Conn,
+    samples: flume::Receiver<Sample>,
+    writer: Arc<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type BoxFuture<'r> = std::pin::Pin<Box<dyn std::future::Future<Output = TransactionResult> + Send + 'r>>;
+
+fn transaction<F>(f: F) -> Transaction
+where
+    F: for<'r> Fn(&'r mut GooseUser) -> BoxFuture<'r> + Send + Sync + 'static,
+{
+    Transaction::new(Arc::new(f))
+}
+
+/// Takes a slot, connects, subscribes, and starts writing.
+async fn join(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> TransactionResult {
+    let i = run.next[kind as usize].fetch_add(1, Ordering::SeqCst);
+    let Some((room, member)) = run.slots[kind as usize].get(i).cloned() else {
+        // More goose users than planned slots (a test plan above --users): idle.
+        return Ok(());
+    };
+    let (tx, rx) = flume::unbounded();
+    let owner = Owner { kind, room: room.clone(), member, recorder: run.recorder.clone(), samples: tx };
+    let (function, args) = writer::subscription(kind, &room.name);
+    let started = Instant::now();
+    let name = format!("{} join", kind.name());
+    match Conn::open(&run.url, function, args, owner.clone()).await {
+        Ok((conn, ready)) => {
+            let writer = tokio::spawn(writer::write(run.clone(), owner, conn.clone(), ready));
+            user.set_session_data(Session { conn, samples: rx, writer: Arc::new(AbortOnDrop(writer)) });
+            run.joined(true);
+            user.record_custom_request_duration("WS", &name, started.elapsed(), true, None, None).await?;
+        }
+        Err(e) => {
+            run.recorder.error(kind, e.to_string());
+            run.joined(false);
+            user.record_custom_request_duration("WS", &name, started.elapsed(), false, None, Some(&e.to_string())).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands the samples the connection produced to goose.
+async fn deliver(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> TransactionResult {
+    let Some(session) = user.get_session_data::<Session>().cloned() else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return Ok(());
+    };
+    let mut batch = Vec::new();
+    match tokio::time::timeout(Duration::from_millis(500), session.samples.recv_async()).await {
+        Ok(Ok(sample)) => batch.push(sample),
+        Ok(Err(_)) => tokio::time::sleep(Duration::from_secs(1)).await,
+        Err(_) => {}
+    }
+    while batch.len() < 1_000 {
+        match session.samples.try_recv() {
+            Ok(sample) => batch.push(sample),
+            Err(_) => break,
+        }
+    }
+    for s in batch {
+        let name = &run.request_names[kind as usize][metric_index(s.metric)];
+        user.record_custom_request_duration("WS", name, s.latency, s.failure.is_none(), None, s.failure.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Closes the connection cleanly.
+async fn leave(user: &mut GooseUser) -> TransactionResult {
+    if let Some(session) = user.get_session_data::<Session>().cloned() {
+        session.writer.0.abort();
+        session.conn.close().await;
+    }
+    Ok(())
+}
+
+fn metric_index(m: Metric) -> usize {
+    Metric::ALL.iter().position(|x| *x == m).unwrap_or(0)
+}
+
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// Runs one load and returns what it measured.
+pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
+    if config.users == 0 {
+        return Err(LoadError::Invalid("--users must be at least 1".into()));
+    }
+    if !(config.rate_hz > 0.0 && config.rate_hz <= 1000.0) {
+        return Err(LoadError::Invalid(format!("--rate must be above 0 and at most 1000 Hz, got {}", config.rate_hz)));
+    }
+    if !(config.increase_rate > 0.0) {
+        return Err(LoadError::Invalid("the increase rate must be above 0".into()));
+    }
+    let rooms = plan::rooms(config.scenario, config.users, config.shard);
+    let planned: usize = rooms.iter().map(|r| r.members).sum();
+    if planned == 0 {
+        return Err(LoadError::Invalid(format!(
+            "shard {} of {} users has no room; use fewer shards or more users",
+            config.shard, config.users
+        )));
+    }
+    probe(&config.url).await?;
+
+    let kinds: Vec<Kind> = plan::split(config.scenario, config.users).into_iter().filter(|(_, n)| *n > 0).map(|(k, _)| k).collect();
+    // The floor, with frames the size of this scenario's pushes.
+    let frame = kinds.iter().map(|k| writer::typical_push_bytes(*k)).max().unwrap_or(512);
+    let echo = echo::floor(frame, 2_000, Duration::from_secs(3)).await.map_err(|e| LoadError::Invalid(format!("the echo floor could not be measured: {e}")))?;
+
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let clock = Clock::start();
+    let recorder = Arc::new(Recorder::new(clock));
+    let mut slots: Vec<Vec<(Arc<Room>, usize)>> = Kind::ALL.iter().map(|_| Vec::new()).collect();
+    let mut all_rooms = Vec::new();
+    for plan in &rooms {
+        let room = Arc::new(Room::new(plan, &run_id));
+        for member in 0..plan.members {
+            slots[plan.kind as usize].push((room.clone(), member));
+        }
+        all_rooms.push(room);
+    }
+    // Users take slots in order, so each room fills up member by member.
+    let users_of: Vec<usize> = slots.iter().map(Vec::len).collect();
+    let run = Arc::new(Run {
+        url: config.url.clone(),
+        recorder: recorder.clone(),
+        rate_hz: config.rate_hz,
+        schedule: config.schedule,
+        run_time_us: config.run_time.as_micros() as u64,
+        slots,
+        next: Kind::ALL.iter().map(|_| AtomicUsize::new(0)).collect(),
+        planned,
+        joined: AtomicUsize::new(0),
+        ready: AtomicUsize::new(0),
+        stop_writes: AtomicU64::new(u64::MAX),
+        steady_counters: std::sync::Mutex::new(None),
+        request_names: Kind::ALL.iter().map(|k| Metric::ALL.map(|m| format!("{} {}", k.name(), m.name()))).collect(),
+    });
+
+    let goose_config = GooseConfiguration::parse_args_default(&config.goose_args).map_err(|e| LoadError::Goose(e.to_string()))?;
+    let mut attack = GooseAttack::initialize_with_config(goose_config).map_err(|e| LoadError::Goose(e.to_string()))?;
+    for kind in &kinds {
+        let users = users_of[*kind as usize];
+        if users == 0 {
+            continue;
+        }
+        let (r1, r2) = (run.clone(), run.clone());
+        let k = *kind;
+        let scenario = Scenario::new(kind.name())
+            .set_weight(users)
+            .map_err(|e| LoadError::Goose(e.to_string()))?
+            .register_transaction(transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start())
+            .register_transaction(transaction(move |u| Box::pin(deliver(r2.clone(), k, u))).set_name("deliver"))
+            .register_transaction(transaction(|u| Box::pin(leave(u))).set_name("leave").set_on_stop());
+        attack = attack.register_scenario(scenario);
+    }
+    let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
+    let run_time_s = (config.run_time + DRAIN).as_secs_f64().ceil() as usize;
+    let increase = format!("{}", config.increase_rate);
+    let attack = attack
+        .set_default(GooseDefault::Host, config.url.as_str())
+        .map_err(goose_err)?
+        .set_default(GooseDefault::Users, planned)
+        .map_err(goose_err)?
+        .set_default(GooseDefault::IncreaseRate, increase.as_str())
+        .map_err(goose_err)?
+        .set_default(GooseDefault::RunTime, run_time_s)
+        .map_err(goose_err)?
+        .set_default(GooseDefault::NoTelnet, true)
+        .map_err(goose_err)?;
+    let mut attack = *attack;
+    if let Some(out) = &config.out {
+        std::fs::create_dir_all(out).map_err(|source| LoadError::Write { path: out.clone(), source })?;
+        let report = out.join("report.html");
+        attack = *attack.set_default(GooseDefault::ReportFile, report.to_string_lossy().as_ref()).map_err(goose_err)?;
+    }
+
+    let rss_before = rss_bytes();
+    let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
+    let ticker = {
+        let (run, peak) = (run.clone(), peak.clone());
+        let progress = config.progress;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut last = (0u64, 0u64);
+            let mut seconds = 0u64;
+            loop {
+                tick.tick().await;
+                seconds += 1;
+                let sync = run.recorder.roll();
+                if let Some(rss) = rss_bytes() {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                if progress && seconds % PROGRESS_EVERY == 0 {
+                    let (sent, received, limited, errors) = totals(&run.recorder);
+                    let rate = |now: u64, before: u64| (now - before) / PROGRESS_EVERY;
+                    eprintln!(
+                        "[{seconds:>4}s] users {}/{} ready · writes {}/s · changes seen {}/s · p95 sync {:.1} ms (last 1 s) · rate-limited {limited} · errors {errors}",
+                        run.ready.load(Ordering::Relaxed),
+                        run.planned,
+                        rate(sent, last.0),
+                        rate(received, last.1),
+                        if sync.is_empty() { 0.0 } else { sync.value_at_quantile(0.95) as f64 / 1000.0 },
+                    );
+                    last = (sent, received);
+                }
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let executed = attack.execute().await;
+    ticker.abort();
+    recorder.roll();
+    let elapsed = started.elapsed();
+    let failed_thresholds = match executed {
+        Ok(_) => Vec::new(),
+        Err(GooseError::ThresholdsFailed { failed, .. }) => failed.iter().map(|f| format!("{f:?}")).collect(),
+        Err(e) => return Err(LoadError::Goose(e.to_string())),
+    };
+    let steady_counters = run.steady_counters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let end_counters = run.snapshot();
+
+    // Put the result together.
+    let mut per_kind = std::collections::BTreeMap::new();
+    let mut delivery_all = Delivery::default();
+    for kind in &kinds {
+        let users = users_of[*kind as usize];
+        let mut d = Delivery::default();
+        for room in all_rooms.iter().filter(|r| r.kind == *kind) {
+            let rd = room.delivery();
+            d.expected += rd.expected;
+            d.received += rd.received;
+            d.stale_views += rd.stale_views;
+        }
+        delivery_all.expected += d.expected;
+        delivery_all.received += d.received;
+        delivery_all.stale_views += d.stale_views;
+        let c = recorder.counters(*kind);
+        let window = config.run_time.as_secs_f64() * users as f64;
+        let steady = |i: usize| match &steady_counters {
+            Some(s) => end_counters[*kind as usize][i] - s[*kind as usize][i],
+            None => 0,
+        };
+        per_kind.insert(
+            kind.name().to_owned(),
+            KindResult {
+                users,
+                rooms: all_rooms.iter().filter(|r| r.kind == *kind).count(),
+                sync_latency_us: Summary::of(&recorder.total(*kind, Metric::Sync)),
+                mutation_latency_us: Summary::of(&recorder.total(*kind, Metric::Ack)),
+                visible_latency_us: Summary::of(&recorder.total(*kind, Metric::Visible)),
+                updates_sent: c.sent.load(Ordering::Relaxed),
+                updates_accepted: c.accepted.load(Ordering::Relaxed),
+                updates_received: c.received.load(Ordering::Relaxed),
+                updates_expected: kind.every_update_counts().then_some(d.expected),
+                updates_missing: kind.every_update_counts().then_some(d.expected.saturating_sub(d.received)),
+                stale_views: (!kind.every_update_counts()).then_some(d.stale_views),
+                attempted_per_user_s: round2(steady(0) as f64 / window),
+                accepted_per_user_s: round2(steady(1) as f64 / window),
+                rate_limited: c.rate_limited.load(Ordering::Relaxed),
+                departures_seen: c.departures.load(Ordering::Relaxed),
+                errors: c.errors.load(Ordering::Relaxed),
+            },
+        );
+    }
+    let (sent, received, rate_limited, errors) = totals(&recorder);
+    let accepted: u64 = kinds.iter().map(|k| recorder.counters(*k).accepted.load(Ordering::Relaxed)).sum();
+    let sync = Summary::of(&recorder.total_over(&kinds, Metric::Sync));
+    let echo_summary = Summary::of(&echo);
+    let peak_rss = peak.load(Ordering::Relaxed);
+    let mut result = LoadResult {
+        scenario: config.scenario.to_string(),
+        target: config.url.clone(),
+        users: planned,
+        users_total: config.users,
+        users_ready: run.ready.load(Ordering::Relaxed),
+        shard: config.shard.to_string(),
+        rate_hz: config.rate_hz,
+        schedule: format!("{:?}", config.schedule).to_lowercase(),
+        run_time_s: config.run_time.as_secs_f64(),
+        wall_time_s: round2(elapsed.as_secs_f64()),
+        ramp_s: recorder.steady_from().map(|s| round2(s as f64 / 1e6)),
+        sync_latency_us: sync,
+        mutation_latency_us: Summary::of(&recorder.total_over(&kinds, Metric::Ack)),
+        visible_latency_us: Summary::of(&recorder.total_over(&kinds, Metric::Visible)),
+        send_lag_us: Summary::of(&recorder.total_over(&kinds, Metric::Lag)),
+        echo_rtt_us: echo_summary,
+        echo_frame_bytes: frame,
+        sync_over_echo_p50: ratio(sync.p50, echo_summary.p50),
+        sync_over_echo_p95: ratio(sync.p95, echo_summary.p95),
+        updates_sent: sent,
+        updates_accepted: accepted,
+        updates_received: received,
+        updates_expected: delivery_all.expected,
+        updates_missing: delivery_all.expected.saturating_sub(delivery_all.received),
+        stale_views: delivery_all.stale_views,
+        rate_limited,
+        errors,
+        error_samples: recorder.error_samples(),
+        failed_thresholds: failed_thresholds.clone(),
+        memory: Memory {
+            rss_before_bytes: rss_before.unwrap_or(0),
+            rss_peak_bytes: peak_rss,
+            per_client_bytes: rss_before.map(|b| peak_rss.saturating_sub(b) / planned as u64).unwrap_or(0),
+        },
+        kinds: per_kind,
+        files: Vec::new(),
+        steps: Vec::new(),
+    };
+    if let Some(out) = &config.out {
+        let w = |source| LoadError::Write { path: out.clone(), source };
+        result.files = recorder.write_logs(out, "").map_err(w)?;
+        crate::metrics::write_log(&out.join("echo.hlog"), std::time::SystemTime::now(), "echo round trip", std::iter::once((0, "echo", &echo)))
+            .map_err(w)?;
+        result.files.push("echo.hlog".into());
+        result.files.push("report.html".into());
+        result.write(&out.join("load.json")).map_err(w)?;
+    }
+    Ok(Outcome { result, failed_thresholds })
+}
+
+fn totals(recorder: &Recorder) -> (u64, u64, u64, u64) {
+    let mut t = (0, 0, 0, 0);
+    for kind in Kind::ALL {
+        let c: &Counters = recorder.counters(kind);
+        t.0 += c.sent.load(Ordering::Relaxed);
+        t.1 += c.received.load(Ordering::Relaxed);
+        t.2 += c.rate_limited.load(Ordering::Relaxed);
+        t.3 += c.errors.load(Ordering::Relaxed);
+    }
+    t
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0 && a > 0).then(|| round2(a as f64 / b as f64))
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Checks the target answers a WebSocket handshake at its sync path.
+async fn probe(url: &str) -> Result<(), LoadError> {
+    syncspec_protocol::client::ensure_tls_provider();
+    let unreachable = |detail: String| LoadError::Unreachable { url: url.to_owned(), detail };
+    let socket = syncspec_protocol::client::socket_url(url).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    match tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(socket.as_str())).await {
+        Ok(Ok((mut ws, _))) => {
+            let _ = ws.close(None).await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".into())),
+    }
+}
+
+/// `--sweep`: one cursors run per per-client rate, one after another; the
+/// result holds every step, and each step's files go to `DIR/RATEhz/`.
+pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<Outcome, LoadError> {
+    if rates.is_empty() {
+        return Err(LoadError::Invalid("--sweep needs at least one rate".into()));
+    }
+    let mut steps = Vec::new();
+    let mut failed = Vec::new();
+    let mut last = None;
+    for rate in rates {
+        let mut step = config.clone();
+        step.rate_hz = *rate;
+        step.out = config.out.as_ref().map(|o| o.join(format!("{rate}hz")));
+        if config.progress {
+            eprintln!("sweep step: {rate} Hz per client");
+        }
+        let outcome = run(&step).await?;
+        failed.extend(outcome.failed_thresholds.iter().cloned());
+        steps.push(crate::result::Step::of(&outcome.result));
+        last = Some(outcome.result);
+    }
+    let mut result = last.expect("at least one step ran");
+    result.rate_hz = rates[rates.len() - 1];
+    result.steps = steps;
+    result.failed_thresholds = failed.clone();
+    if let Some(out) = &config.out {
+        result.files = rates.iter().map(|r| format!("{r}hz/")).collect();
+        result.write(&out.join("load.json")).map_err(|source| LoadError::Write { path: out.clone(), source })?;
+    }
+    Ok(Outcome { result, failed_thresholds: failed })
+}

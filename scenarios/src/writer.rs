@@ -1,0 +1,181 @@
+//! What each simulated client writes, and when: an open schedule per client
+//! (the intended instants are fixed in advance and do not wait for
+//! answers), so a slow backend delays samples instead of removing them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::json;
+
+use crate::conn::{Conn, Owner, Write};
+use crate::plan::Kind;
+use crate::run::Run;
+
+/// Chat messages come every 30 s on average (exponential gaps).
+pub(crate) const CHAT_MEAN_GAP_US: f64 = 30_000_000.0;
+/// Presence heartbeats every 5 s.
+pub(crate) const HEARTBEAT_US: u64 = 5_000_000;
+/// Streamed tokens, 50 a second.
+pub(crate) const TOKEN_GAP_US: u64 = 20_000;
+/// Tokens per streamed message before it is finished and a new one starts.
+pub(crate) const TOKENS_PER_STREAM: u32 = 100;
+/// The chance, per heartbeat, that a presence client leaves for 10 s, and
+/// that it goes silent for 15 s (longer than the 10 s TTL: it times out).
+const LEAVE_CHANCE: f64 = 1.0 / 60.0;
+const SILENCE_CHANCE: f64 = 1.0 / 60.0;
+
+/// How the writer schedules its sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Fixed intended instants; latency counts from them (the default).
+    #[default]
+    Open,
+    /// Each cursor move waits for the previous one's answer and is stamped
+    /// when actually sent: the coordinated-omission mistake, kept only as a
+    /// negative control for the measuring tests.
+    Closed,
+}
+
+/// Runs one client's writes until the run stops writing.
+pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
+    let clock = run.recorder.clock();
+    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
+    let room = owner.room.name.clone();
+    // Unique over the run: rate limits are per user.
+    let me = crate::conn::member_name(&room, owner.member);
+    let sleep_until = |stamp: u64| tokio::time::sleep_until(clock.instant(stamp).into());
+    match owner.kind {
+        Kind::Chat => {
+            let gap = |rng: &mut rand::rngs::SmallRng| (-(1.0 - rng.random::<f64>()).ln() * CHAT_MEAN_GAP_US) as u64;
+            let mut next = ready + gap(&mut rng);
+            let mut seq = 0u64;
+            while run.may_write(next) {
+                sleep_until(next).await;
+                let body = format!("t{next} hello from {me}, message {seq} of a simulated chat");
+                let args = json!({"channel": room, "author": me, "body": body});
+                if !conn.write(Write { stamp: next, function: "messages:send", args, update: true, reply: None }) {
+                    return;
+                }
+                seq += 1;
+                next += gap(&mut rng).max(1);
+            }
+        }
+        Kind::Presence => {
+            let mut next = ready;
+            while run.may_write(next) {
+                sleep_until(next).await;
+                let args = json!({"room": room, "user": me, "name": format!("{me} t{next}")});
+                if !conn.write(Write { stamp: next, function: "presence:heartbeat", args, update: true, reply: None }) {
+                    return;
+                }
+                next += HEARTBEAT_US;
+                let roll: f64 = rng.random();
+                if roll < LEAVE_CHANCE {
+                    sleep_until(next).await;
+                    let args = json!({"room": room, "user": me});
+                    conn.write(Write { stamp: next, function: "presence:leave", args, update: false, reply: None });
+                    next += 2 * HEARTBEAT_US;
+                } else if roll < LEAVE_CHANCE + SILENCE_CHANCE {
+                    next += 3 * HEARTBEAT_US;
+                }
+            }
+        }
+        Kind::Cursors => {
+            let period = (1_000_000.0 / run.rate_hz).max(1.0) as u64;
+            let mut next = ready + rng.random_range(0..period);
+            while run.may_write(next) {
+                sleep_until(next).await;
+                let mut stamp = next;
+                let (reply, answered) = match run.schedule {
+                    Schedule::Open => (None, None),
+                    Schedule::Closed => {
+                        stamp = clock.now();
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        (Some(tx), Some(rx))
+                    }
+                };
+                let y: f64 = rng.random_range(0.0..1080.0);
+                let args = json!({"room": room, "user": me, "x": stamp as f64, "y": y.floor()});
+                if !conn.write(Write { stamp, function: "cursors:move", args, update: true, reply }) {
+                    return;
+                }
+                next += period;
+                if let Some(answered) = answered {
+                    let _ = answered.await;
+                    next = clock.now() + period;
+                }
+            }
+        }
+        Kind::Stream => {
+            if owner.member != 0 {
+                return; // readers only read
+            }
+            let mut next = ready;
+            'streams: while run.may_write(next) {
+                sleep_until(next).await;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let args = json!({"channel": room, "author": me});
+                if !conn.write(Write { stamp: next, function: "messages:startStream", args, update: false, reply: Some(tx) }) {
+                    return;
+                }
+                let id = match tokio::time::timeout(Duration::from_secs(10), rx).await {
+                    Ok(Ok(Ok(id))) => id,
+                    _ => {
+                        // Counted as an error where it failed; try again later.
+                        next = clock.now() + 1_000_000;
+                        continue;
+                    }
+                };
+                next = next.max(clock.now());
+                for _ in 0..TOKENS_PER_STREAM {
+                    next += TOKEN_GAP_US;
+                    if !run.may_write(next) {
+                        break 'streams;
+                    }
+                    sleep_until(next).await;
+                    let args = json!({"id": id, "token": format!("t{next} ")});
+                    if !conn.write(Write { stamp: next, function: "messages:appendToken", args, update: true, reply: None }) {
+                        return;
+                    }
+                }
+                conn.write(Write { stamp: next, function: "messages:finishStream", args: json!({"id": id}), update: false, reply: None });
+            }
+        }
+    }
+}
+
+/// The query each client of a kind watches.
+pub(crate) fn subscription(kind: Kind, room: &str) -> (&'static str, serde_json::Value) {
+    match kind {
+        Kind::Chat => ("messages:list", json!({"channel": room, "limit": 20.0})),
+        Kind::Presence => ("presence:list", json!({"room": room})),
+        Kind::Cursors => ("cursors:list", json!({"room": room})),
+        Kind::Stream => ("messages:list", json!({"channel": room, "limit": 5.0})),
+    }
+}
+
+/// The size in bytes of a typical push to one client of this kind: a
+/// transition carrying its query's result for a full room.
+pub(crate) fn typical_push_bytes(kind: Kind) -> usize {
+    let stamp = 123_456_789u64;
+    let rows: Vec<serde_json::Value> = match kind {
+        Kind::Chat => (0..20)
+            .map(|i| json!({"_id": "k57a8fbn0x9j3s2c1v6d7e8f4g5h", "_creationTime": 1.7e12, "channel": "load-abcdef12-chat-0",
+                "author": format!("load-abcdef12-chat-0:m{i}"), "body": format!("t{stamp} hello from load-abcdef12-chat-0:m{i}, message 12 of a simulated chat"), "streaming": false}))
+            .collect(),
+        Kind::Presence => (0..10)
+            .map(|i| json!({"user": format!("load-abcdef12-presence-0:m{i}"), "name": format!("load-abcdef12-presence-0:m{i} t{stamp}"), "lastSeen": 1.7e12}))
+            .collect(),
+        Kind::Cursors => (0..5).map(|i| json!({"user": format!("load-abcdef12-cursors-0:m{i}"), "x": stamp as f64, "y": 512.0, "updatedAt": 1.7e12})).collect(),
+        Kind::Stream => (0..5)
+            .map(|_| json!({"_id": "k57a8fbn0x9j3s2c1v6d7e8f4g5h", "_creationTime": 1.7e12, "channel": "load-abcdef12-stream-0",
+                "author": "load-abcdef12-stream-0:m0", "body": format!("t{stamp} ").repeat(50), "streaming": true}))
+            .collect(),
+    };
+    json!({"type": "Transition", "startVersion": {"querySet": 1, "identity": 0, "ts": "AAAAAAAAAAA="},
+        "endVersion": {"querySet": 1, "identity": 0, "ts": "AAAAAAAAAAA="},
+        "modifications": [{"type": "QueryUpdated", "queryId": 0, "value": rows, "logLines": [], "journal": null}]})
+    .to_string()
+    .len()
+}
