@@ -25,14 +25,8 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         let (url, _stop) = match &args.target {
             Some(url) => (url.trim_end_matches('/').to_owned(), None),
             None => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("while binding the embedded server")?;
-                let addr = listener.local_addr()?;
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let config = ServerConfig { core: Config { faults, ..Config::standard() }, workers: 1, test_hooks: false };
-                tokio::spawn(server::run(listener, config, async move {
-                    let _ = stopped.await;
-                }));
-                (format!("http://{addr}"), Some(stop))
+                let (url, stop) = embedded(faults)?;
+                (url, Some(stop))
             }
         };
         let config = LoadConfig {
@@ -81,6 +75,34 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     })
+}
+
+/// Starts the reference server on its own runtime and threads, as if it
+/// were another process: sharing the load's runtime, its sockets would wait
+/// behind thousands of simulated clients' tasks, and the load would measure
+/// its own scheduler. Stops when the returned sender is dropped.
+fn embedded(faults: std::collections::BTreeSet<syncspec_server::core::Fault>) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").context("while binding the embedded server")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("embedded-server")
+        .enable_all()
+        .build()
+        .context("while starting the embedded server's runtime")?;
+    std::thread::Builder::new().name("embedded-server".into()).spawn(move || {
+        runtime.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
+            let config = ServerConfig { core: Config { faults, ..Config::standard() }, workers: 2, test_hooks: false };
+            let _ = server::run(listener, config, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    })?;
+    Ok((format!("http://{addr}"), stop))
 }
 
 fn ms(us: u64) -> String {

@@ -212,43 +212,55 @@ async fn wait_while_stalled(lane: &Lane, shared: &Shared) {
     }
 }
 
-/// Copies one direction, honouring stalls, delays and cuts.
+/// Chunks read but not yet forwarded, at most; reading pauses beyond it.
+const IN_FLIGHT: usize = 64;
+
+/// Copies one direction, honouring stalls, delays and cuts. A delay holds
+/// each chunk for that long after it was read, without holding the chunks
+/// behind it any longer (a link with latency, not one with less bandwidth).
 async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &Shared, direction: Direction, born: u64) {
     let lane = shared.lane(direction);
     let mut buf = vec![0u8; 16 * 1024];
+    let mut queue: std::collections::VecDeque<(tokio::time::Instant, Vec<u8>)> = std::collections::VecDeque::new();
     loop {
         // While stalled, read nothing: the sender's TCP window fills up.
         wait_while_stalled(lane, shared).await;
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        // A stall set while the read was pending holds this one chunk too.
-        wait_while_stalled(lane, shared).await;
-        // A connection dropped while its chunk was held forwards nothing more.
-        if *shared.generation.borrow() != born {
-            return;
-        }
-        let delay = lane.delay_us.load(Ordering::SeqCst);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_micros(delay)).await;
-        }
-        let budget = lane.cut_after.load(Ordering::SeqCst);
-        let send = n.min(budget);
-        if budget != usize::MAX {
-            lane.cut_after.store(budget - send, Ordering::SeqCst);
-        }
-        if send > 0 {
-            if to.write_all(&buf[..send]).await.is_err() {
-                return;
+        let due = queue.front().map(|(due, _)| *due);
+        tokio::select! {
+            read = from.read(&mut buf), if queue.len() < IN_FLIGHT => {
+                let n = match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let delay = Duration::from_micros(lane.delay_us.load(Ordering::SeqCst));
+                queue.push_back((tokio::time::Instant::now() + delay, buf[..n].to_vec()));
             }
-            lane.bytes.fetch_add(send as u64, Ordering::SeqCst);
-        }
-        if budget != usize::MAX && budget - send == 0 {
-            // The cut: forward no more and close this connection.
-            lane.cut_after.store(usize::MAX, Ordering::SeqCst);
-            let _ = to.shutdown().await;
-            return;
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                // A stall set while the chunk was held holds it too.
+                wait_while_stalled(lane, shared).await;
+                let Some((_, chunk)) = queue.pop_front() else { continue };
+                // A connection dropped while its chunk was held forwards nothing more.
+                if *shared.generation.borrow() != born {
+                    return;
+                }
+                let budget = lane.cut_after.load(Ordering::SeqCst);
+                let send = chunk.len().min(budget);
+                if budget != usize::MAX {
+                    lane.cut_after.store(budget - send, Ordering::SeqCst);
+                }
+                if send > 0 {
+                    if to.write_all(&chunk[..send]).await.is_err() {
+                        return;
+                    }
+                    lane.bytes.fetch_add(send as u64, Ordering::SeqCst);
+                }
+                if budget != usize::MAX && budget - send == 0 {
+                    // The cut: forward no more and close this connection.
+                    lane.cut_after.store(usize::MAX, Ordering::SeqCst);
+                    let _ = to.shutdown().await;
+                    return;
+                }
+            }
         }
     }
 }
@@ -332,6 +344,22 @@ mod tests {
         s.write_all(b"slow").await.unwrap();
         read_exact(&mut s, 4).await;
         assert!(start.elapsed() >= Duration::from_millis(80));
+    }
+
+    #[tokio::test]
+    async fn a_delay_holds_each_chunk_without_queueing_the_next_behind_it() {
+        let proxy = Proxy::start(echo().await).await.unwrap();
+        proxy.set_delay(Direction::ServerToClient, Duration::from_millis(200));
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        let start = Instant::now();
+        for _ in 0..5 {
+            s.write_all(b"x").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        read_exact(&mut s, 5).await;
+        // Five chunks held 200 ms each, one after another, would take a second.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(800), "{took:?}");
     }
 
     #[tokio::test]

@@ -291,7 +291,12 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
     });
 
     let goose_config = GooseConfiguration::parse_args_default(&config.goose_args).map_err(|e| LoadError::Goose(e.to_string()))?;
-    let mut attack = GooseAttack::initialize_with_config(goose_config).map_err(|e| LoadError::Goose(e.to_string()))?;
+    // One shared HTTP client (we make no HTTP requests): a client per user
+    // would cost thousands of TLS configurations and connection pools.
+    let mut attack = GooseAttack::initialize_with_config(goose_config)
+        .map_err(|e| LoadError::Goose(e.to_string()))?
+        .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())
+        .map_err(|e| LoadError::Goose(e.to_string()))?;
     for kind in &kinds {
         let users = users_of[*kind as usize];
         if users == 0 {

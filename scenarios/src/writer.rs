@@ -31,9 +31,9 @@ pub enum Schedule {
     /// Fixed intended instants; latency counts from them (the default).
     #[default]
     Open,
-    /// Each cursor move waits for the previous one's answer and is stamped
-    /// when actually sent: the coordinated-omission mistake, kept only as a
-    /// negative control for the measuring tests.
+    /// Each cursor move or streamed token waits for the previous one's
+    /// answer and is stamped when actually sent: the coordinated-omission
+    /// mistake, kept only as a negative control for the measuring tests.
     Closed,
 }
 
@@ -127,16 +127,29 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                         continue;
                     }
                 };
-                next = next.max(clock.now());
+                // Tokens keep their schedule from the stream's intended start:
+                // those due while the start was answered go out at once,
+                // each still measured from its own intended instant.
                 for _ in 0..TOKENS_PER_STREAM {
                     next += TOKEN_GAP_US;
                     if !run.may_write(next) {
                         break 'streams;
                     }
                     sleep_until(next).await;
-                    let args = json!({"id": id, "token": format!("t{next} ")});
-                    if !conn.write(Write { stamp: next, function: "messages:appendToken", args, update: true, reply: None }) {
+                    let (stamp, reply, answered) = match run.schedule {
+                        Schedule::Open => (next, None, None),
+                        Schedule::Closed => {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            (clock.now(), Some(tx), Some(rx))
+                        }
+                    };
+                    let args = json!({"id": id, "token": format!("t{stamp} ")});
+                    if !conn.write(Write { stamp, function: "messages:appendToken", args, update: true, reply }) {
                         return;
+                    }
+                    if let Some(answered) = answered {
+                        let _ = answered.await;
+                        next = clock.now();
                     }
                 }
                 conn.write(Write { stamp: next, function: "messages:finishStream", args: json!({"id": id}), update: false, reply: None });

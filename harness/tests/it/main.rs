@@ -2,6 +2,8 @@
 
 /// `syncspec check` end to end: the reference passes, every fault is caught.
 mod check;
+/// `syncspec load`: the measuring itself (a known delay, a stall, closed-loop control).
+mod load;
 /// `syncspec model` end to end: passes by default, names a fault's property.
 mod model;
 /// The npm `convex` client against `syncspec serve` (runs `tests/node`).

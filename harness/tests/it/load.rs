@@ -1,0 +1,145 @@
+//! `syncspec load` measures what it claims: a backend that delays pushes
+//! by a known amount shows that delay, and a backend that stalls shows the
+//! stall in every write scheduled during it, not once per client (no
+//! coordinated omission). The closed-loop schedule, the classic mistake,
+//! is run as the negative control the stall check must catch.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use syncspec::proxy::{Direction, Proxy};
+use syncspec_server::core::Config;
+use syncspec_server::server::{self, ServerConfig};
+
+use crate::check::{scratch, turn};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
+
+/// A reference server on a free loopback port, for the life of the test.
+async fn server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServerConfig { core: Config::standard(), workers: 0, test_hooks: false };
+    tokio::spawn(server::run(listener, config, std::future::pending::<()>()));
+    addr
+}
+
+/// Runs `syncspec load` and returns `load.json`.
+async fn load(scenario: &str, users: u64, target: &str, out: &Path, run_time: &str, extra: &[&str]) -> serde_json::Value {
+    let mut cmd = tokio::process::Command::new(BIN);
+    let users_arg = users.to_string();
+    cmd.args(["load", "--scenario", scenario, "--users", users_arg.as_str(), "--rate", "10", "--quiet", "--run-time", run_time])
+        .args(["--target", target, "--out"])
+        .arg(out)
+        .args(extra)
+        .args(["--", "--no-print-metrics"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(90), cmd.output()).await.expect("the run ends by itself").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("load.json")).unwrap()).unwrap();
+    assert_eq!(result["errors"], 0, "{stdout}");
+    assert_eq!(result["users_ready"], users, "{stdout}");
+    result
+}
+
+fn p50_ms(result: &serde_json::Value) -> f64 {
+    result["sync_latency_us"]["p50"].as_f64().unwrap() / 1000.0
+}
+
+/// Sync samples at or above `at_least_us`, from the run's whole interval log.
+fn sync_samples_above(out: &Path, at_least_us: u64) -> u64 {
+    let log = std::fs::read(out.join("sync.hlog")).unwrap();
+    let mut total = 0;
+    for (_, h) in syncspec_scenarios::metrics::read_log(&log).unwrap() {
+        total += h.count_between(at_least_us, u64::MAX);
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_push_delay_is_recorded() {
+    let _turn = turn();
+    let upstream = server().await;
+    let proxy = Proxy::start(upstream).await.unwrap();
+    // Cursors: rooms of 5, 10 moves a second each.
+    let direct = load("cursors", 10, &format!("http://{upstream}"), &scratch("load-direct"), "3s", &[]).await;
+    proxy.set_delay(Direction::ServerToClient, Duration::from_millis(100));
+    let delayed = load("cursors", 10, &format!("http://{}", proxy.addr()), &scratch("load-delayed"), "3s", &[]).await;
+    let added = p50_ms(&delayed) - p50_ms(&direct);
+    // Every push crossed the 100 ms link once: the median moves by that much,
+    // give or take scheduling on a shared machine.
+    assert!((95.0..=160.0).contains(&added), "direct p50 {} ms, delayed p50 {} ms", p50_ms(&direct), p50_ms(&delayed));
+    assert!(delayed["sync_latency_us"]["count"].as_u64().unwrap() > 500);
+    assert_eq!(delayed["updates_missing"], 0);
+}
+
+/// Runs a load through a proxy that stalls both ways for 1.5 s in the middle,
+/// and returns how many sync samples were 750 ms or more.
+async fn stalled_run(name: &str, extra: &[&str]) -> u64 {
+    let upstream = server().await;
+    let proxy = Proxy::start(upstream).await.unwrap();
+    let out = scratch(name);
+    let target = format!("http://{}", proxy.addr());
+    // A stream: one writer, 50 tokens a second, 20 readers; every token
+    // counts (a cursor would rightly be coalesced to its latest position).
+    let run = load("stream", 21, &target, &out, "6s", extra);
+    let stall = async {
+        // Once the writer is busy, stall for 1.5 s.
+        while proxy.stats().to_server < 20_000 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.stall(Direction::ClientToServer, true);
+        proxy.stall(Direction::ServerToClient, true);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        proxy.stall(Direction::ClientToServer, false);
+        proxy.stall(Direction::ServerToClient, false);
+    };
+    let (_, _) = tokio::join!(run, stall);
+    sync_samples_above(&out, 750_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_shows_in_every_write_scheduled_during_it() {
+    let _turn = turn();
+    // 50 tokens a second stalled for 1.5 s: about 75 tokens, each seen by
+    // 20 readers, waited from 0 to 1.5 s; about half of them (750 samples)
+    // 750 ms or more.
+    let open = stalled_run("load-stall-open", &[]).await;
+    assert!(open >= 500, "only {open} sync samples of 750 ms or more: the stall was hidden");
+    // The negative control: a closed loop stamps after each answer, so the
+    // writer has about one slow token (20 samples); the same check must reject it.
+    let closed = stalled_run("load-stall-closed", &["--closed-loop"]).await;
+    assert!(closed < 500, "the closed-loop control recorded {closed} slow samples; the check cannot tell");
+    eprintln!("sync samples of 750 ms or more: open schedule {open}, closed-loop control {closed}");
+    assert!(open >= 3 * closed.max(1), "open {open} vs closed {closed}");
+}
+
+#[test]
+fn an_unreachable_target_is_could_not_run() {
+    let output = std::process::Command::new(BIN)
+        .args(["load", "--scenario", "chat", "--users", "5", "--target", "http://127.0.0.1:9", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("could not reach http://127.0.0.1:9"));
+}
+
+#[test]
+fn bad_arguments_are_could_not_run_with_the_reason() {
+    for (args, expect) in [
+        (&["load", "--scenario", "chatty"][..], "unknown scenario"),
+        (&["load", "--scenario", "chat", "--sweep", "5,10"][..], "only --scenario cursors"),
+        (&["load", "--scenario", "chat", "--shard", "3/2"][..], "from 1 to the count"),
+        (&["load", "--scenario", "chat", "--rate", "0"][..], "--rate must be above 0"),
+    ] {
+        let output = std::process::Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}
