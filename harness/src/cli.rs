@@ -62,7 +62,7 @@ pub(crate) struct LoadArgs {
     /// The backend, named like a Convex deployment: http://HOST:PORT.
     #[arg(long)]
     pub(crate) target: Option<String>,
-    /// Simulated clients, over all shards [default: 1000; 100 for --sweep].
+    /// Simulated clients, over all shards [default: 1000; 500 per step for --sweep].
     #[arg(long, value_name = "N")]
     pub(crate) users: Option<usize>,
     /// Cursor moves per client per second (the client-side throttle).

@@ -12,7 +12,11 @@ use syncspec_server::server::{self, ServerConfig};
 use crate::cli::LoadArgs;
 
 pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
+    if args.goose.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", syncspec_scenarios::goose_help());
+        return Ok(ExitCode::SUCCESS);
+    }
+        let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
     let sweeping = !args.sweep.is_empty();
     let scenario = match (args.scenario, sweeping) {
         (Some(ScenarioName::Only(Kind::Cursors)) | None, true) => ScenarioName::Only(Kind::Cursors),
@@ -32,7 +36,7 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         let config = LoadConfig {
             scenario,
             url: url.clone(),
-            users: args.users.unwrap_or(if sweeping { 100 } else { 1000 }),
+            users: args.users.unwrap_or(if sweeping { 500 } else { 1000 }),
             rate_hz: args.rate,
             run_time: args.run_time.unwrap_or(if sweeping { Duration::from_secs(20) } else { Duration::from_secs(60) }),
             increase_rate: args.increase_rate,
@@ -106,7 +110,7 @@ fn embedded(faults: std::collections::BTreeSet<syncspec_server::core::Fault>) ->
 }
 
 fn ms(us: u64) -> String {
-    format!("{:.1}", us as f64 / 1000.0)
+    format!("{:.2}", us as f64 / 1000.0)
 }
 
 fn line(name: &str, s: &Summary) -> String {
@@ -150,8 +154,12 @@ fn print_summary(r: &LoadResult) {
         r.sync_over_echo_p95.map_or("-".into(), |x| x.to_string())
     );
     println!(
-        "updates: {} sent, {} accepted, {} seen by readers, {} owed, {} missing, {} stale final views; {} rate-limited, {} errors",
-        r.updates_sent, r.updates_accepted, r.updates_received, r.updates_expected, r.updates_missing, r.stale_views, r.rate_limited, r.errors
+        "writes: {} sent, {} accepted, {} rate-limited, {} errors; changes seen by readers: {}",
+        r.updates_sent, r.updates_accepted, r.rate_limited, r.errors, r.updates_received
+    );
+    println!(
+        "delivery: {} changes owed to readers where every update counts, {} missing; {} cursor views not ending on the writer's latest",
+        r.updates_expected, r.updates_missing, r.stale_views
     );
     for (name, k) in &r.kinds {
         println!("  {name}: {} users in {} rooms, {:.2} writes attempted and {:.2} accepted per user per second", k.users, k.rooms, k.attempted_per_user_s, k.accepted_per_user_s);

@@ -129,6 +129,9 @@ pub struct Recorder {
     /// `u64::MAX` until every user has joined.
     steady_from: AtomicU64,
     totals: Vec<Mutex<Histogram<u64>>>,
+    /// Every sample, for runs that never had a steady part (a goose test
+    /// plan that never reaches every planned client).
+    whole: Vec<Mutex<Histogram<u64>>>,
     current: Vec<Mutex<Histogram<u64>>>,
     /// Per metric, every finished second.
     intervals: Vec<Mutex<Vec<Interval>>>,
@@ -152,6 +155,7 @@ impl Recorder {
             clock,
             steady_from: AtomicU64::new(u64::MAX),
             totals: (0..n).map(|_| Mutex::new(histogram())).collect(),
+            whole: (0..n).map(|_| Mutex::new(histogram())).collect(),
             current: (0..n).map(|_| Mutex::new(histogram())).collect(),
             intervals: Metric::ALL.iter().map(|_| Mutex::new(Vec::new())).collect(),
             counters: Kind::ALL.iter().map(|_| Counters::default()).collect(),
@@ -179,6 +183,7 @@ impl Recorder {
     pub fn sample(&self, kind: Kind, metric: Metric, stamp: u64, latency_us: u64) {
         let i = slot(kind, metric);
         record(&mut lock(&self.current[i]), latency_us);
+        record(&mut lock(&self.whole[i]), latency_us);
         if stamp >= self.steady_from.load(Ordering::Relaxed) {
             record(&mut lock(&self.totals[i]), latency_us);
         }
@@ -225,16 +230,25 @@ impl Recorder {
         sync
     }
 
-    /// The steady total of one kind and metric.
-    pub fn total(&self, kind: Kind, metric: Metric) -> Histogram<u64> {
-        lock(&self.totals[slot(kind, metric)]).clone()
+    fn totals_or_whole(&self) -> &[Mutex<Histogram<u64>>] {
+        if self.steady_from().is_some() {
+            &self.totals
+        } else {
+            &self.whole
+        }
     }
 
-    /// The steady total of a metric over the given kinds.
+    /// The steady total of one kind and metric (every sample if the run
+    /// never had a steady part).
+    pub fn total(&self, kind: Kind, metric: Metric) -> Histogram<u64> {
+        lock(&self.totals_or_whole()[slot(kind, metric)]).clone()
+    }
+
+    /// [`Recorder::total`] of a metric over the given kinds.
     pub fn total_over(&self, kinds: &[Kind], metric: Metric) -> Histogram<u64> {
         let mut h = histogram();
         for kind in kinds {
-            let _ = h.add(&*lock(&self.totals[slot(*kind, metric)]));
+            let _ = h.add(&*lock(&self.totals_or_whole()[slot(*kind, metric)]));
         }
         h
     }
@@ -278,20 +292,20 @@ pub fn write_log<'a>(
     std::io::Write::flush(&mut file)
 }
 
+/// One histogram of an interval log, with its tag.
+pub type Tagged = (Option<String>, Histogram<u64>);
+
 /// Reads every histogram of an interval log, with its tag.
-pub fn read_log(bytes: &[u8]) -> Result<Vec<(Option<String>, Histogram<u64>)>, String> {
+pub fn read_log(bytes: &[u8]) -> Result<Vec<Tagged>, String> {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
     let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(bytes) {
-        match entry.map_err(|e| format!("{e:?}"))? {
-            LogEntry::Interval(ilh) => {
-                let raw = base64_decode(ilh.encoded_histogram())?;
-                let h: Histogram<u64> = deserializer.deserialize(&mut raw.as_slice()).map_err(|e| format!("{e:?}"))?;
-                out.push((ilh.tag().map(|t| t.as_str().to_owned()), h));
-            }
-            _ => {}
+        if let LogEntry::Interval(ilh) = entry.map_err(|e| format!("{e:?}"))? {
+            let raw = base64_decode(ilh.encoded_histogram())?;
+            let h: Histogram<u64> = deserializer.deserialize(&mut raw.as_slice()).map_err(|e| format!("{e:?}"))?;
+            out.push((ilh.tag().map(|t| t.as_str().to_owned()), h));
         }
     }
     Ok(out)

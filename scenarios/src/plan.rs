@@ -163,10 +163,8 @@ pub fn rooms(scenario: ScenarioName, users: usize, shard: Shard) -> Vec<RoomPlan
         while left > 0 {
             let members = left.min(size);
             // A stream room needs its writer and at least one reader.
-            if kind != Kind::Stream || members >= 2 {
-                if shard.owns(number) {
-                    out.push(RoomPlan { kind, number, members });
-                }
+            if (kind != Kind::Stream || members >= 2) && shard.owns(number) {
+                out.push(RoomPlan { kind, number, members });
             }
             left -= members;
             number += 1;

@@ -117,7 +117,7 @@ pub struct LoadResult {
     pub rate_hz: f64,
     /// `open`, or `closed` for the negative control.
     pub schedule: String,
-    /// How long writers wrote once every client was in.
+    /// How long writers wrote once every client was in (measured; normally `--run-time`).
     pub run_time_s: f64,
     /// The whole run, ramp and drain included.
     pub wall_time_s: f64,

@@ -19,6 +19,11 @@ use crate::writer::{self, Schedule};
 
 /// After the writers stop, how long readers keep listening before goose stops them.
 const DRAIN: Duration = Duration::from_secs(4);
+/// The most clients one process plans for (each is a socket, and with the
+/// embedded server two); beyond that, shard the load over processes.
+pub const MAX_USERS: usize = 200_000;
+/// How long users leaving as the writers stop keep listening.
+const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// How often the progress line is printed.
 const PROGRESS_EVERY: u64 = 5;
 
@@ -215,10 +220,21 @@ async fn deliver(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> Transaction
     Ok(())
 }
 
-/// Closes the connection cleanly.
-async fn leave(user: &mut GooseUser) -> TransactionResult {
+/// Stops writing and closes the connection cleanly. Normally the writers
+/// stopped `DRAIN` before goose stops the users; when goose's own plan
+/// (`--test-plan`, `--run-time`) ends the run first, the first user to leave
+/// stops every writer, and users leaving right then keep listening for
+/// what is still in flight.
+async fn leave(run: Arc<Run>, user: &mut GooseUser) -> TransactionResult {
     if let Some(session) = user.get_session_data::<Session>().cloned() {
+        let clock = run.recorder.clock();
+        let now = clock.now();
+        let stopped = run.stop_writes.fetch_min(now, Ordering::SeqCst).min(now);
         session.writer.0.abort();
+        let listen_until = stopped + LEAVE_GRACE.as_micros() as u64;
+        if now < listen_until {
+            tokio::time::sleep_until(clock.instant(listen_until).into()).await;
+        }
         session.conn.close().await;
     }
     Ok(())
@@ -236,13 +252,13 @@ fn rss_bytes() -> Option<u64> {
 
 /// Runs one load and returns what it measured.
 pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
-    if config.users == 0 {
-        return Err(LoadError::Invalid("--users must be at least 1".into()));
+    if config.users == 0 || config.users > MAX_USERS {
+        return Err(LoadError::Invalid(format!("--users must be from 1 to {MAX_USERS}, got {}", config.users)));
     }
     if !(config.rate_hz > 0.0 && config.rate_hz <= 1000.0) {
         return Err(LoadError::Invalid(format!("--rate must be above 0 and at most 1000 Hz, got {}", config.rate_hz)));
     }
-    if !(config.increase_rate > 0.0) {
+    if config.increase_rate.is_nan() || config.increase_rate <= 0.0 {
         return Err(LoadError::Invalid("the increase rate must be above 0".into()));
     }
     let rooms = plan::rooms(config.scenario, config.users, config.shard);
@@ -253,6 +269,8 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
             config.shard, config.users
         )));
     }
+    // goose's options first: a typo should not wait for a connection.
+    let goose_config = GooseConfiguration::parse_args_default(&config.goose_args).map_err(|e| LoadError::Goose(goose_message(e)))?;
     probe(&config.url).await?;
 
     let kinds: Vec<Kind> = plan::split(config.scenario, config.users).into_iter().filter(|(_, n)| *n > 0).map(|(k, _)| k).collect();
@@ -290,11 +308,10 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         request_names: Kind::ALL.iter().map(|k| Metric::ALL.map(|m| format!("{} {}", k.name(), m.name()))).collect(),
     });
 
-    let goose_config = GooseConfiguration::parse_args_default(&config.goose_args).map_err(|e| LoadError::Goose(e.to_string()))?;
     // One shared HTTP client (we make no HTTP requests): a client per user
     // would cost thousands of TLS configurations and connection pools.
     let mut attack = GooseAttack::initialize_with_config(goose_config)
-        .map_err(|e| LoadError::Goose(e.to_string()))?
+        .map_err(|e| LoadError::Goose(goose_message(e)))?
         .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())
         .map_err(|e| LoadError::Goose(e.to_string()))?;
     for kind in &kinds {
@@ -302,31 +319,31 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         if users == 0 {
             continue;
         }
-        let (r1, r2) = (run.clone(), run.clone());
+        let (r1, r2, r3) = (run.clone(), run.clone(), run.clone());
         let k = *kind;
         let scenario = Scenario::new(kind.name())
             .set_weight(users)
             .map_err(|e| LoadError::Goose(e.to_string()))?
             .register_transaction(transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start())
             .register_transaction(transaction(move |u| Box::pin(deliver(r2.clone(), k, u))).set_name("deliver"))
-            .register_transaction(transaction(|u| Box::pin(leave(u))).set_name("leave").set_on_stop());
+            .register_transaction(transaction(move |u| Box::pin(leave(r3.clone(), u))).set_name("leave").set_on_stop());
         attack = attack.register_scenario(scenario);
     }
-    let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
+    let goose_err = |e: GooseError| LoadError::Goose(goose_message(e));
     let run_time_s = (config.run_time + DRAIN).as_secs_f64().ceil() as usize;
     let increase = format!("{}", config.increase_rate);
-    let attack = attack
-        .set_default(GooseDefault::Host, config.url.as_str())
-        .map_err(goose_err)?
-        .set_default(GooseDefault::Users, planned)
-        .map_err(goose_err)?
-        .set_default(GooseDefault::IncreaseRate, increase.as_str())
-        .map_err(goose_err)?
-        .set_default(GooseDefault::RunTime, run_time_s)
-        .map_err(goose_err)?
-        .set_default(GooseDefault::NoTelnet, true)
-        .map_err(goose_err)?;
-    let mut attack = *attack;
+    // goose's own load shape, when given after `--`, wins over ours.
+    let given = |names: &[&str]| config.goose_args.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
+    let planned_by_goose = given(&["--test-plan", "--iterations"]);
+    let mut attack = *attack.set_default(GooseDefault::Host, config.url.as_str()).map_err(goose_err)?;
+    attack = *attack.set_default(GooseDefault::NoTelnet, true).map_err(goose_err)?;
+    if !planned_by_goose {
+        attack = *attack.set_default(GooseDefault::Users, planned).map_err(goose_err)?;
+        attack = *attack.set_default(GooseDefault::RunTime, run_time_s).map_err(goose_err)?;
+        if !given(&["-s", "--increase-time"]) {
+            attack = *attack.set_default(GooseDefault::IncreaseRate, increase.as_str()).map_err(goose_err)?;
+        }
+    }
     if let Some(out) = &config.out {
         std::fs::create_dir_all(out).map_err(|source| LoadError::Write { path: out.clone(), source })?;
         let report = out.join("report.html");
@@ -376,9 +393,15 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
     let failed_thresholds = match executed {
         Ok(_) => Vec::new(),
         Err(GooseError::ThresholdsFailed { failed, .. }) => failed.iter().map(|f| format!("{f:?}")).collect(),
-        Err(e) => return Err(LoadError::Goose(e.to_string())),
+        Err(e) => return Err(LoadError::Goose(goose_message(e))),
     };
     let steady_counters = run.steady_counters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // How long writers wrote with every client in: normally --run-time;
+    // goose's own plan can end it sooner or later.
+    let steady_s = recorder.steady_from().map_or(0.0, |from| {
+        let until = run.stop_writes.load(Ordering::SeqCst).min(clock.now());
+        until.saturating_sub(from) as f64 / 1e6
+    });
     let end_counters = run.snapshot();
 
     // Put the result together.
@@ -397,7 +420,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         delivery_all.received += d.received;
         delivery_all.stale_views += d.stale_views;
         let c = recorder.counters(*kind);
-        let window = config.run_time.as_secs_f64() * users as f64;
+        let window = (steady_s * users as f64).max(f64::MIN_POSITIVE);
         let steady = |i: usize| match &steady_counters {
             Some(s) => end_counters[*kind as usize][i] - s[*kind as usize][i],
             None => 0,
@@ -438,7 +461,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         shard: config.shard.to_string(),
         rate_hz: config.rate_hz,
         schedule: format!("{:?}", config.schedule).to_lowercase(),
-        run_time_s: config.run_time.as_secs_f64(),
+        run_time_s: round2(steady_s),
         wall_time_s: round2(elapsed.as_secs_f64()),
         ramp_s: recorder.steady_from().map(|s| round2(s as f64 / 1e6)),
         sync_latency_us: sync,
@@ -478,6 +501,26 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         result.write(&out.join("load.json")).map_err(w)?;
     }
     Ok(Outcome { result, failed_thresholds })
+}
+
+/// goose's error with the detail it carries (its `Display` names only the kind).
+pub fn goose_message(e: GooseError) -> String {
+    match e {
+        GooseError::InvalidOption { option, value, detail } => {
+            let detail = detail.trim();
+            if detail.is_empty() {
+                format!("invalid option {option} {value}")
+            } else {
+                detail.to_owned()
+            }
+        }
+        other => format!("{other}: {other:?}"),
+    }
+}
+
+/// goose's own `--help`, for `syncspec load -- --help`.
+pub fn goose_help() -> String {
+    <GooseConfiguration as clap::CommandFactory>::command().name("syncspec load [OPTIONS] --").render_help().to_string()
 }
 
 fn totals(recorder: &Recorder) -> (u64, u64, u64, u64) {

@@ -4,6 +4,10 @@
 //! coordinated omission). The closed-loop schedule, the classic mistake,
 //! is run as the negative control the stall check must catch.
 
+// Each test holds the suite-wide turn (a std mutex shared with the sync
+// tests of `check.rs`) for its whole run, awaits included: that is the point.
+#![allow(clippy::await_holding_lock)]
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -25,11 +29,15 @@ async fn server() -> std::net::SocketAddr {
     addr
 }
 
-/// Runs `syncspec load` and returns `load.json`.
+/// Runs `syncspec load` with `users` clients in this process (`--users`
+/// unless `extra` names it) and returns `load.json`.
 async fn load(scenario: &str, users: u64, target: &str, out: &Path, run_time: &str, extra: &[&str]) -> serde_json::Value {
     let mut cmd = tokio::process::Command::new(BIN);
-    let users_arg = users.to_string();
-    cmd.args(["load", "--scenario", scenario, "--users", users_arg.as_str(), "--rate", "10", "--quiet", "--run-time", run_time])
+    cmd.args(["load", "--scenario", scenario, "--rate", "10", "--quiet", "--run-time", run_time]);
+    if !extra.contains(&"--users") {
+        cmd.args(["--users", &users.to_string()]);
+    }
+    cmd
         .args(["--target", target, "--out"])
         .arg(out)
         .args(extra)
@@ -142,4 +150,60 @@ fn bad_arguments_are_could_not_run_with_the_reason() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_goose_threshold_exits_1_with_every_file_written() {
+    let _turn = turn();
+    let upstream = server().await;
+    let out = scratch("load-threshold");
+    let output = tokio::process::Command::new(BIN)
+        .args(["load", "--scenario", "cursors", "--users", "5", "--rate", "5", "--run-time", "2s", "--quiet"])
+        .arg("--target")
+        .arg(format!("http://{upstream}"))
+        .arg("--out")
+        .arg(&out)
+        // No loopback push takes under a microsecond: this rule must fail.
+        .args(["--", "--threshold", "p95<1us for WS cursors sync", "--no-threshold-abort", "--no-print-metrics"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("threshold failed"), "{stdout}");
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("load.json")).unwrap()).unwrap();
+    assert_eq!(result["failed_thresholds"].as_array().map(Vec::len), Some(1));
+    for file in ["sync.hlog", "ack.hlog", "visible.hlog", "lag.hlog", "echo.hlog", "report.html"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    // The fields load.json promises.
+    for field in ["scenario", "users", "run_time_s", "updates_sent", "updates_received", "rate_limited", "errors"] {
+        assert!(!result[field].is_null(), "{field} missing");
+    }
+    for summary in ["sync_latency_us", "mutation_latency_us", "echo_rtt_us"] {
+        for figure in ["p50", "p95", "p99", "max", "count"] {
+            assert!(result[summary][figure].is_u64(), "{summary}.{figure} missing");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_whole_rooms_and_their_logs_merge() {
+    let _turn = turn();
+    let upstream = server().await;
+    let target = format!("http://{upstream}");
+    // 15 cursor clients are 3 rooms of 5: shard 1/2 runs rooms 0 and 2, shard 2/2 room 1.
+    let (one, two) = (scratch("load-shard-1"), scratch("load-shard-2"));
+    let (a, b) = tokio::join!(
+        load("cursors", 10, &target, &one, "2s", &["--shard", "1/2", "--users", "15"]),
+        load("cursors", 5, &target, &two, "2s", &["--shard", "2/2", "--users", "15"]),
+    );
+    assert_eq!((a["users"].as_u64(), b["users"].as_u64()), (Some(10), Some(5)));
+    assert_eq!((a["shard"].as_str(), b["shard"].as_str()), (Some("1/2"), Some("2/2")));
+    // Each shard's interval log holds only its own samples; added up they are
+    // the run's, exactly as each shard counted them.
+    let count = |out: &Path| sync_samples_above(out, 0);
+    let merged: u64 = count(&one) + count(&two);
+    let reported = a["sync_latency_us"]["count"].as_u64().unwrap() + b["sync_latency_us"]["count"].as_u64().unwrap();
+    assert!(merged >= reported && reported > 0, "merged {merged}, reported {reported}");
 }
