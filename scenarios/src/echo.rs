@@ -15,20 +15,29 @@ use crate::metrics::{histogram, record};
 
 /// Round trips of one frame of `size` bytes over a loopback WebSocket, for
 /// at most `budget` or `rounds` round trips, whichever ends first.
+///
+/// The echo server runs on a thread and runtime of its own, as a backend
+/// does: sharing the caller's runtime, a round trip could stay on one
+/// worker thread and measure 10 µs one run and 70 µs the next.
 pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Result<Histogram<u64>> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let server = tokio::spawn(async move {
-        let Ok((stream, _)) = listener.accept().await else { return };
-        let _ = stream.set_nodelay(true);
-        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
-        while let Some(Ok(message)) = ws.next().await {
-            if message.is_text() && ws.send(message).await.is_err() {
-                return;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let server = std::thread::Builder::new().name("echo-floor".into()).spawn(move || {
+        runtime.block_on(async move {
+            let Ok(listener) = TcpListener::from_std(std_listener) else { return };
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let _ = stream.set_nodelay(true);
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
+            while let Some(Ok(message)) = ws.next().await {
+                if message.is_text() && ws.send(message).await.is_err() {
+                    return;
+                }
             }
-        }
-    });
+        });
+    })?;
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), Some(config), true)
         .await
         .map_err(std::io::Error::other)?;
@@ -46,14 +55,16 @@ pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Res
             _ => return Err(std::io::Error::other("the echo server went away")),
         }
     }
+    // The server thread ends when the socket does.
     let _ = ws.close(None).await;
-    server.abort();
+    drop(ws);
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
     Ok(h)
 }
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_floor_is_measured_in_microseconds_round_trip() {
         let h = super::floor(600, 200, std::time::Duration::from_secs(5)).await.unwrap();
         assert_eq!(h.len(), 200);
