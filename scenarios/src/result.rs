@@ -166,7 +166,7 @@ pub struct LoadResult {
     pub kinds: BTreeMap<String, KindResult>,
     /// Files written beside `load.json`.
     pub files: Vec<String>,
-    /// A sweep's steps, one per rate.
+    /// A sweep's steps, one per rate (the figures above are then the last step's).
     pub steps: Vec<Step>,
 }
 

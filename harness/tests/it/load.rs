@@ -144,6 +144,8 @@ fn bad_arguments_are_could_not_run_with_the_reason() {
         (&["load", "--scenario", "chat", "--sweep", "5,10"][..], "only --scenario cursors"),
         (&["load", "--scenario", "chat", "--shard", "3/2"][..], "from 1 to the count"),
         (&["load", "--scenario", "chat", "--rate", "0"][..], "--rate must be above 0"),
+        (&["load", "--scenario", "chat", "--", "-u", "7"][..], "give --users to syncspec"),
+        (&["load", "--scenario", "chat", "--", "--no-such-goose-option"][..], "no-such-goose-option"),
     ] {
         let output = std::process::Command::new(BIN).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -176,7 +178,10 @@ async fn a_failed_goose_threshold_exits_1_with_every_file_written() {
     for file in ["sync.hlog", "ack.hlog", "visible.hlog", "lag.hlog", "echo.hlog", "report.html"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
-    // The fields load.json promises.
+    // goose saw the samples: its report names the request the rule judged.
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("cursors sync"), "goose's report has no cursors sync requests");
+        // The fields load.json promises.
     for field in ["scenario", "users", "run_time_s", "updates_sent", "updates_received", "rate_limited", "errors"] {
         assert!(!result[field].is_null(), "{field} missing");
     }
