@@ -167,7 +167,7 @@ impl Conn {
         observer.observe(&first, &owner, None);
         owner.room.set_ready(owner.member, ready);
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = Task { ws, owner, observer, ready, pending: HashMap::new(), next_request: 0 };
+        let task = Task { ws, owner, observer, ready, pending: HashMap::new(), next_request: 0, latest_ts: 0 };
         tokio::spawn(task.run(rx));
         Ok((Conn { commands }, ready))
     }
@@ -201,6 +201,9 @@ struct Task {
     ready: u64,
     pending: HashMap<u32, Pending>,
     next_request: u32,
+    /// The highest `endVersion.ts` seen: a response whose commit it already
+    /// covers is visible at once (the transition can arrive first).
+    latest_ts: u64,
 }
 
 impl Task {
@@ -282,6 +285,7 @@ impl Task {
                     owner.recorder.error(owner.kind, "a transition without a readable end ts");
                     return;
                 };
+                self.latest_ts = self.latest_ts.max(end);
                 let reached: Vec<u32> =
                     self.pending.iter().filter(|(_, p)| p.committed.is_some_and(|ts| ts <= end)).map(|(id, _)| *id).collect();
                 for id in reached {
@@ -307,7 +311,13 @@ impl Task {
                             let value = frame.result.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Json::Null);
                             let _ = reply.send(Ok(value));
                         }
-                        p.committed = Some(frame.ts.as_deref().and_then(wire::decode_ts).unwrap_or(0));
+                        let ts = frame.ts.as_deref().and_then(wire::decode_ts).unwrap_or(0);
+                        p.committed = Some(ts);
+                        if ts <= self.latest_ts {
+                            let stamp = p.stamp;
+                            self.pending.remove(&request_id);
+                            owner.sample(Metric::Visible, stamp, now, None);
+                        }
                     }
                     _ => {
                         let p = self.pending.remove(&request_id).expect("looked up above");
@@ -457,6 +467,75 @@ pub(crate) fn stamps(text: &str) -> impl Iterator<Item = u64> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Clock;
+    use crate::plan::RoomPlan;
+
+    fn transition(from: u64, to: u64, value: &str) -> String {
+        let v = |ts| format!(r#"{{"querySet":1,"identity":0,"ts":"{}"}}"#, wire::encode_ts(ts));
+        format!(
+            r#"{{"type":"Transition","startVersion":{},"endVersion":{},"modifications":[{{"type":"QueryUpdated","queryId":0,"value":{value},"logLines":[],"journal":null}}]}}"#,
+            v(from),
+            v(to)
+        )
+    }
+
+    /// A backend that answers the subscription, then answers one cursor
+    /// move with its transition first (showing it as member 1's row) and its
+    /// response second.
+    async fn backend(reader: String) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            let mut frames = 0;
+            while let Some(Ok(Message::Text(text))) = ws.next().await {
+                frames += 1;
+                let out = match frames {
+                    2 => vec![transition(0, 5, "[]")],
+                    3 => {
+                        let mutation: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        assert_eq!(mutation["type"], "Mutation");
+                        let x = mutation["args"][0]["x"].clone();
+                        let row = serde_json::json!({"user": reader, "x": x, "y": 0.0, "updatedAt": 0.0});
+                        vec![
+                            transition(5, 10, &format!("[{row}]")),
+                            format!(r#"{{"type":"MutationResponse","requestId":0,"success":true,"result":null,"ts":"{}","logLines":[]}}"#, wire::encode_ts(10)),
+                        ]
+                    }
+                    _ => vec![],
+                };
+                for frame in out {
+                    ws.send(Message::text(frame)).await.unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_transition_before_its_response_makes_the_write_visible_at_once_and_readers_see_others() {
+        let recorder = Arc::new(Recorder::new(Clock::start()));
+        recorder.set_steady_from(0);
+        let room = Arc::new(Room::new(&RoomPlan { kind: Kind::Cursors, number: 0, members: 2 }, "t"));
+        let addr = backend(member_name(&room.name, 1)).await;
+        let (tx, rx) = flume::unbounded();
+        let owner = Owner { kind: Kind::Cursors, room: room.clone(), member: 0, recorder: recorder.clone(), samples: tx };
+        let (conn, _) = Conn::open(&format!("http://{addr}"), "cursors:list", serde_json::json!({"room": "t"}), owner).await.unwrap();
+        let stamp = recorder.clock().now();
+        let args = serde_json::json!({"room": "t", "user": "x", "x": stamp as f64, "y": 0.0});
+        assert!(conn.write(Write { stamp, function: "cursors:move", args, update: true, reply: None }));
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let sample = tokio::time::timeout(Duration::from_secs(5), rx.recv_async()).await.expect("samples arrive").unwrap();
+            seen.push(sample.metric);
+        }
+        seen.sort_by_key(|m| m.name());
+        assert_eq!(seen, vec![Metric::Ack, Metric::Sync, Metric::Visible]);
+        assert_eq!(recorder.total(Kind::Cursors, Metric::Visible).len(), 1);
+        assert_eq!(recorder.counters(Kind::Cursors).received.load(std::sync::atomic::Ordering::Relaxed), 1);
+        conn.close().await;
+    }
 
     #[test]
     fn stamps_are_read_from_words_and_nothing_else() {
