@@ -520,7 +520,10 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         crate::metrics::write_log(&out.join("echo.hlog"), std::time::SystemTime::now(), "echo round trip", std::iter::once((0, "echo", &echo)))
             .map_err(w)?;
         result.files.push("echo.hlog".into());
-        result.files.push("report.html".into());
+        // Unless goose was given its own --report-file.
+        if out.join("report.html").is_file() {
+            result.files.push("report.html".into());
+        }
         result.write(&out.join("load.json")).map_err(w)?;
     }
     Ok(Outcome { result, failed_thresholds })

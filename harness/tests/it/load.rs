@@ -32,16 +32,20 @@ async fn server() -> std::net::SocketAddr {
 /// Runs `syncspec load` with `users` clients in this process (`--users`
 /// unless `extra` names it) and returns `load.json`.
 async fn load(scenario: &str, users: u64, target: &str, out: &Path, run_time: &str, extra: &[&str]) -> serde_json::Value {
+    // syncspec's options, then goose's after `--`.
+    let split = extra.iter().position(|a| *a == "--").unwrap_or(extra.len());
+    let (ours, goose) = (&extra[..split], extra.get(split + 1..).unwrap_or(&[]));
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(["load", "--scenario", scenario, "--rate", "10", "--quiet", "--run-time", run_time]);
-    if !extra.contains(&"--users") {
+    if !ours.contains(&"--users") {
         cmd.args(["--users", &users.to_string()]);
     }
     cmd
         .args(["--target", target, "--out"])
         .arg(out)
-        .args(extra)
+        .args(ours)
         .args(["--", "--no-print-metrics"])
+        .args(goose)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -125,6 +129,19 @@ async fn a_stall_shows_in_every_write_scheduled_during_it() {
     assert!(closed < 500, "the closed-loop control recorded {closed} slow samples; the check cannot tell");
     eprintln!("sync samples of 750 ms or more: open schedule {open}, closed-loop control {closed}");
     assert!(open >= 3 * closed.max(1), "open {open} vs closed {closed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goose_test_plan_shapes_the_run_and_stops_the_writers() {
+    let _turn = turn();
+    let upstream = server().await;
+    let out = scratch("load-test-plan");
+    // Up to 5 clients in 1 s, hold 3 s, down at once: goose's plan, not --run-time.
+    let result = load("cursors", 5, &format!("http://{upstream}"), &out, "60s", &["--", "--test-plan", "5,1s;5,3s;0,0s"]).await;
+    let steady = result["run_time_s"].as_f64().unwrap();
+    assert!((1.0..10.0).contains(&steady), "the writers wrote for {steady} s, not goose's 3 s hold");
+    assert!(result["sync_latency_us"]["count"].as_u64().unwrap() > 100);
+    assert_eq!(result["stale_views"], 0);
 }
 
 #[test]
