@@ -258,6 +258,99 @@ fn rss_bytes() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
+/// goose, set up for this run: one scenario per kind of client, syncspec's
+/// ramp and run time unless goose was given its own, and the report file.
+fn attack(
+    config: &LoadConfig,
+    goose_config: GooseConfiguration,
+    run: &Arc<Run>,
+    kinds: &[Kind],
+    users_of: &[usize],
+    planned: usize,
+) -> Result<GooseAttack, LoadError> {
+    // One shared HTTP client (we make no HTTP requests): a client per user
+    // would cost thousands of TLS configurations and connection pools.
+    let mut attack = GooseAttack::initialize_with_config(goose_config)
+        .map_err(|e| LoadError::Goose(goose_message(e)))?
+        .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())
+        .map_err(|e| LoadError::Goose(e.to_string()))?;
+    for kind in kinds {
+        let users = users_of[*kind as usize];
+        if users == 0 {
+            continue;
+        }
+        let (r1, r2, r3) = (run.clone(), run.clone(), run.clone());
+        let k = *kind;
+        let scenario = Scenario::new(kind.name())
+            .set_weight(users)
+            .map_err(|e| LoadError::Goose(e.to_string()))?
+            .register_transaction(transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start())
+            .register_transaction(transaction(move |u| Box::pin(deliver(r2.clone(), k, u))).set_name("deliver"))
+            .register_transaction(transaction(move |u| Box::pin(leave(r3.clone(), u))).set_name("leave").set_on_stop());
+        attack = attack.register_scenario(scenario);
+    }
+    let goose_err = |e: GooseError| LoadError::Goose(goose_message(e));
+    let run_time_s = (config.run_time + DRAIN).as_secs_f64().ceil() as usize;
+    let increase = format!("{}", config.increase_rate);
+    // goose's own load shape, when given after `--`, wins over ours.
+    let given = |names: &[&str]| config.goose_args.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
+    let planned_by_goose = given(&["--test-plan", "--iterations"]);
+    let mut attack = *attack.set_default(GooseDefault::Host, config.url.as_str()).map_err(goose_err)?;
+    attack = *attack.set_default(GooseDefault::NoTelnet, true).map_err(goose_err)?;
+    // Our transactions (join, deliver, leave) and scenario loops are plumbing,
+    // and custom requests have no status codes: counting them would cost more
+    // than the samples themselves.
+    for off in [GooseDefault::NoTransactionMetrics, GooseDefault::NoScenarioMetrics, GooseDefault::NoStatusCodes] {
+        attack = *attack.set_default(off, true).map_err(goose_err)?;
+    }
+    if !planned_by_goose {
+        attack = *attack.set_default(GooseDefault::Users, planned).map_err(goose_err)?;
+        attack = *attack.set_default(GooseDefault::RunTime, run_time_s).map_err(goose_err)?;
+        if !given(&["-s", "--increase-time"]) {
+            attack = *attack.set_default(GooseDefault::IncreaseRate, increase.as_str()).map_err(goose_err)?;
+        }
+    }
+    if let Some(out) = &config.out {
+        std::fs::create_dir_all(out).map_err(|source| LoadError::Write { path: out.clone(), source })?;
+        let report = out.join("report.html");
+        attack = *attack.set_default(GooseDefault::ReportFile, report.to_string_lossy().as_ref()).map_err(goose_err)?;
+    }
+    Ok(attack)
+}
+
+/// Once a second: closes the second in the interval logs, samples the
+/// memory peak, and every few seconds prints the progress line.
+fn spawn_ticker(run: Arc<Run>, peak: Arc<AtomicU64>, progress: bool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut last = (0u64, 0u64);
+        let mut seconds = 0u64;
+        loop {
+            tick.tick().await;
+            seconds += 1;
+            let sync = run.recorder.roll();
+            if let Some(rss) = rss_bytes() {
+                peak.fetch_max(rss, Ordering::Relaxed);
+            }
+            if progress && seconds % PROGRESS_EVERY == 0 {
+                let (sent, received, limited, errors) = totals(&run.recorder);
+                let rate = |now: u64, before: u64| (now - before) / PROGRESS_EVERY;
+                eprintln!(
+                    "[{seconds:>4}s] users {}/{} ready · writes {}/s · changes seen {}/s · p95 sync {:.1} ms (last 1 s) · rate-limited {limited} · errors {errors}",
+                    run.ready.load(Ordering::Relaxed),
+                    run.planned,
+                    rate(sent, last.0),
+                    rate(received, last.1),
+                    if sync.is_empty() { 0.0 } else { sync.value_at_quantile(0.95) as f64 / 1000.0 },
+                );
+                last = (sent, received);
+            }
+        }
+    })
+}
+
 /// Runs one load and returns what it measured.
 pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
     if config.users == 0 || config.users > MAX_USERS {
@@ -325,88 +418,11 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         request_names: Kind::ALL.iter().map(|k| Metric::ALL.map(|m| format!("{} {}", k.name(), m.name()))).collect(),
     });
 
-    // One shared HTTP client (we make no HTTP requests): a client per user
-    // would cost thousands of TLS configurations and connection pools.
-    let mut attack = GooseAttack::initialize_with_config(goose_config)
-        .map_err(|e| LoadError::Goose(goose_message(e)))?
-        .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())
-        .map_err(|e| LoadError::Goose(e.to_string()))?;
-    for kind in &kinds {
-        let users = users_of[*kind as usize];
-        if users == 0 {
-            continue;
-        }
-        let (r1, r2, r3) = (run.clone(), run.clone(), run.clone());
-        let k = *kind;
-        let scenario = Scenario::new(kind.name())
-            .set_weight(users)
-            .map_err(|e| LoadError::Goose(e.to_string()))?
-            .register_transaction(transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start())
-            .register_transaction(transaction(move |u| Box::pin(deliver(r2.clone(), k, u))).set_name("deliver"))
-            .register_transaction(transaction(move |u| Box::pin(leave(r3.clone(), u))).set_name("leave").set_on_stop());
-        attack = attack.register_scenario(scenario);
-    }
-    let goose_err = |e: GooseError| LoadError::Goose(goose_message(e));
-    let run_time_s = (config.run_time + DRAIN).as_secs_f64().ceil() as usize;
-    let increase = format!("{}", config.increase_rate);
-    // goose's own load shape, when given after `--`, wins over ours.
-    let given = |names: &[&str]| config.goose_args.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
-    let planned_by_goose = given(&["--test-plan", "--iterations"]);
-    let mut attack = *attack.set_default(GooseDefault::Host, config.url.as_str()).map_err(goose_err)?;
-    attack = *attack.set_default(GooseDefault::NoTelnet, true).map_err(goose_err)?;
-    // Our transactions (join, deliver, leave) and scenario loops are plumbing,
-    // and custom requests have no status codes: counting them would cost more
-    // than the samples themselves.
-    for off in [GooseDefault::NoTransactionMetrics, GooseDefault::NoScenarioMetrics, GooseDefault::NoStatusCodes] {
-        attack = *attack.set_default(off, true).map_err(goose_err)?;
-    }
-    if !planned_by_goose {
-        attack = *attack.set_default(GooseDefault::Users, planned).map_err(goose_err)?;
-        attack = *attack.set_default(GooseDefault::RunTime, run_time_s).map_err(goose_err)?;
-        if !given(&["-s", "--increase-time"]) {
-            attack = *attack.set_default(GooseDefault::IncreaseRate, increase.as_str()).map_err(goose_err)?;
-        }
-    }
-    if let Some(out) = &config.out {
-        std::fs::create_dir_all(out).map_err(|source| LoadError::Write { path: out.clone(), source })?;
-        let report = out.join("report.html");
-        attack = *attack.set_default(GooseDefault::ReportFile, report.to_string_lossy().as_ref()).map_err(goose_err)?;
-    }
+    let attack = attack(config, goose_config, &run, &kinds, &users_of, planned)?;
 
     let rss_before = rss_bytes();
     let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
-    let ticker = {
-        let (run, peak) = (run.clone(), peak.clone());
-        let progress = config.progress;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            let mut last = (0u64, 0u64);
-            let mut seconds = 0u64;
-            loop {
-                tick.tick().await;
-                seconds += 1;
-                let sync = run.recorder.roll();
-                if let Some(rss) = rss_bytes() {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                if progress && seconds % PROGRESS_EVERY == 0 {
-                    let (sent, received, limited, errors) = totals(&run.recorder);
-                    let rate = |now: u64, before: u64| (now - before) / PROGRESS_EVERY;
-                    eprintln!(
-                        "[{seconds:>4}s] users {}/{} ready · writes {}/s · changes seen {}/s · p95 sync {:.1} ms (last 1 s) · rate-limited {limited} · errors {errors}",
-                        run.ready.load(Ordering::Relaxed),
-                        run.planned,
-                        rate(sent, last.0),
-                        rate(received, last.1),
-                        if sync.is_empty() { 0.0 } else { sync.value_at_quantile(0.95) as f64 / 1000.0 },
-                    );
-                    last = (sent, received);
-                }
-            }
-        })
-    };
+    let ticker = spawn_ticker(run.clone(), peak.clone(), config.progress);
 
     let started = Instant::now();
     let executed = attack.execute().await;
@@ -415,7 +431,9 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
     let elapsed = started.elapsed();
     let failed_thresholds = match executed {
         Ok(_) => Vec::new(),
-        Err(GooseError::ThresholdsFailed { failed, .. }) => failed.iter().map(|f| format!("{f:?}")).collect(),
+        Err(GooseError::ThresholdsFailed { failed, .. }) => {
+            failed.iter().map(|f| format!("{} (observed {})", f.rule, f.observed)).collect()
+        }
         Err(e) => return Err(LoadError::Goose(goose_message(e))),
     };
     let steady_counters = run.steady_counters.lock().unwrap_or_else(|p| p.into_inner()).clone();
