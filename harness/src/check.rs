@@ -30,10 +30,12 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         let (url, _stop) = match &args.target {
             Some(url) => (url.trim_end_matches('/').to_owned(), None),
             None => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("while binding the embedded server")?;
+                let listener =
+                    tokio::net::TcpListener::bind("127.0.0.1:0").await.context("while binding the embedded server")?;
                 let addr = listener.local_addr()?;
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let config = ServerConfig { core: Config { faults, ..Config::standard() }, workers: 2, test_hooks: false };
+                let config =
+                    ServerConfig { core: Config { faults, ..Config::standard() }, workers: 2, test_hooks: false };
                 tokio::spawn(server::run(listener, config, async move {
                     let _ = stopped.await;
                 }));
@@ -41,7 +43,13 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         };
         // Unreachable is "could not run" (2), not a failed check.
-        let probe = Options { url: url.clone(), client: 0, recorder: Recorder::new(), reconnect: false, patience: std::time::Duration::from_secs(5) };
+        let probe = Options {
+            url: url.clone(),
+            client: 0,
+            recorder: Recorder::new(),
+            reconnect: false,
+            patience: std::time::Duration::from_secs(5),
+        };
         if let Err(e) = Client::connect(probe).await {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));

@@ -159,7 +159,9 @@ pub(crate) fn normalize(value: &Value, ids: &BTreeMap<String, String>) -> Value 
                 .filter(|(k, _)| !matches!(k.as_ref(), "_creationTime" | "lastSeen" | "updatedAt"))
                 .map(|(k, v)| {
                     let v = match (k.as_ref(), v) {
-                        ("_id", Value::String(id)) => Value::String(ids.get(id).cloned().unwrap_or_else(|| format!("unmapped:{id}"))),
+                        ("_id", Value::String(id)) => {
+                            Value::String(ids.get(id).cloned().unwrap_or_else(|| format!("unmapped:{id}")))
+                        }
                         _ => normalize(v, ids),
                     };
                     (k.clone(), v)

@@ -150,7 +150,9 @@ pub(crate) struct ServeArgs {
 }
 
 /// Resolves fault names, or says which one is unknown and what exists.
-pub(crate) fn parse_faults(names: &[String]) -> Result<std::collections::BTreeSet<syncspec_server::core::Fault>, String> {
+pub(crate) fn parse_faults(
+    names: &[String],
+) -> Result<std::collections::BTreeSet<syncspec_server::core::Fault>, String> {
     use syncspec_server::core::Fault;
     names
         .iter()
@@ -166,29 +168,19 @@ pub(crate) fn parse_faults(names: &[String]) -> Result<std::collections::BTreeSe
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like 250ms, 10s or 2m, got {text:?}"))?;
+    let value: f64 = number.parse().map_err(|_| format!("expected a duration like 250ms, 10s or 2m, got {text:?}"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1e3,
         "us" | "µs" => value / 1e6,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "expected a duration unit of ms, s, m or h, got {other:?} in {text:?}"
-            ))
-        }
+        other => return Err(format!("expected a duration unit of ms, s, m or h, got {other:?} in {text:?}")),
     };
     if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
-        return Err(format!(
-            "expected a duration between 0 and 1e9 seconds, got {text:?}"
-        ));
+        return Err(format!("expected a duration between 0 and 1e9 seconds, got {text:?}"));
     }
     Ok(Duration::from_secs_f64(seconds))
 }

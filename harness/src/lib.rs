@@ -8,5 +8,5 @@
 //! The binary (`main.rs`) parses the command line and calls into these.
 
 pub mod checkers;
-pub mod suite;
 pub mod proxy;
+pub mod suite;

@@ -16,11 +16,13 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         println!("{}", syncspec_scenarios::goose_help());
         return Ok(ExitCode::SUCCESS);
     }
-        let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
+    let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
     let sweeping = !args.sweep.is_empty();
     let scenario = match (args.scenario, sweeping) {
         (Some(ScenarioName::Only(Kind::Cursors)) | None, true) => ScenarioName::Only(Kind::Cursors),
-        (Some(other), true) => anyhow::bail!("--sweep varies the cursor rate; it runs only --scenario cursors, not {other}"),
+        (Some(other), true) => {
+            anyhow::bail!("--sweep varies the cursor rate; it runs only --scenario cursors, not {other}")
+        }
         (Some(s), false) => s,
         (None, false) => anyhow::bail!("--scenario is required"),
     };
@@ -85,7 +87,9 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
 /// were another process: sharing the load's runtime, its sockets would wait
 /// behind thousands of simulated clients' tasks, and the load would measure
 /// its own scheduler. Stops when the returned sender is dropped.
-fn embedded(faults: std::collections::BTreeSet<syncspec_server::core::Fault>) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+fn embedded(
+    faults: std::collections::BTreeSet<syncspec_server::core::Fault>,
+) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").context("while binding the embedded server")?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
@@ -114,13 +118,23 @@ fn ms(us: u64) -> String {
 }
 
 fn line(name: &str, s: &Summary) -> String {
-    format!("{name:<26} p50 {:>8} ms  p95 {:>8} ms  p99 {:>8} ms  max {:>8} ms  n={}", ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max), s.count)
+    format!(
+        "{name:<26} p50 {:>8} ms  p95 {:>8} ms  p99 {:>8} ms  max {:>8} ms  n={}",
+        ms(s.p50),
+        ms(s.p95),
+        ms(s.p99),
+        ms(s.max),
+        s.count
+    )
 }
 
 fn print_summary(r: &LoadResult) {
     if !r.steps.is_empty() {
         println!("rate sweep, {} cursor clients per step", r.users);
-        println!("{:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}", "Hz", "attempted/s", "accepted/s", "limited", "p50 ms", "p95 ms", "p99 ms", "errors");
+        println!(
+            "{:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
+            "Hz", "attempted/s", "accepted/s", "limited", "p50 ms", "p95 ms", "p99 ms", "errors"
+        );
         for s in &r.steps {
             println!(
                 "{:>8} {:>12.2} {:>12.2} {:>12} {:>10} {:>10} {:>10} {:>8}",
@@ -137,7 +151,14 @@ fn print_summary(r: &LoadResult) {
         println!("(attempted and accepted are per client per second)");
         return;
     }
-    println!("{} · {} users ({} ready) · {} s steady after {} s ramp", r.scenario, r.users, r.users_ready, r.run_time_s, r.ramp_s.unwrap_or(0.0));
+    println!(
+        "{} · {} users ({} ready) · {} s steady after {} s ramp",
+        r.scenario,
+        r.users,
+        r.users_ready,
+        r.run_time_s,
+        r.ramp_s.unwrap_or(0.0)
+    );
     println!("{}", line("sync latency", &r.sync_latency_us));
     for (name, k) in &r.kinds {
         if r.kinds.len() > 1 {
@@ -162,9 +183,16 @@ fn print_summary(r: &LoadResult) {
         r.updates_expected, r.updates_missing, r.stale_views
     );
     for (name, k) in &r.kinds {
-        println!("  {name}: {} users in {} rooms, {:.2} writes attempted and {:.2} accepted per user per second", k.users, k.rooms, k.attempted_per_user_s, k.accepted_per_user_s);
+        println!(
+            "  {name}: {} users in {} rooms, {:.2} writes attempted and {:.2} accepted per user per second",
+            k.users, k.rooms, k.attempted_per_user_s, k.accepted_per_user_s
+        );
     }
-    println!("memory: {:.1} MiB peak, {:.1} KiB per simulated client", r.memory.rss_peak_bytes as f64 / 1048576.0, r.memory.per_client_bytes as f64 / 1024.0);
+    println!(
+        "memory: {:.1} MiB peak, {:.1} KiB per simulated client",
+        r.memory.rss_peak_bytes as f64 / 1048576.0,
+        r.memory.per_client_bytes as f64 / 1024.0
+    );
     for e in &r.error_samples {
         println!("  error: {e}");
     }

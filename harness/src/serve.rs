@@ -22,18 +22,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("could not listen on {}", args.listen))?;
-        let addr = listener
-            .local_addr()
-            .context("while reading the bound address")?;
+        let addr = listener.local_addr().context("while reading the bound address")?;
         // The first line of stdout is the URL, for scripts and tests to read.
         println!("listening on http://{addr}");
         std::io::stdout().flush().ok();
         let config = ServerConfig {
-            core: Config {
-                presence_ttl_ns: args.presence_ttl.as_nanos() as u64,
-                faults,
-                ..Config::standard()
-            },
+            core: Config { presence_ttl_ns: args.presence_ttl.as_nanos() as u64, faults, ..Config::standard() },
             workers: args.workers,
             test_hooks: args.test_hooks,
         };

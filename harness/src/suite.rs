@@ -60,7 +60,14 @@ impl Ctx {
     /// Connects a new client to another URL (a proxy in front of the backend).
     pub async fn client_at(&self, url: &str) -> Result<Client, ClientError> {
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        Client::connect(Options { url: url.to_owned(), client: id, recorder: self.recorder.clone(), reconnect: true, patience: PATIENCE }).await
+        Client::connect(Options {
+            url: url.to_owned(),
+            client: id,
+            recorder: self.recorder.clone(),
+            reconnect: true,
+            patience: PATIENCE,
+        })
+        .await
     }
 
     /// A name no other case or run uses.
@@ -156,7 +163,11 @@ impl Judge {
         let mut evidence = self.evidence;
         if outcome != Outcome::Fail {
             evidence.extend(
-                self.unimplemented.into_iter().chain(self.non_strict).chain(self.info).map(|message| Evidence { message, events: vec![] }),
+                self.unimplemented
+                    .into_iter()
+                    .chain(self.non_strict)
+                    .chain(self.info)
+                    .map(|message| Evidence { message, events: vec![] }),
             );
         }
         CaseResult { outcome, evidence, verdicts: self.verdicts }
@@ -189,7 +200,11 @@ pub async fn wait_view(judge: &mut Judge, client: &Client, what: &str, ready: im
     match client.wait_for(PATIENCE, ready).await {
         Ok(view) => Some(view),
         Err(view) => {
-            judge.fail(format!("waited {} s for {what}; the client's view stayed {:?}", PATIENCE.as_secs(), view.results));
+            judge.fail(format!(
+                "waited {} s for {what}; the client's view stayed {:?}",
+                PATIENCE.as_secs(),
+                view.results
+            ));
             None
         }
     }

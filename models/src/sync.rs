@@ -156,15 +156,43 @@ impl SyncModel {
         use Step::*;
         let none = BTreeSet::new();
         vec![
-            ("two subscribers increment", SyncModel { scripts: vec![vec![Subscribe, Increment], vec![Subscribe, Increment]], faults: none.clone() }),
-            ("three writers contend", SyncModel { scripts: vec![vec![Increment], vec![Increment], vec![Subscribe, Increment]], faults: none.clone() }),
-            ("a reconnect replays a mutation", SyncModel { scripts: vec![vec![Subscribe, Increment, Reconnect], vec![Subscribe, Increment]], faults: none.clone() }),
+            (
+                "two subscribers increment",
+                SyncModel {
+                    scripts: vec![vec![Subscribe, Increment], vec![Subscribe, Increment]],
+                    faults: none.clone(),
+                },
+            ),
+            (
+                "three writers contend",
+                SyncModel {
+                    scripts: vec![vec![Increment], vec![Increment], vec![Subscribe, Increment]],
+                    faults: none.clone(),
+                },
+            ),
+            (
+                "a reconnect replays a mutation",
+                SyncModel {
+                    scripts: vec![vec![Subscribe, Increment, Reconnect], vec![Subscribe, Increment]],
+                    faults: none.clone(),
+                },
+            ),
             (
                 "two transfers race under a watcher of two queries",
-                SyncModel { scripts: vec![vec![Subscribe, WatchBank], vec![Increment, Transfer(0, 1, 10)], vec![Transfer(0, 1, 10)]], faults: none.clone() },
+                SyncModel {
+                    scripts: vec![
+                        vec![Subscribe, WatchBank],
+                        vec![Increment, Transfer(0, 1, 10)],
+                        vec![Transfer(0, 1, 10)],
+                    ],
+                    faults: none.clone(),
+                },
             ),
             ("two cursor moves in one instant", SyncModel { scripts: vec![vec![Move, Move]], faults: none.clone() }),
-            ("a subscriber resubscribes while another writes", SyncModel { scripts: vec![vec![Subscribe, Resubscribe], vec![Increment]], faults: none }),
+            (
+                "a subscriber resubscribes while another writes",
+                SyncModel { scripts: vec![vec![Subscribe, Resubscribe], vec![Increment]], faults: none },
+            ),
         ]
     }
 
@@ -186,18 +214,16 @@ fn balances(core: &Core) -> Vec<i64> {
 }
 
 fn counter_value(core: &Core) -> i64 {
-    core.head()
-        .scan(IndexId::CountersByName, &[Value::from(COUNTER)])
-        .next()
-        .map_or(0, |doc| match doc.get("value") {
-            Value::Int64(v) => *v,
-            _ => 0,
-        })
+    core.head().scan(IndexId::CountersByName, &[Value::from(COUNTER)]).next().map_or(0, |doc| match doc.get("value") {
+        Value::Int64(v) => *v,
+        _ => 0,
+    })
 }
 
 /// The `type` of a frame, for traces.
 fn frame_type(frame: &str) -> &'static str {
-    const TYPES: &[&str] = &["Connect", "ModifyQuerySet", "Mutation", "Transition", "MutationResponse", "FatalError", "Ping"];
+    const TYPES: &[&str] =
+        &["Connect", "ModifyQuerySet", "Mutation", "Transition", "MutationResponse", "FatalError", "Ping"];
     TYPES
         .iter()
         .copied()
@@ -360,7 +386,8 @@ impl SyncState {
         };
         match message {
             ServerMessage::Transition { start_version, end_version, modifications, .. } => {
-                let (start, end) = (Version::from_state_version(&start_version), Version::from_state_version(&end_version));
+                let (start, end) =
+                    (Version::from_state_version(&start_version), Version::from_state_version(&end_version));
                 let client = &mut self.clients[c];
                 if start != client.version.unwrap_or_default() {
                     self.history.chain_broken = true;
@@ -413,7 +440,10 @@ impl SyncState {
                 if view.is_some_and(|v| v > i64::from(resolved)) {
                     self.history.saw_other_write = true;
                 }
-                if bank_view.as_ref().is_some_and(|b| b.len() == ACCOUNTS && b.iter().sum::<i64>() != OPENING_BALANCE * ACCOUNTS as i64) {
+                if bank_view
+                    .as_ref()
+                    .is_some_and(|b| b.len() == ACCOUNTS && b.iter().sum::<i64>() != OPENING_BALANCE * ACCOUNTS as i64)
+                {
                     self.history.bank_total_changed = true;
                 }
                 self.feed(Input::Delivered { conn });
@@ -441,7 +471,13 @@ impl SyncState {
                     Some(_) => {}
                     None => {
                         let increments = self.history.invoked.contains(&key);
-                        if increments && self.history.answers.iter().any(|(k, &(other, _))| self.history.invoked.contains(k) && other == v) {
+                        if increments
+                            && self
+                                .history
+                                .answers
+                                .iter()
+                                .any(|(k, &(other, _))| self.history.invoked.contains(k) && other == v)
+                        {
                             self.history.lost_update = true;
                         }
                         self.history.answers.insert(key, (v, ts));
@@ -578,7 +614,9 @@ impl Model for SyncModel {
             Property::always("each socket's version chain has no gaps", |_, s: &SyncState| !s.history.chain_broken),
             Property::always("a client's ts never goes backwards", |_, s: &SyncState| !s.history.ts_regressed),
             Property::always("read-your-writes", |_, s: &SyncState| !s.history.ryw_broken),
-            Property::always("no lost update (committed increments return distinct values)", |_, s: &SyncState| !s.history.lost_update),
+            Property::always("no lost update (committed increments return distinct values)", |_, s: &SyncState| {
+                !s.history.lost_update
+            }),
             Property::always("a replayed mutation applies at most once", |_, s: &SyncState| {
                 !s.history.answered_twice_differently && counter_value(&s.core) <= s.history.invoked.len() as i64
             }),
@@ -591,34 +629,49 @@ impl Model for SyncModel {
                     })
             }),
         ];
-        let writers = self.scripts.iter().filter(|s| s.iter().any(|step| matches!(step, Step::Increment | Step::Transfer(..)))).count();
+        let writers = self
+            .scripts
+            .iter()
+            .filter(|s| s.iter().any(|step| matches!(step, Step::Increment | Step::Transfer(..))))
+            .count();
         if writers >= 2 {
-            properties.push(Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| s.core.stats().conflicts > 0));
+            properties.push(Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| {
+                s.core.stats().conflicts > 0
+            }));
         }
-        if self.scripts.iter().flatten().any(|step| *step == Step::Subscribe) && self.scripts.iter().flatten().any(|step| *step == Step::Increment) {
-            properties.push(Property::sometimes("a push shows another client's write", |_, s: &SyncState| s.history.saw_other_write));
+        if self.scripts.iter().flatten().any(|step| *step == Step::Subscribe)
+            && self.scripts.iter().flatten().any(|step| *step == Step::Increment)
+        {
+            properties.push(Property::sometimes("a push shows another client's write", |_, s: &SyncState| {
+                s.history.saw_other_write
+            }));
         }
         let has = |wanted: fn(&Step) -> bool| self.scripts.iter().flatten().any(wanted);
         if has(|step| *step == Step::Reconnect) {
-            properties.push(Property::sometimes("a reconnect replays a mutation", |_, s: &SyncState| s.history.replayed));
+            properties
+                .push(Property::sometimes("a reconnect replays a mutation", |_, s: &SyncState| s.history.replayed));
         }
         if has(|step| matches!(step, Step::Transfer(..))) {
-            properties.push(Property::always("every pushed bank total equals the opening total", |_, s: &SyncState| {
-                !s.history.bank_total_changed
-            }));
-            properties.push(Property::always("the committed transfers account for every balance (serializable)", |m: &SyncModel, s: &SyncState| {
-                // Once every answer is in, replaying the transfers that
-                // succeeded, one at a time, must give the balances the store holds.
-                if !s.quiet(m) {
-                    return true;
-                }
-                let mut expected = vec![OPENING_BALANCE; ACCOUNTS];
-                for &(from, to, amount) in s.history.transfers.values() {
-                    expected[usize::from(from)] -= amount;
-                    expected[usize::from(to)] += amount;
-                }
-                expected == balances(&s.core)
-            }));
+            properties
+                .push(Property::always("every pushed bank total equals the opening total", |_, s: &SyncState| {
+                    !s.history.bank_total_changed
+                }));
+            properties.push(Property::always(
+                "the committed transfers account for every balance (serializable)",
+                |m: &SyncModel, s: &SyncState| {
+                    // Once every answer is in, replaying the transfers that
+                    // succeeded, one at a time, must give the balances the store holds.
+                    if !s.quiet(m) {
+                        return true;
+                    }
+                    let mut expected = vec![OPENING_BALANCE; ACCOUNTS];
+                    for &(from, to, amount) in s.history.transfers.values() {
+                        expected[usize::from(from)] -= amount;
+                        expected[usize::from(to)] += amount;
+                    }
+                    expected == balances(&s.core)
+                },
+            ));
         }
         if has(|step| *step == Step::Move) {
             properties.push(Property::always("the rate limit holds", |_, s: &SyncState| {

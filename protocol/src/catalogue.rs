@@ -61,19 +61,11 @@ pub struct ArgSpec {
 }
 
 const fn req(name: &'static str, ty: ArgType) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        optional: false,
-    }
+    ArgSpec { name, ty, optional: false }
 }
 
 const fn opt(name: &'static str, ty: ArgType) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        optional: true,
-    }
+    ArgSpec { name, ty, optional: true }
 }
 
 macro_rules! catalogue {
@@ -162,11 +154,10 @@ impl Function {
     pub fn from_path(path: &str) -> Option<Function> {
         let (module, function) = path.split_once(':').unwrap_or((path, "default"));
         let module = module.strip_suffix(".js").unwrap_or(module);
-        Function::ALL.iter().copied().find(|f| {
-            f.path()
-                .split_once(':')
-                .is_some_and(|(m, n)| m == module && n == function)
-        })
+        Function::ALL
+            .iter()
+            .copied()
+            .find(|f| f.path().split_once(':').is_some_and(|(m, n)| m == module && n == function))
     }
 
     /// Checks an argument object against the function's validator.
@@ -184,11 +175,7 @@ impl Function {
                 None => {
                     return Err(ArgError {
                         field: Some(spec.name.to_owned()),
-                        message: format!(
-                            "missing required field `{}` of type {}",
-                            spec.name,
-                            spec.ty.name()
-                        ),
+                        message: format!("missing required field `{}` of type {}", spec.name, spec.ty.name()),
                     })
                 }
                 Some(value) if !spec.ty.accepts(value) => {
@@ -205,19 +192,12 @@ impl Function {
                 Some(_) => {}
             }
         }
-        if let Some(extra) = fields
-            .keys()
-            .find(|k| !specs.iter().any(|s| s.name == k.as_ref()))
-        {
-            return Err(ArgError {
-                field: Some(extra.to_string()),
-                message: format!("unexpected field `{extra}`"),
-            });
+        if let Some(extra) = fields.keys().find(|k| !specs.iter().any(|s| s.name == k.as_ref())) {
+            return Err(ArgError { field: Some(extra.to_string()), message: format!("unexpected field `{extra}`") });
         }
         Ok(fields)
     }
 }
-
 
 /// An argument object that fails the function's validator.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -284,36 +264,20 @@ mod tests {
         for f in Function::ALL {
             assert_eq!(Function::from_path(f.path()), Some(*f));
         }
-        assert_eq!(
-            Function::from_path("messages.js:send"),
-            Some(Function::MessagesSend)
-        );
+        assert_eq!(Function::from_path("messages.js:send"), Some(Function::MessagesSend));
         assert_eq!(Function::from_path("messages:nope"), None);
     }
 
     #[test]
     fn validator_names_the_field() {
         let f = Function::CountersIncrement;
-        let missing = f
-            .validate(&Value::object::<[(&str, Value); 0], &str>([]))
-            .unwrap_err();
+        let missing = f.validate(&Value::object::<[(&str, Value); 0], &str>([])).unwrap_err();
         assert_eq!(missing.field.as_deref(), Some("name"));
-        let mistyped = f
-            .validate(&Value::object([
-                ("name", Value::from("c")),
-                ("by", Value::Float64(1.0)),
-            ]))
-            .unwrap_err();
+        let mistyped =
+            f.validate(&Value::object([("name", Value::from("c")), ("by", Value::Float64(1.0))])).unwrap_err();
         assert_eq!(mistyped.field.as_deref(), Some("by"));
-        let extra = f
-            .validate(&Value::object([
-                ("name", Value::from("c")),
-                ("x", Value::Null),
-            ]))
-            .unwrap_err();
+        let extra = f.validate(&Value::object([("name", Value::from("c")), ("x", Value::Null)])).unwrap_err();
         assert_eq!(extra.field.as_deref(), Some("x"));
-        assert!(f
-            .validate(&Value::object([("name", Value::from("c"))]))
-            .is_ok());
+        assert!(f.validate(&Value::object([("name", Value::from("c"))])).is_ok());
     }
 }

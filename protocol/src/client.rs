@@ -45,7 +45,10 @@ mod tests {
     #[test]
     fn deployment_urls_map_to_the_sync_socket() {
         assert_eq!(socket_url("http://127.0.0.1:3210").unwrap(), "ws://127.0.0.1:3210/api/sync");
-        assert_eq!(socket_url("https://happy-otter-123.convex.cloud/").unwrap(), "wss://happy-otter-123.convex.cloud/api/sync");
+        assert_eq!(
+            socket_url("https://happy-otter-123.convex.cloud/").unwrap(),
+            "wss://happy-otter-123.convex.cloud/api/sync"
+        );
         assert!(socket_url("ftp://x").is_err());
         assert!(socket_url("http://").is_err());
     }
@@ -357,10 +360,9 @@ impl Task {
             .as_str()
             .into_client_request()
             .map_err(|e| ClientError::Connect { url: self.url.clone(), detail: e.to_string() })?;
-        request.headers_mut().insert(
-            "Convex-Client",
-            HeaderValue::from_static(concat!("syncspec-", env!("CARGO_PKG_VERSION"))),
-        );
+        request
+            .headers_mut()
+            .insert("Convex-Client", HeaderValue::from_static(concat!("syncspec-", env!("CARGO_PKG_VERSION"))));
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
         let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
@@ -455,7 +457,11 @@ impl Task {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Subscribe { id, function, args } => {
-                self.record(EventKind::Subscribe { query_id: id, function: function.clone(), args: json::to_json(&args) });
+                self.record(EventKind::Subscribe {
+                    query_id: id,
+                    function: function.clone(),
+                    args: json::to_json(&args),
+                });
                 let add = add_query(id, &function, &args);
                 self.queries.insert(id, (function, args));
                 self.bump_query_set(vec![add]).await;
@@ -543,7 +549,11 @@ impl Task {
                         }
                     }
                 }
-                self.record(EventKind::Transition { start: recorded_version(start), end: recorded_version(end), modifications: recorded });
+                self.record(EventKind::Transition {
+                    start: recorded_version(start),
+                    end: recorded_version(end),
+                    modifications: recorded,
+                });
                 self.view.version = Some(end);
                 self.view.transitions += 1;
                 self.max_observed = self.max_observed.max(end.ts);

@@ -96,12 +96,7 @@ pub fn to_json(value: &Value) -> Json {
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(b) => special_json("$bytes", b),
         Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Object(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), to_json(v)))
-                .collect(),
-        ),
+        Value::Object(fields) => Json::Object(fields.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
     }
 }
 
@@ -121,10 +116,8 @@ pub fn decode_str(text: &str) -> Result<Value, DecodeError> {
     if let Ok(value) = fast {
         return Ok(value);
     }
-    let json: Json = serde_json::from_str(text).map_err(|e| DecodeError {
-        path: "/".to_owned(),
-        message: format!("expected JSON, got a parse error: {e}"),
-    })?;
+    let json: Json = serde_json::from_str(text)
+        .map_err(|e| DecodeError { path: "/".to_owned(), message: format!("expected JSON, got a parse error: {e}") })?;
     decode(&json)
 }
 
@@ -255,14 +248,7 @@ fn write_json_string(s: &str, out: &mut String) {
 }
 
 fn error(path: &str, message: impl Into<String>) -> DecodeError {
-    DecodeError {
-        path: if path.is_empty() {
-            "/".to_owned()
-        } else {
-            path.to_owned()
-        },
-        message: message.into(),
-    }
+    DecodeError { path: if path.is_empty() { "/".to_owned() } else { path.to_owned() }, message: message.into() }
 }
 
 fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
@@ -289,10 +275,7 @@ fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
                 if map.len() != 1 {
                     return Err(error(
                         path,
-                        format!(
-                            "expected `{key}` to be the only field of its object, got {} fields",
-                            map.len()
-                        ),
+                        format!("expected `{key}` to be the only field of its object, got {} fields", map.len()),
                     ));
                 }
                 return decode_special(key, inner, path);
@@ -302,10 +285,7 @@ fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
                 if key.len() > MAX_FIELD_NAME_LEN {
                     return Err(error(
                         path,
-                        format!(
-                            "field name of {} bytes is longer than {MAX_FIELD_NAME_LEN}",
-                            key.len()
-                        ),
+                        format!("field name of {} bytes is longer than {MAX_FIELD_NAME_LEN}", key.len()),
                     ));
                 }
                 let len = path.len();
@@ -321,22 +301,14 @@ fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
 fn decode_special(key: &str, inner: &Json, path: &str) -> Result<Value, DecodeError> {
     let bytes = |expected_len: Option<usize>| -> Result<Vec<u8>, DecodeError> {
         let Json::String(text) = inner else {
-            return Err(error(
-                path,
-                format!("expected a base64 string in `{key}`, got {inner}"),
-            ));
+            return Err(error(path, format!("expected a base64 string in `{key}`, got {inner}")));
         };
-        let bytes = BASE64.decode(text).map_err(|e| {
-            error(
-                path,
-                format!("expected base64 in `{key}`, got {text:?}: {e}"),
-            )
-        })?;
+        let bytes =
+            BASE64.decode(text).map_err(|e| error(path, format!("expected base64 in `{key}`, got {text:?}: {e}")))?;
         match expected_len {
-            Some(n) if bytes.len() != n => Err(error(
-                path,
-                format!("expected {n} bytes in `{key}`, got {}", bytes.len()),
-            )),
+            Some(n) if bytes.len() != n => {
+                Err(error(path, format!("expected {n} bytes in `{key}`, got {}", bytes.len())))
+            }
             _ => Ok(bytes),
         }
     };
@@ -361,10 +333,7 @@ fn decode_special(key: &str, inner: &Json, path: &str) -> Result<Value, DecodeEr
             Ok(Value::Float64(f))
         }
         "$bytes" => Ok(Value::Bytes(bytes(None)?)),
-        other => Err(error(
-            path,
-            format!("expected a field name not starting with `$`, got `{other}`"),
-        )),
+        other => Err(error(path, format!("expected a field name not starting with `$`, got `{other}`"))),
     }
 }
 
@@ -379,13 +348,8 @@ mod tests {
             Just(Value::Null),
             any::<i64>().prop_map(Value::Int64),
             any::<f64>().prop_map(Value::Float64),
-            prop_oneof![
-                Just(f64::NAN),
-                Just(-0.0),
-                Just(f64::INFINITY),
-                Just(f64::NEG_INFINITY)
-            ]
-            .prop_map(Value::Float64),
+            prop_oneof![Just(f64::NAN), Just(-0.0), Just(f64::INFINITY), Just(f64::NEG_INFINITY)]
+                .prop_map(Value::Float64),
             any::<bool>().prop_map(Value::Boolean),
             any::<String>().prop_map(Value::String),
             prop::collection::vec(any::<u8>(), 0..16).prop_map(Value::Bytes),
@@ -403,14 +367,9 @@ mod tests {
     fn same(a: &Value, b: &Value) -> bool {
         match (a, b) {
             (Value::Float64(x), Value::Float64(y)) => x.to_bits() == y.to_bits(),
-            (Value::Array(x), Value::Array(y)) => {
-                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-            }
+            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
             (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len()
-                    && x.iter()
-                        .zip(y)
-                        .all(|((ka, a), (kb, b))| ka == kb && same(a, b))
+                x.len() == y.len() && x.iter().zip(y).all(|((ka, a), (kb, b))| ka == kb && same(a, b))
             }
             _ => a == b,
         }
@@ -469,10 +428,7 @@ mod tests {
 
     #[test]
     fn special_floats_use_float_tag() {
-        assert_eq!(
-            encode(&Value::Float64(-0.0)),
-            r#"{"$float":"AAAAAAAAAIA="}"#
-        );
+        assert_eq!(encode(&Value::Float64(-0.0)), r#"{"$float":"AAAAAAAAAIA="}"#);
         assert_eq!(encode(&Value::Float64(1.5)), "1.5");
         assert_eq!(encode(&Value::Float64(3.0)), "3");
         assert_eq!(encode(&Value::Float64(1e300)), "1e300");

@@ -75,12 +75,7 @@ impl Value {
             Value::String(s) => s.len() + 2,
             Value::Bytes(b) => b.len() + 2,
             Value::Array(items) => 2 + items.iter().map(Value::size).sum::<usize>(),
-            Value::Object(fields) => {
-                2 + fields
-                    .iter()
-                    .map(|(k, v)| k.len() + 2 + v.size())
-                    .sum::<usize>()
-            }
+            Value::Object(fields) => 2 + fields.iter().map(|(k, v)| k.len() + 2 + v.size()).sum::<usize>(),
         }
     }
 

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use convex_sync_types::{
-    ClientMessage, ErrorPayload, LogLinesMessage, ServerMessage, StateVersion,
-};
+use convex_sync_types::{ClientMessage, ErrorPayload, LogLinesMessage, ServerMessage, StateVersion};
 use serde_json::Value as Json;
 
 use crate::json::{self, DecodeError};
@@ -84,7 +82,6 @@ pub fn decode_args(raw: &str) -> Result<Value, ArgsError> {
     }
 }
 
-
 /// A server-message value left as JSON: `convex_sync_types` needs a value type
 /// whose conversion error is `anyhow::Error`, which plain `serde_json::Value`
 /// (infallible) does not have.
@@ -147,11 +144,7 @@ impl Version {
 
     /// Converts from the `convex_sync_types` form.
     pub fn from_state_version(v: &StateVersion) -> Version {
-        Version {
-            query_set: v.query_set,
-            identity: v.identity,
-            ts: u64::from(v.ts),
-        }
+        Version { query_set: v.query_set, identity: v.identity, ts: u64::from(v.ts) }
     }
 }
 
@@ -197,21 +190,10 @@ pub struct Transition {
 
 /// Writes a `Transition` frame. `server_ts` is stamped by the caller just
 /// before sending; values are spliced in without re-encoding.
-pub fn write_transition(
-    t: &Transition,
-    client_clock_skew: Option<i64>,
-    server_ts: Ts,
-    out: &mut String,
-) {
+pub fn write_transition(t: &Transition, client_clock_skew: Option<i64>, server_ts: Ts, out: &mut String) {
     use std::fmt::Write as _;
     let version = |out: &mut String, v: &Version| {
-        let _ = write!(
-            out,
-            r#"{{"querySet":{},"identity":{},"ts":"{}"}}"#,
-            v.query_set,
-            v.identity,
-            encode_ts(v.ts)
-        );
+        let _ = write!(out, r#"{{"querySet":{},"identity":{},"ts":"{}"}}"#, v.query_set, v.identity, encode_ts(v.ts));
     };
     out.push_str(r#"{"type":"Transition","startVersion":"#);
     version(out, &t.start);
@@ -224,22 +206,12 @@ pub fn write_transition(
         }
         match m {
             Modification::Updated { query_id, value } => {
-                let _ = write!(
-                    out,
-                    r#"{{"type":"QueryUpdated","queryId":{query_id},"value":"#
-                );
+                let _ = write!(out, r#"{{"type":"QueryUpdated","queryId":{query_id},"value":"#);
                 out.push_str(value);
                 out.push_str(r#","logLines":[],"journal":null}"#);
             }
-            Modification::Failed {
-                query_id,
-                message,
-                data,
-            } => {
-                let _ = write!(
-                    out,
-                    r#"{{"type":"QueryFailed","queryId":{query_id},"errorMessage":"#
-                );
+            Modification::Failed { query_id, message, data } => {
+                let _ = write!(out, r#"{{"type":"QueryFailed","queryId":{query_id},"errorMessage":"#);
                 json::encode_into(&Value::String(message.to_string()), out);
                 out.push_str(r#","logLines":[],"journal":null"#);
                 if let Some(data) = data {
@@ -297,10 +269,7 @@ pub fn action_failure(request_id: RequestId, message: &str) -> String {
 
 /// A `FatalError`.
 pub fn fatal_error(message: &str) -> String {
-    Json::from(ServerMessage::<Json>::FatalError {
-        error_message: message.to_owned(),
-    })
-    .to_string()
+    Json::from(ServerMessage::<Json>::FatalError { error_message: message.to_owned() }).to_string()
 }
 
 /// An `AuthError`.
@@ -320,10 +289,7 @@ pub fn ping() -> String {
 
 fn error_payload(message: &str, data: Option<&Value>) -> ErrorPayload<Json> {
     match data {
-        Some(data) => ErrorPayload::ErrorData {
-            message: message.to_owned(),
-            data: json::to_json(data),
-        },
+        Some(data) => ErrorPayload::ErrorData { message: message.to_owned(), data: json::to_json(data) },
         None => ErrorPayload::Message(message.to_owned()),
     }
 }
@@ -339,27 +305,14 @@ mod tests {
     fn transition_writer_matches_convex_sync_types() {
         let value = Value::object([("n", Value::Int64(3)), ("s", Value::from("x\"y"))]);
         let t = Transition {
-            start: Version {
-                query_set: 0,
-                identity: 0,
-                ts: 0,
-            },
-            end: Version {
-                query_set: 2,
-                identity: 1,
-                ts: 1_760_000_000_123_456_789,
-            },
+            start: Version { query_set: 0, identity: 0, ts: 0 },
+            end: Version { query_set: 2, identity: 1, ts: 1_760_000_000_123_456_789 },
             modifications: vec![
-                Modification::Updated {
-                    query_id: 0,
-                    value: json::encode(&value).into(),
-                },
+                Modification::Updated { query_id: 0, value: json::encode(&value).into() },
                 Modification::Failed {
                     query_id: 1,
                     message: "boom".into(),
-                    data: Some(
-                        json::encode(&Value::object([("code", Value::from("NotFound"))])).into(),
-                    ),
+                    data: Some(json::encode(&Value::object([("code", Value::from("NotFound"))])).into()),
                 },
                 Modification::Removed { query_id: 7 },
             ],
@@ -367,13 +320,8 @@ mod tests {
         let mut text = String::new();
         write_transition(&t, Some(-3), 42, &mut text);
         let parsed = parse_server_message(&text).unwrap();
-        let ServerMessage::Transition {
-            start_version,
-            end_version,
-            modifications,
-            client_clock_skew,
-            server_ts,
-        } = parsed
+        let ServerMessage::Transition { start_version, end_version, modifications, client_clock_skew, server_ts } =
+            parsed
         else {
             panic!("not a transition: {text}");
         };
@@ -388,40 +336,21 @@ mod tests {
             }
             other => panic!("expected QueryUpdated, got {other:?}"),
         }
-        assert!(matches!(
-            &modifications[1],
-            StateModification::QueryFailed {
-                error_data: Some(_),
-                ..
-            }
-        ));
-        assert!(matches!(
-            &modifications[2],
-            StateModification::QueryRemoved { .. }
-        ));
+        assert!(matches!(&modifications[1], StateModification::QueryFailed { error_data: Some(_), .. }));
+        assert!(matches!(&modifications[2], StateModification::QueryRemoved { .. }));
     }
 
     #[test]
     fn timestamps_round_trip() {
         assert_eq!(encode_ts(0), "AAAAAAAAAAA=");
-        assert_eq!(
-            decode_ts(&encode_ts(1_760_000_000_000_000_001)),
-            Some(1_760_000_000_000_000_001)
-        );
+        assert_eq!(decode_ts(&encode_ts(1_760_000_000_000_000_001)), Some(1_760_000_000_000_000_001));
         assert_eq!(decode_ts("AAAA"), None);
     }
 
     #[test]
     fn args_envelope_is_enforced() {
         assert!(decode_args(r#"[{"a":1}]"#).is_ok());
-        for bad in [
-            r#"{"a":1}"#,
-            "[]",
-            r#"[{"a":1},{}]"#,
-            "[1]",
-            "null",
-            r#"[{"$set":[]}]"#,
-        ] {
+        for bad in [r#"{"a":1}"#, "[]", r#"[{"a":1},{}]"#, "[1]", "null", r#"[{"$set":[]}]"#] {
             assert!(decode_args(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -92,7 +92,8 @@ async fn echo_server(listener: TcpListener) {
         let Ok((stream, _)) = listener.accept().await else { return };
         stream.set_nodelay(true).ok();
         tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(server::websocket_config())).await
+            let Ok(mut ws) =
+                tokio_tungstenite::accept_async_with_config(stream, Some(server::websocket_config())).await
             else {
                 return;
             };
@@ -106,7 +107,13 @@ async fn echo_server(listener: TcpListener) {
 }
 
 /// Runs `iters` round trips spread over the clients and returns the wall time.
-fn drive<F, Fut>(runtime: &tokio::runtime::Runtime, clients: &mut Vec<Ws>, iters: u64, name: &'static str, trip: F) -> Duration
+fn drive<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    clients: &mut Vec<Ws>,
+    iters: u64,
+    name: &'static str,
+    trip: F,
+) -> Duration
 where
     F: Fn(Ws, usize, u64) -> Fut + Copy,
     Fut: std::future::Future<Output = Ws> + Send + 'static,
@@ -115,7 +122,8 @@ where
     let taken: Vec<Ws> = std::mem::take(clients);
     let (elapsed, back) = runtime.block_on(async move {
         let start = Instant::now();
-        let tasks: Vec<_> = taken.into_iter().enumerate().map(|(i, ws)| tokio::spawn(trip(ws, i, per_client))).collect();
+        let tasks: Vec<_> =
+            taken.into_iter().enumerate().map(|(i, ws)| tokio::spawn(trip(ws, i, per_client))).collect();
         let mut back = Vec::with_capacity(CLIENTS);
         for task in tasks {
             back.push(task.await.expect("client task"));

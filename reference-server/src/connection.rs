@@ -49,18 +49,12 @@ where
             let input = match message {
                 Message::Text(text) => match wire::parse_client_message(&text) {
                     Ok(message) => {
-                        if matches!(message, ClientMessage::Mutation { .. })
-                            && shared.take_drop_on_next_mutation()
-                        {
+                        if matches!(message, ClientMessage::Mutation { .. }) && shared.take_drop_on_next_mutation() {
                             return None;
                         }
                         Input::Message { conn, message }
                     }
-                    Err(e) => Input::BadFrame {
-                        conn,
-                        code: e.code(),
-                        detail: e.to_string(),
-                    },
+                    Err(e) => Input::BadFrame { conn, code: e.code(), detail: e.to_string() },
                 },
                 Message::Binary(_) => Input::BadFrame {
                     conn,

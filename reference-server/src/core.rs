@@ -23,9 +23,7 @@ use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition
 
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
-use crate::session::{
-    Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS,
-};
+use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
 use crate::store::{IndexId, Snapshot, Store, Table, TouchedKey};
 use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
 use crate::txn::{ReadSet, Txn, WriteSet};
@@ -57,11 +55,7 @@ pub struct Config {
 impl Config {
     /// The catalogue's defaults: a 10 s presence TTL, no faults.
     pub fn standard() -> Config {
-        Config {
-            presence_ttl_ns: 10_000_000_000,
-            faults: BTreeSet::new(),
-            rate: ratelimit::HIGH_FREQUENCY,
-        }
+        Config { presence_ttl_ns: 10_000_000_000, faults: BTreeSet::new(), rate: ratelimit::HIGH_FREQUENCY }
     }
 
     fn has(&self, fault: Fault) -> bool {
@@ -228,10 +222,7 @@ pub struct Failure {
 
 impl From<UserError> for Failure {
     fn from(e: UserError) -> Failure {
-        Failure {
-            message: e.message.clone(),
-            data: Some(e.data()),
-        }
+        Failure { message: e.message.clone(), data: Some(e.data()) }
     }
 }
 
@@ -276,22 +267,14 @@ impl Frame {
                 wire::write_transition(t, *skew, server_ts, &mut out);
                 out
             }
-            Frame::MutationResponse {
-                request_id,
-                outcome: Ok((value, ts)),
-            } => wire::mutation_success(*request_id, value, *ts),
-            Frame::MutationResponse {
-                request_id,
-                outcome: Err(f),
-            } => wire::mutation_failure(*request_id, &f.message, f.data.as_ref()),
-            Frame::ActionFailed {
-                request_id,
-                message,
-            } => wire::action_failure(*request_id, message),
-            Frame::AuthError {
-                message,
-                base_version,
-            } => wire::auth_error(message, *base_version, true),
+            Frame::MutationResponse { request_id, outcome: Ok((value, ts)) } => {
+                wire::mutation_success(*request_id, value, *ts)
+            }
+            Frame::MutationResponse { request_id, outcome: Err(f) } => {
+                wire::mutation_failure(*request_id, &f.message, f.data.as_ref())
+            }
+            Frame::ActionFailed { request_id, message } => wire::action_failure(*request_id, message),
+            Frame::AuthError { message, base_version } => wire::auth_error(message, *base_version, true),
             Frame::Fatal(message) => wire::fatal_error(message),
             Frame::Ping => wire::ping(),
         }
@@ -322,18 +305,12 @@ pub struct Executed {
 
 /// Runs a job. Pure: any thread may call it, with no lock held.
 pub fn execute(job: &Job) -> Executed {
-    let mut txn = Txn::new(
-        &job.snapshot,
-        job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1),
-    );
+    let mut txn = Txn::new(&job.snapshot, job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1));
     let outcome = functions::run(job.function, &job.args, &mut txn).map(|value| {
         let (reads, writes) = txn.finish();
         (value, reads, writes)
     });
-    Executed {
-        job: job.id,
-        outcome,
-    }
+    Executed { job: job.id, outcome }
 }
 
 /// Counters for benchmarks and tests.
@@ -433,13 +410,7 @@ impl Core {
         self.now = self.now.max(now);
         match input {
             Input::Open { conn } => {
-                self.sessions.insert(
-                    conn,
-                    Session {
-                        last_emit: self.now,
-                        ..Session::default()
-                    },
-                );
+                self.sessions.insert(conn, Session { last_emit: self.now, ..Session::default() });
             }
             Input::Message { conn, message } => self.on_message(conn, message, out),
             Input::BadFrame { conn, code, detail } => self.fatal(conn, code, &detail, out),
@@ -461,19 +432,9 @@ impl Core {
         };
         let connected = session.session_id.is_some();
         match message {
-            ClientMessage::Connect {
-                session_id,
-                max_observed_timestamp,
-                client_ts,
-                ..
-            } => {
+            ClientMessage::Connect { session_id, max_observed_timestamp, client_ts, .. } => {
                 if connected {
-                    return self.fatal(
-                        conn,
-                        "DuplicateConnect",
-                        "expected one Connect per socket, got a second",
-                        out,
-                    );
+                    return self.fatal(conn, "DuplicateConnect", "expected one Connect per socket, got a second", out);
                 }
                 if let Some(observed) = max_observed_timestamp.map(u64::from) {
                     if observed > self.store.ts() {
@@ -497,30 +458,14 @@ impl Core {
                 session.clock_skew = client_ts.filter(|&ts| ts > 0).map(|ts| ts as i64 - now_ms);
             }
             _ if !connected => {
-                self.fatal(
-                    conn,
-                    "ConnectExpected",
-                    "expected Connect as the first message",
-                    out,
-                );
+                self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
             }
-            ClientMessage::ModifyQuerySet {
-                base_version,
-                new_version,
-                modifications,
-            } => self.on_modify_query_set(conn, base_version, new_version, modifications, out),
-            ClientMessage::Mutation {
-                request_id,
-                udf_path,
-                args,
-                ..
-            } => {
+            ClientMessage::ModifyQuerySet { base_version, new_version, modifications } => {
+                self.on_modify_query_set(conn, base_version, new_version, modifications, out)
+            }
+            ClientMessage::Mutation { request_id, udf_path, args, .. } => {
                 if session.queue.len() >= MAX_QUEUED_MUTATIONS {
-                    out.push(Output::Close {
-                        conn,
-                        code: 1013,
-                        reason: "TooManyConcurrentMutations".into(),
-                    });
+                    out.push(Output::Close { conn, code: 1013, reason: "TooManyConcurrentMutations".into() });
                     return;
                 }
                 session.queue.push_back(Queued {
@@ -530,28 +475,12 @@ impl Core {
                 });
                 self.start_next_mutation(conn, out);
             }
-            ClientMessage::Action {
-                request_id,
-                udf_path,
-                ..
-            } => {
-                let message = format!(
-                    "the syncspec catalogue has no actions, so {:?} cannot run",
-                    String::from(udf_path)
-                );
-                self.emit(
-                    conn,
-                    Frame::ActionFailed {
-                        request_id,
-                        message,
-                    },
-                    out,
-                );
+            ClientMessage::Action { request_id, udf_path, .. } => {
+                let message =
+                    format!("the syncspec catalogue has no actions, so {:?} cannot run", String::from(udf_path));
+                self.emit(conn, Frame::ActionFailed { request_id, message }, out);
             }
-            ClientMessage::Authenticate {
-                base_version,
-                token,
-            } => self.on_authenticate(conn, base_version, token, out),
+            ClientMessage::Authenticate { base_version, token } => self.on_authenticate(conn, base_version, token, out),
             ClientMessage::Event(_) => {}
         }
     }
@@ -568,10 +497,7 @@ impl Core {
             return;
         };
         if base_version != session.query_set {
-            let detail = format!(
-                "expected baseVersion {}, got {base_version}",
-                session.query_set
-            );
+            let detail = format!("expected baseVersion {}, got {base_version}", session.query_set);
             return self.fatal(conn, "BaseVersionMismatch", &detail, out);
         }
         if new_version <= base_version {
@@ -582,42 +508,28 @@ impl Core {
         let mut ids: BTreeSet<QueryId> = session.queries.keys().copied().collect();
         for m in &modifications {
             let error = match m {
-                QuerySetModification::Add(q) if !ids.insert(q.query_id.get_id()) => {
-                    "DuplicateQueryId"
-                }
-                QuerySetModification::Remove { query_id } if !ids.remove(&query_id.get_id()) => {
-                    "UnknownQueryId"
-                }
+                QuerySetModification::Add(q) if !ids.insert(q.query_id.get_id()) => "DuplicateQueryId",
+                QuerySetModification::Remove { query_id } if !ids.remove(&query_id.get_id()) => "UnknownQueryId",
                 _ => continue,
             };
             let id = match m {
                 QuerySetModification::Add(q) => q.query_id.get_id(),
                 QuerySetModification::Remove { query_id } => query_id.get_id(),
             };
-            return self.fatal(
-                conn,
-                error,
-                &format!("query id {id} in ModifyQuerySet"),
-                out,
-            );
+            return self.fatal(conn, error, &format!("query id {id} in ModifyQuerySet"), out);
         }
         for m in modifications {
             match m {
                 QuerySetModification::Add(q) => {
                     let id = q.query_id.get_id();
-                    let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get())
-                    {
+                    let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get()) {
                         Ok((function, args)) => SessionQuery::Live {
-                            key: self
-                                .subscriptions
-                                .subscribe(QueryKey { function, args }, (conn, id)),
+                            key: self.subscriptions.subscribe(QueryKey { function, args }, (conn, id)),
                             last_hash: None,
                         },
-                        Err(f) => SessionQuery::Broken {
-                            message: Arc::from(f.message.as_str()),
-                            data: f.data,
-                            sent: false,
-                        },
+                        Err(f) => {
+                            SessionQuery::Broken { message: Arc::from(f.message.as_str()), data: f.data, sent: false }
+                        }
                     };
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.removed.remove(&id);
@@ -642,21 +554,12 @@ impl Core {
         self.flush(conn, out);
     }
 
-    fn on_authenticate(
-        &mut self,
-        conn: ConnId,
-        base_version: u32,
-        token: AuthenticationToken,
-        out: &mut Vec<Output>,
-    ) {
+    fn on_authenticate(&mut self, conn: ConnId, base_version: u32, token: AuthenticationToken, out: &mut Vec<Output>) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
         };
         if base_version != session.identity {
-            let message = format!(
-                "expected identity baseVersion {}, got {base_version}",
-                session.identity
-            );
+            let message = format!("expected identity baseVersion {}, got {base_version}", session.identity);
             return self.auth_failed(conn, base_version, message, out);
         }
         let user = match token {
@@ -669,8 +572,7 @@ impl Core {
                 }
             },
             AuthenticationToken::Admin(..) => {
-                let message =
-                    "admin keys are not accepted by the syncspec reference server".to_owned();
+                let message = "admin keys are not accepted by the syncspec reference server".to_owned();
                 return self.auth_failed(conn, base_version, message, out);
             }
         };
@@ -736,15 +638,7 @@ impl Core {
                 Ok((function, args)) => {
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.running = true;
-                    let flight = InFlight {
-                        conn,
-                        session_id,
-                        request_id,
-                        function,
-                        args,
-                        snapshot_ts: 0,
-                        attempts: 0,
-                    };
+                    let flight = InFlight { conn, session_id, request_id, function, args, snapshot_ts: 0, attempts: 0 };
                     self.dispatch(flight, out);
                     return;
                 }
@@ -757,12 +651,7 @@ impl Core {
         let id = self.next_job;
         self.next_job += 1;
         flight.snapshot_ts = self.store.ts();
-        let job = Job {
-            id,
-            function: flight.function,
-            args: flight.args.clone(),
-            snapshot: self.store.head().clone(),
-        };
+        let job = Job { id, function: flight.function, args: flight.args.clone(), snapshot: self.store.head().clone() };
         self.in_flight.insert(id, flight);
         out.push(Output::Execute(job));
     }
@@ -812,13 +701,7 @@ impl Core {
     }
 
     /// Commits a validated mutation: idempotency, rate limit, apply, notify.
-    fn commit_mutation(
-        &mut self,
-        flight: InFlight,
-        value: Value,
-        writes: WriteSet,
-        out: &mut Vec<Output>,
-    ) {
+    fn commit_mutation(&mut self, flight: InFlight, value: Value, writes: WriteSet, out: &mut Vec<Output>) {
         let key = (flight.session_id, flight.request_id);
         let remembered = if self.config.has(Fault::ReplayTwice) { None } else { self.records.get(&key) };
         if let Some(record) = remembered {
@@ -830,20 +713,12 @@ impl Core {
         }
         let limit = rate_limit_of(flight.function, self.config.rate).filter(|_| !self.config.has(Fault::NoRateLimit));
         if let Some(rate) = limit {
-            let user = flight
-                .args
-                .get("user")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let user = flight.args.get("user").and_then(Value::as_str).unwrap_or("");
             if let Err(wait_ns) = self.rate.try_take(rate, flight.function, user, self.now) {
                 let retry_after_ms = wait_ns.div_ceil(1_000_000);
                 let error = UserError::new(
                     ErrorCode::RateLimited,
-                    format!(
-                        "{} is limited to {} calls a second per user",
-                        flight.function.path(),
-                        rate.burst
-                    ),
+                    format!("{} is limited to {} calls a second per user", flight.function.path(), rate.burst),
                 )
                 .with("retryAfterMs", Value::Float64(retry_after_ms as f64));
                 self.prune_write_log();
@@ -870,14 +745,7 @@ impl Core {
             return;
         }
         let (ts, notified) = self.commit(&writes);
-        self.records.insert(
-            key,
-            Record {
-                result: value.clone(),
-                ts,
-                last_used: self.now,
-            },
-        );
+        self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
         // The response goes out before any transition that covers it.
         self.finish_mutation(flight, Ok((value, ts)), out);
         for conn in notified {
@@ -928,12 +796,7 @@ impl Core {
     }
 
     /// Answers a mutation and starts the session's next one.
-    fn finish_mutation(
-        &mut self,
-        flight: InFlight,
-        outcome: Result<(Value, Ts), Failure>,
-        out: &mut Vec<Output>,
-    ) {
+    fn finish_mutation(&mut self, flight: InFlight, outcome: Result<(Value, Ts), Failure>, out: &mut Vec<Output>) {
         let conn = flight.conn;
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.running = false;
@@ -958,14 +821,7 @@ impl Core {
         // even for a replayed mutation whose ts an earlier transition passed.
         // The Rust client also holds a failure that carries `errorData` until
         // the next transition, so failures get one too, as Convex does.
-        self.emit(
-            conn,
-            Frame::MutationResponse {
-                request_id,
-                outcome,
-            },
-            out,
-        );
+        self.emit(conn, Frame::MutationResponse { request_id, outcome }, out);
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.pending = true;
         }
@@ -1067,11 +923,7 @@ impl Core {
     /// Ends a session for a protocol violation: `FatalError`, then close.
     fn fatal(&mut self, conn: ConnId, code: &str, detail: &str, out: &mut Vec<Output>) {
         self.emit(conn, Frame::Fatal(format!("{code}: {detail}")), out);
-        out.push(Output::Close {
-            conn,
-            code: 1002,
-            reason: code.to_owned(),
-        });
+        out.push(Output::Close { conn, code: 1002, reason: code.to_owned() });
     }
 
     fn on_tick(&mut self, out: &mut Vec<Output>) {
@@ -1079,9 +931,7 @@ impl Core {
         let idle: Vec<ConnId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| {
-                s.session_id.is_some() && now.saturating_sub(s.last_emit) >= PING_AFTER_NS
-            })
+            .filter(|(_, s)| s.session_id.is_some() && now.saturating_sub(s.last_emit) >= PING_AFTER_NS)
             .map(|(&conn, _)| conn)
             .collect();
         for conn in idle {
@@ -1089,8 +939,7 @@ impl Core {
         }
         self.sweep_presence(out);
         self.rate.prune(now);
-        self.records
-            .retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
+        self.records.retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
     }
 
     /// Deletes presence rows older than the TTL, in one commit.
@@ -1101,15 +950,7 @@ impl Core {
             .head()
             .scan(IndexId::PresenceByUpdated, &[])
             .take_while(|doc| doc.updated < cutoff)
-            .map(|doc| {
-                (
-                    doc.id,
-                    crate::store::Write {
-                        table: Table::Presence,
-                        fields: None,
-                    },
-                )
-            })
+            .map(|doc| (doc.id, crate::store::Write { table: Table::Presence, fields: None }))
             .collect();
         if !expired.is_empty() {
             let (_, notified) = self.commit(&expired);
@@ -1146,10 +987,7 @@ fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<
         Failure::from(UserError::new(code, format!("{}: {e}", function.path())))
     })?;
     let fields = function.validate(&args).map_err(|e| {
-        let mut error = UserError::new(
-            ErrorCode::InvalidArguments,
-            format!("{}: {e}", function.path()),
-        );
+        let mut error = UserError::new(ErrorCode::InvalidArguments, format!("{}: {e}", function.path()));
         if let Some(field) = e.field {
             error = error.with("field", Value::from(field));
         }
@@ -1162,9 +1000,7 @@ fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<
 fn subject_of(jwt: &str) -> Option<String> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims.get("sub")?.as_str().map(str::to_owned)
 }

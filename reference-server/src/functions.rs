@@ -33,11 +33,7 @@ pub struct UserError {
 impl UserError {
     /// An error with a code and message and no extra fields.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> UserError {
-        UserError {
-            code,
-            message: message.into(),
-            extra: Vec::new(),
-        }
+        UserError { code, message: message.into(), extra: Vec::new() }
     }
 
     /// Adds one `errorData` field.
@@ -60,10 +56,7 @@ impl UserError {
 
 impl From<TooLarge> for UserError {
     fn from(e: TooLarge) -> UserError {
-        UserError::new(
-            ErrorCode::TooLarge,
-            format!("document of {} bytes is over the 1 MiB limit", e.bytes),
-        )
+        UserError::new(ErrorCode::TooLarge, format!("document of {} bytes is over the 1 MiB limit", e.bytes))
     }
 }
 
@@ -74,64 +67,39 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
         Function::MessagesSend => {
             let body = a.str("body").trim();
             if body.is_empty() {
-                return Err(UserError::new(
-                    ErrorCode::EmptyMessage,
-                    "message body is empty after trimming",
-                ));
+                return Err(UserError::new(ErrorCode::EmptyMessage, "message body is empty after trimming"));
             }
             let chars = body.chars().count();
             if chars > MAX_BODY_CHARS {
                 return Err(UserError::new(
                     ErrorCode::TooLong,
-                    format!(
-                        "message body of {chars} characters is over the {MAX_BODY_CHARS} limit"
-                    ),
+                    format!("message body of {chars} characters is over the {MAX_BODY_CHARS} limit"),
                 ));
             }
-            let id = txn.insert(
-                Table::Messages,
-                message(a.str("channel"), a.str("author"), body, false),
-            )?;
+            let id = txn.insert(Table::Messages, message(a.str("channel"), a.str("author"), body, false))?;
             Ok(Value::from(id.to_wire(Table::Messages)))
         }
         Function::MessagesList => {
             let limit = match args.get("limit") {
                 None => DEFAULT_LIST_LIMIT,
-                Some(Value::Float64(f)) if f.is_finite() && *f >= 0.0 => {
-                    (*f as usize).min(DEFAULT_LIST_LIMIT * 10)
-                }
-                Some(other) => {
-                    return Err(invalid(
-                        "limit",
-                        format!("expected a non-negative number, got {other}"),
-                    ))
-                }
+                Some(Value::Float64(f)) if f.is_finite() && *f >= 0.0 => (*f as usize).min(DEFAULT_LIST_LIMIT * 10),
+                Some(other) => return Err(invalid("limit", format!("expected a non-negative number, got {other}"))),
             };
             let rows = txn.scan(IndexId::MessagesByChannel, &[a.val("channel")]);
             let skip = rows.len().saturating_sub(limit);
             Ok(Value::Array(rows[skip..].iter().map(message_row).collect()))
         }
         Function::MessagesStartStream => {
-            let id = txn.insert(
-                Table::Messages,
-                message(a.str("channel"), a.str("author"), "", true),
-            )?;
+            let id = txn.insert(Table::Messages, message(a.str("channel"), a.str("author"), "", true))?;
             Ok(Value::from(id.to_wire(Table::Messages)))
         }
         Function::MessagesAppendToken => {
             let doc = get_message(txn, a.str("id"))?;
             if doc.get("streaming") != &Value::Boolean(true) {
-                return Err(UserError::new(
-                    ErrorCode::StreamFinished,
-                    "the stream is finished",
-                ));
+                return Err(UserError::new(ErrorCode::StreamFinished, "the stream is finished"));
             }
             let mut fields = Object::clone(&doc.fields);
-            let body = format!(
-                "{}{}",
-                doc.get("body").as_str().unwrap_or(""),
-                a.str("token")
-            );
+            let body = format!("{}{}", doc.get("body").as_str().unwrap_or(""), a.str("token"));
             fields.insert("body".into(), Value::from(body));
             txn.replace(doc.id, Table::Messages, fields)?;
             Ok(Value::Null)
@@ -146,11 +114,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
         Function::PresenceHeartbeat => {
             let key = [a.val("room"), a.val("user")];
             let existing = txn.scan(IndexId::PresenceByRoom, &key).into_iter().next();
-            let fields = obj([
-                ("room", a.val("room")),
-                ("user", a.val("user")),
-                ("name", a.val("name")),
-            ]);
+            let fields = obj([("room", a.val("room")), ("user", a.val("user")), ("name", a.val("name"))]);
             match existing {
                 Some(row) => txn.replace(row.id, Table::Presence, fields)?,
                 None => {
@@ -183,12 +147,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
         Function::CursorsMove => {
             let key = [a.val("room"), a.val("user")];
             let existing = txn.scan(IndexId::CursorsByRoom, &key).into_iter().next();
-            let fields = obj([
-                ("room", a.val("room")),
-                ("user", a.val("user")),
-                ("x", a.val("x")),
-                ("y", a.val("y")),
-            ]);
+            let fields = obj([("room", a.val("room")), ("user", a.val("user")), ("x", a.val("x")), ("y", a.val("y"))]);
             match existing {
                 Some(row) => txn.replace(row.id, Table::Cursors, fields)?,
                 None => {
@@ -218,14 +177,11 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 Some(Value::Int64(by)) => *by,
                 _ => 1,
             };
-            let existing = txn
-                .scan(IndexId::CountersByName, &[a.val("name")])
-                .into_iter()
-                .next();
+            let existing = txn.scan(IndexId::CountersByName, &[a.val("name")]).into_iter().next();
             let current = existing.as_ref().map_or(0, |row| int(row.get("value")));
-            let next = current.checked_add(by).ok_or_else(|| {
-                invalid("by", format!("counter {current} + {by} overflows int64"))
-            })?;
+            let next = current
+                .checked_add(by)
+                .ok_or_else(|| invalid("by", format!("counter {current} + {by} overflows int64")))?;
             let fields = obj([("name", a.val("name")), ("value", Value::Int64(next))]);
             match existing {
                 Some(row) => txn.replace(row.id, Table::Counters, fields)?,
@@ -236,18 +192,12 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             Ok(Value::Int64(next))
         }
         Function::CountersGet => {
-            let row = txn
-                .scan(IndexId::CountersByName, &[a.val("name")])
-                .into_iter()
-                .next();
+            let row = txn.scan(IndexId::CountersByName, &[a.val("name")]).into_iter().next();
             Ok(Value::Int64(row.map_or(0, |r| int(r.get("value")))))
         }
         Function::DocumentsCreate => {
-            let fields = obj([
-                ("title", a.val("title")),
-                ("content", a.val("content")),
-                ("version", Value::Float64(1.0)),
-            ]);
+            let fields =
+                obj([("title", a.val("title")), ("content", a.val("content")), ("version", Value::Float64(1.0))]);
             let id = txn.insert(Table::Documents, fields)?;
             Ok(Value::from(id.to_wire(Table::Documents)))
         }
@@ -256,12 +206,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                 Some((Table::Documents, id)) => txn.get(id),
                 _ => None,
             }
-            .ok_or_else(|| {
-                UserError::new(
-                    ErrorCode::NotFound,
-                    format!("no document {:?}", a.str("id")),
-                )
-            })?;
+            .ok_or_else(|| UserError::new(ErrorCode::NotFound, format!("no document {:?}", a.str("id"))))?;
             let stored = doc.get("version").clone();
             let expected = a.val("expectedVersion");
             if stored != expected {
@@ -296,19 +241,12 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             }))
         }
         Function::NotificationsSend => {
-            let fields = obj([
-                ("user", a.val("user")),
-                ("title", a.val("title")),
-                ("read", Value::Boolean(false)),
-            ]);
+            let fields = obj([("user", a.val("user")), ("title", a.val("title")), ("read", Value::Boolean(false))]);
             let id = txn.insert(Table::Notifications, fields)?;
             Ok(Value::from(id.to_wire(Table::Notifications)))
         }
         Function::NotificationsMarkAllRead => {
-            let unread = txn.scan(
-                IndexId::NotificationsByUserRead,
-                &[a.val("user"), Value::Boolean(false)],
-            );
+            let unread = txn.scan(IndexId::NotificationsByUserRead, &[a.val("user"), Value::Boolean(false)]);
             for row in &unread {
                 let mut fields = Object::clone(&row.fields);
                 fields.insert("read".into(), Value::Boolean(true));
@@ -317,10 +255,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             Ok(Value::Float64(unread.len() as f64))
         }
         Function::NotificationsUnread => {
-            let unread = txn.scan(
-                IndexId::NotificationsByUserRead,
-                &[a.val("user"), Value::Boolean(false)],
-            );
+            let unread = txn.scan(IndexId::NotificationsByUserRead, &[a.val("user"), Value::Boolean(false)]);
             let items: Vec<Value> = unread
                 .iter()
                 .map(|r| {
@@ -330,34 +265,21 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
                     ]))
                 })
                 .collect();
-            Ok(Value::Object(obj([
-                ("count", Value::Float64(items.len() as f64)),
-                ("items", Value::Array(items)),
-            ])))
+            Ok(Value::Object(obj([("count", Value::Float64(items.len() as f64)), ("items", Value::Array(items))])))
         }
         Function::AccountsOpen => {
-            let count = whole(a.num("accounts"))
-                .filter(|n| (1..=MAX_ACCOUNTS as i64).contains(n))
-                .ok_or_else(|| {
+            let count =
+                whole(a.num("accounts")).filter(|n| (1..=MAX_ACCOUNTS as i64).contains(n)).ok_or_else(|| {
                     invalid(
                         "accounts",
-                        format!(
-                            "expected a whole number from 1 to {MAX_ACCOUNTS}, got {}",
-                            a.num("accounts")
-                        ),
+                        format!("expected a whole number from 1 to {MAX_ACCOUNTS}, got {}", a.num("accounts")),
                     )
                 })?;
             let balance = int(&a.val("balance"));
             if balance < 0 {
-                return Err(invalid(
-                    "balance",
-                    format!("expected a non-negative balance, got {balance}"),
-                ));
+                return Err(invalid("balance", format!("expected a non-negative balance, got {balance}")));
             }
-            if !txn
-                .scan(IndexId::AccountsByBank, &[a.val("bank")])
-                .is_empty()
-            {
+            if !txn.scan(IndexId::AccountsByBank, &[a.val("bank")]).is_empty() {
                 return Err(UserError::new(
                     ErrorCode::BankExists,
                     format!("bank {:?} already has accounts", a.str("bank")),
@@ -378,10 +300,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
         Function::AccountsTransfer => {
             let amount = int(&a.val("amount"));
             if amount < 0 {
-                return Err(invalid(
-                    "amount",
-                    format!("expected a non-negative amount, got {amount}"),
-                ));
+                return Err(invalid("amount", format!("expected a non-negative amount, got {amount}")));
             }
             let from = account(txn, &a, "from")?;
             let to = account(txn, &a, "to")?;
@@ -389,10 +308,7 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             if from_balance < amount {
                 return Err(UserError::new(
                     ErrorCode::InsufficientFunds,
-                    format!(
-                        "account {} holds {from_balance}, less than {amount}",
-                        a.num("from")
-                    ),
+                    format!("account {} holds {from_balance}, less than {amount}", a.num("from")),
                 ));
             }
             if from.id != to.id {
@@ -498,19 +414,10 @@ fn get_message(txn: &mut Txn<'_>, id: &str) -> Result<View, UserError> {
 
 fn account(txn: &mut Txn<'_>, a: &Args<'_>, field: &'static str) -> Result<View, UserError> {
     let number = a.num(field);
-    let row = whole(number).and_then(|_| {
-        txn.scan(
-            IndexId::AccountsByBank,
-            &[a.val("bank"), Value::Float64(number)],
-        )
-        .into_iter()
-        .next()
-    });
+    let row = whole(number)
+        .and_then(|_| txn.scan(IndexId::AccountsByBank, &[a.val("bank"), Value::Float64(number)]).into_iter().next());
     row.ok_or_else(|| {
-        UserError::new(
-            ErrorCode::NoSuchAccount,
-            format!("bank {:?} has no account {number}", a.str("bank")),
-        )
-        .with("account", Value::Float64(number))
+        UserError::new(ErrorCode::NoSuchAccount, format!("bank {:?} has no account {number}", a.str("bank")))
+            .with("account", Value::Float64(number))
     })
 }

@@ -21,10 +21,7 @@ pub struct Rate {
 impl Rate {
     /// `per_second` calls a second, with a burst of as many.
     pub const fn per_second(per_second: u64) -> Rate {
-        Rate {
-            burst: per_second,
-            interval_ns: 1_000_000_000 / per_second,
-        }
+        Rate { burst: per_second, interval_ns: 1_000_000_000 / per_second }
     }
 }
 
@@ -42,13 +39,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Takes a token for `(function, user)` at `now`, or says how many
     /// nanoseconds until one is available.
-    pub fn try_take(
-        &mut self,
-        rate: Rate,
-        function: Function,
-        user: &str,
-        now: Ts,
-    ) -> Result<(), u64> {
+    pub fn try_take(&mut self, rate: Rate, function: Function, user: &str, now: Ts) -> Result<(), u64> {
         let key = (function, user.to_owned());
         let tat = self.tat.get(&key).copied().unwrap_or(now).max(now);
         let tolerance = rate.interval_ns * rate.burst.saturating_sub(1);
@@ -73,9 +64,7 @@ mod tests {
     fn burst_then_refill() {
         let mut rl = RateLimiter::default();
         let f = Function::CursorsMove;
-        let accepted = (0..60)
-            .filter(|_| rl.try_take(HIGH_FREQUENCY, f, "u", 1_000).is_ok())
-            .count();
+        let accepted = (0..60).filter(|_| rl.try_take(HIGH_FREQUENCY, f, "u", 1_000).is_ok()).count();
         assert_eq!(accepted, 20);
         let wait = rl.try_take(HIGH_FREQUENCY, f, "u", 1_000).unwrap_err();
         assert_eq!(wait, 50_000_000);

@@ -99,9 +99,7 @@ pub(crate) struct Shared {
 
 /// Wall-clock nanoseconds since the epoch: the one clock the server reads.
 pub(crate) fn wall_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Shared {
@@ -115,12 +113,11 @@ impl Shared {
             match output {
                 Output::Send { conn, frame } => {
                     let success = matches!(frame, Frame::MutationResponse { outcome: Ok(_), .. });
-                    let message =
-                        if success && self.drop_after_next_commit.swap(false, Ordering::SeqCst) {
-                            Outbound::Drop
-                        } else {
-                            Outbound::Frame(frame)
-                        };
+                    let message = if success && self.drop_after_next_commit.swap(false, Ordering::SeqCst) {
+                        Outbound::Drop
+                    } else {
+                        Outbound::Frame(frame)
+                    };
                     if let Some(tx) = inner.conns.get(&conn) {
                         let _ = tx.send(message);
                     }
@@ -142,9 +139,7 @@ impl Shared {
                             // store need not copy the paths it writes.
                             drop(job);
                             let mut more = Vec::new();
-                            inner
-                                .core
-                                .handle(wall_now(), Input::Executed(executed), &mut more);
+                            inner.core.handle(wall_now(), Input::Executed(executed), &mut more);
                             queue.extend(more);
                         }
                     }
@@ -159,20 +154,14 @@ impl Shared {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.conns.insert(conn, tx);
         let mut out = Vec::new();
-        inner
-            .core
-            .handle(wall_now(), Input::Open { conn }, &mut out);
+        inner.core.handle(wall_now(), Input::Open { conn }, &mut out);
         debug_assert!(out.is_empty());
         conn
     }
 
     /// Forgets a connection.
     pub(crate) fn close(&self, conn: ConnId) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .conns
-            .remove(&conn);
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).conns.remove(&conn);
         self.step(Input::Closed { conn });
     }
 
@@ -191,20 +180,10 @@ impl Shared {
 }
 
 /// Runs the server on an already-bound listener until `shutdown` resolves.
-pub async fn run(
-    listener: TcpListener,
-    config: ServerConfig,
-    shutdown: impl Future,
-) -> Result<(), ServerError> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner {
-            core: Core::new(config.core.clone()),
-            conns: HashMap::new(),
-        }),
+        inner: Mutex::new(Inner { core: Core::new(config.core.clone()), conns: HashMap::new() }),
         jobs: Mutex::new(None),
         next_conn: AtomicU64::new(1),
         drop_after_next_commit: AtomicBool::new(false),
@@ -217,18 +196,16 @@ pub async fn run(
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..config.workers {
             let (shared, rx) = (shared.clone(), rx.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("syncspec-worker-{i}"))
-                .spawn(move || loop {
-                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
-                    };
-                    let executed = core::execute(&job);
-                    // Release the snapshot before the commit (see above).
-                    drop(job);
-                    shared.step(Input::Executed(executed));
-                });
+            let thread = std::thread::Builder::new().name(format!("syncspec-worker-{i}")).spawn(move || loop {
+                let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                let executed = core::execute(&job);
+                // Release the snapshot before the commit (see above).
+                drop(job);
+                shared.step(Input::Executed(executed));
+            });
             match thread {
                 Ok(handle) => threads.push(handle),
                 Err(e) => warn!("could not start worker thread {i}: {e}; continuing with fewer"),
@@ -282,12 +259,8 @@ pub async fn run(
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | OutOfMemory
-    ) || e
-        .raw_os_error()
-        .is_some_and(|code| code == 23 || code == 24)
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | OutOfMemory)
+        || e.raw_os_error().is_some_and(|code| code == 23 || code == 24)
 }
 
 /// Where an upgrade request goes.
@@ -332,22 +305,13 @@ async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 Ok(response)
             }
             None => {
-                let mut error = ErrorResponse::new(Some(format!(
-                    "no WebSocket endpoint at {}",
-                    request.uri().path()
-                )));
+                let mut error = ErrorResponse::new(Some(format!("no WebSocket endpoint at {}", request.uri().path())));
                 *error.status_mut() = StatusCode::NOT_FOUND;
                 Err(error)
             }
         }
     };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(websocket_config()),
-    )
-    .await
-    {
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())).await {
         Ok(ws) => ws,
         Err(e) => {
             debug!(%peer, "handshake failed: {e}");

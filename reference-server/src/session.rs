@@ -91,10 +91,6 @@ pub struct Session {
 impl Session {
     /// The version the next transition will end at, for a store at `ts`.
     pub fn next_version(&self, ts: Ts) -> Version {
-        Version {
-            query_set: self.query_set,
-            identity: self.identity,
-            ts: ts.max(self.last_sent.ts),
-        }
+        Version { query_set: self.query_set, identity: self.identity, ts: ts.max(self.last_sent.ts) }
     }
 }

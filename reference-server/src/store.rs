@@ -126,11 +126,7 @@ impl IndexId {
             IndexId::PresenceByUpdated => vec![Value::Int64(doc.updated as i64)],
             IndexId::CountersByName => vec![field("name")],
             IndexId::NotificationsByUserRead => {
-                vec![
-                    field("user"),
-                    field("read"),
-                    Value::Int64(doc.created as i64),
-                ]
+                vec![field("user"), field("read"), Value::Int64(doc.created as i64)]
             }
             IndexId::AccountsByBank => vec![field("bank"), field("account")],
         }
@@ -227,17 +223,11 @@ impl Snapshot {
     }
 
     /// The documents whose `index` key starts with `prefix`, in key order.
-    pub fn scan<'a>(
-        &'a self,
-        index: IndexId,
-        prefix: &[Value],
-    ) -> impl DoubleEndedIterator<Item = &'a Doc> + 'a {
+    pub fn scan<'a>(&'a self, index: IndexId, prefix: &[Value]) -> impl DoubleEndedIterator<Item = &'a Doc> + 'a {
         let parts: Arc<[Value]> = prefix.into();
         let lo: Entry = (index, Key { parts: parts.clone(), upper: false }, DocId(0));
         let hi: Entry = (index, Key { parts, upper: true }, DocId(0));
-        self.index
-            .range(lo..hi)
-            .filter_map(move |(_, _, id)| self.docs.get(id))
+        self.index.range(lo..hi).filter_map(move |(_, _, id)| self.docs.get(id))
     }
 
     /// How many documents the snapshot holds.
@@ -287,16 +277,8 @@ impl Store {
 
     /// Applies a write set at `ts` (which must exceed the head's ts) and
     /// returns every index key it touched, old and new.
-    pub fn apply<'w>(
-        &mut self,
-        ts: Ts,
-        writes: impl IntoIterator<Item = (&'w DocId, &'w Write)>,
-    ) -> Vec<TouchedKey> {
-        debug_assert!(
-            ts > self.head.ts,
-            "commit ts {ts} must exceed head {}",
-            self.head.ts
-        );
+    pub fn apply<'w>(&mut self, ts: Ts, writes: impl IntoIterator<Item = (&'w DocId, &'w Write)>) -> Vec<TouchedKey> {
+        debug_assert!(ts > self.head.ts, "commit ts {ts} must exceed head {}", self.head.ts);
         let mut touched = Vec::new();
         let head = &mut self.head;
         for (&id, write) in writes {
@@ -363,59 +345,35 @@ mod tests {
         let mut store = Store::default();
         store.apply(1, [(&DocId(1), &counter("a", 1))]);
         let before = store.head().clone();
-        store.apply(
-            2,
-            [(&DocId(1), &counter("a", 2)), (&DocId(2), &counter("b", 7))],
-        );
+        store.apply(2, [(&DocId(1), &counter("a", 2)), (&DocId(2), &counter("b", 7))]);
         assert_eq!(before.len(), 1);
         assert_eq!(before.get(DocId(1)).unwrap().get("value"), &Value::Int64(1));
-        assert_eq!(
-            store.head().get(DocId(1)).unwrap().get("value"),
-            &Value::Int64(2)
-        );
+        assert_eq!(store.head().get(DocId(1)).unwrap().get("value"), &Value::Int64(2));
         assert_eq!(store.head().get(DocId(1)).unwrap().created, 1);
     }
 
     #[test]
     fn prefix_scans_stay_inside_the_prefix() {
         let mut store = Store::default();
-        let writes: Vec<(DocId, Write)> = ["a", "ab", "b", "a"]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (DocId(i as u64), counter(n, i as i64)))
-            .collect();
+        let writes: Vec<(DocId, Write)> =
+            ["a", "ab", "b", "a"].iter().enumerate().map(|(i, n)| (DocId(i as u64), counter(n, i as i64))).collect();
         store.apply(1, writes.iter().map(|(id, w)| (id, w)));
         let names = |prefix: &str| -> Vec<u64> {
-            store
-                .head()
-                .scan(IndexId::CountersByName, &[Value::from(prefix)])
-                .map(|d| d.id.0)
-                .collect()
+            store.head().scan(IndexId::CountersByName, &[Value::from(prefix)]).map(|d| d.id.0).collect()
         };
         assert_eq!(names("a"), vec![0, 3]);
         assert_eq!(names("ab"), vec![1]);
         assert_eq!(names("c"), Vec::<u64>::new());
-        let all: Vec<u64> = store
-            .head()
-            .scan(IndexId::CountersByName, &[])
-            .map(|d| d.id.0)
-            .collect();
+        let all: Vec<u64> = store.head().scan(IndexId::CountersByName, &[]).map(|d| d.id.0).collect();
         assert_eq!(all, vec![0, 3, 1, 2]);
-        let last = store
-            .head()
-            .scan(IndexId::CountersByName, &[])
-            .next_back()
-            .unwrap();
+        let last = store.head().scan(IndexId::CountersByName, &[]).next_back().unwrap();
         assert_eq!(last.id, DocId(2));
     }
 
     #[test]
     fn wire_ids_round_trip() {
         let id = DocId(0xabc);
-        assert_eq!(
-            DocId::parse(&id.to_wire(Table::Documents)),
-            Some((Table::Documents, id))
-        );
+        assert_eq!(DocId::parse(&id.to_wire(Table::Documents)), Some((Table::Documents, id)));
         assert_eq!(DocId::parse("x12"), None);
         assert_eq!(DocId::parse("d"), None);
         assert_eq!(DocId::parse("dzz"), None);

@@ -53,19 +53,11 @@ pub fn evaluate(snapshot: &Snapshot, key: &QueryKey) -> Evaluated {
     let (reads, _) = txn.finish();
     let outcome = match result {
         Ok(value) => Ok(Encoded::from(json::encode(&value))),
-        Err(e) => Err((
-            Arc::from(e.message.as_str()),
-            Encoded::from(json::encode(&e.data())),
-        )),
+        Err(e) => Err((Arc::from(e.message.as_str()), Encoded::from(json::encode(&e.data())))),
     };
     let mut hasher = DefaultHasher::new();
     outcome.hash(&mut hasher);
-    Evaluated {
-        ts: snapshot.ts,
-        outcome,
-        hash: hasher.finish(),
-        reads,
-    }
+    Evaluated { ts: snapshot.ts, outcome, hash: hasher.finish(), reads }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -100,14 +92,7 @@ impl Subscriptions {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.ids.insert(key.clone(), id);
-                self.entries.insert(
-                    id,
-                    Entry {
-                        key,
-                        subscribers: BTreeSet::new(),
-                        result: None,
-                    },
-                );
+                self.entries.insert(id, Entry { key, subscribers: BTreeSet::new(), result: None });
                 id
             }
         };
@@ -143,12 +128,7 @@ impl Subscriptions {
         for range in evaluated.reads.ranges() {
             match range.prefix.first() {
                 Some(first) => {
-                    self.by_first
-                        .entry(range.index)
-                        .or_default()
-                        .entry(first.clone())
-                        .or_default()
-                        .insert(id);
+                    self.by_first.entry(range.index).or_default().entry(first.clone()).or_default().insert(id);
                 }
                 None => {
                     self.by_index.entry(range.index).or_default().insert(id);
@@ -177,12 +157,7 @@ impl Subscriptions {
                     .entries
                     .get(&id)
                     .and_then(|e| e.result.as_ref())
-                    .is_some_and(|r| {
-                        r.reads
-                            .ranges()
-                            .iter()
-                            .any(|range| range.covers(*index, key))
-                    });
+                    .is_some_and(|r| r.reads.ranges().iter().any(|range| range.covers(*index, key)));
                 if overlaps {
                     hit.insert(id);
                 }

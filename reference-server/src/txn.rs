@@ -40,15 +40,8 @@ pub struct ReadSet {
 
 impl ReadSet {
     fn record(&mut self, index: IndexId, prefix: &[Value]) {
-        if !self
-            .ranges
-            .iter()
-            .any(|r| r.index == index && prefix.starts_with(&r.prefix))
-        {
-            self.ranges.push(ReadRange {
-                index,
-                prefix: prefix.to_vec(),
-            });
+        if !self.ranges.iter().any(|r| r.index == index && prefix.starts_with(&r.prefix)) {
+            self.ranges.push(ReadRange { index, prefix: prefix.to_vec() });
         }
     }
 
@@ -59,9 +52,7 @@ impl ReadSet {
 
     /// Whether any of `touched` falls inside a range of this set.
     pub fn overlaps(&self, touched: &[TouchedKey]) -> bool {
-        touched
-            .iter()
-            .any(|(index, key)| self.ranges.iter().any(|r| r.covers(*index, key)))
+        touched.iter().any(|(index, key)| self.ranges.iter().any(|r| r.covers(*index, key)))
     }
 }
 
@@ -90,9 +81,7 @@ impl View {
 
     /// `_creationTime` in float milliseconds (0 for an uncommitted insert).
     pub fn creation_time(&self) -> Value {
-        self.stored
-            .as_ref()
-            .map_or(Value::Float64(0.0), |d| d.creation_time())
+        self.stored.as_ref().map_or(Value::Float64(0.0), |d| d.creation_time())
     }
 
     /// The commit ts of the last write, in float milliseconds.
@@ -122,12 +111,7 @@ pub struct Txn<'s> {
 impl<'s> Txn<'s> {
     /// Starts a transaction at `snapshot`, inserting with ids from `first_id`.
     pub fn new(snapshot: &'s Snapshot, first_id: u64) -> Txn<'s> {
-        Txn {
-            snapshot,
-            reads: ReadSet::default(),
-            writes: WriteSet::new(),
-            next_id: first_id,
-        }
+        Txn { snapshot, reads: ReadSet::default(), writes: WriteSet::new(), next_id: first_id }
     }
 
     /// The snapshot this transaction reads.
@@ -137,8 +121,7 @@ impl<'s> Txn<'s> {
 
     /// Reads one document by id.
     pub fn get(&mut self, id: DocId) -> Option<View> {
-        self.reads
-            .record(IndexId::ById, &[Value::Int64(id.0 as i64)]);
+        self.reads.record(IndexId::ById, &[Value::Int64(id.0 as i64)]);
         self.view(id)
     }
 
@@ -146,21 +129,10 @@ impl<'s> Txn<'s> {
         let stored = self.snapshot.get(id).cloned();
         match self.writes.get(&id) {
             Some(Write { fields: None, .. }) => None,
-            Some(Write {
-                table,
-                fields: Some(fields),
-            }) => Some(View {
-                id,
-                table: *table,
-                stored,
-                fields: fields.clone(),
-            }),
-            None => stored.map(|d| View {
-                id,
-                table: d.table,
-                fields: d.fields.clone(),
-                stored: Some(d),
-            }),
+            Some(Write { table, fields: Some(fields) }) => {
+                Some(View { id, table: *table, stored, fields: fields.clone() })
+            }
+            None => stored.map(|d| View { id, table: d.table, fields: d.fields.clone(), stored: Some(d) }),
         }
     }
 
@@ -171,12 +143,7 @@ impl<'s> Txn<'s> {
             .snapshot
             .scan(index, prefix)
             .filter(|d| !self.writes.contains_key(&d.id))
-            .map(|d| View {
-                id: d.id,
-                table: d.table,
-                fields: d.fields.clone(),
-                stored: Some(d.clone()),
-            })
+            .map(|d| View { id: d.id, table: d.table, fields: d.fields.clone(), stored: Some(d.clone()) })
             .collect();
         if self.writes.is_empty() {
             return found;
@@ -199,12 +166,7 @@ impl<'s> Txn<'s> {
                 fields: fields.clone(),
             };
             if index.key(&data).starts_with(prefix) {
-                found.push(View {
-                    id,
-                    table: write.table,
-                    stored,
-                    fields: fields.clone(),
-                });
+                found.push(View { id, table: write.table, stored, fields: fields.clone() });
             }
         }
         let key_of = |v: &View| {
@@ -226,38 +188,20 @@ impl<'s> Txn<'s> {
         check_size(&fields)?;
         let id = DocId(self.next_id);
         self.next_id += 1;
-        self.writes.insert(
-            id,
-            Write {
-                table,
-                fields: Some(Arc::new(fields)),
-            },
-        );
+        self.writes.insert(id, Write { table, fields: Some(Arc::new(fields)) });
         Ok(id)
     }
 
     /// Replaces a document's fields.
     pub fn replace(&mut self, id: DocId, table: Table, fields: Object) -> Result<(), TooLarge> {
         check_size(&fields)?;
-        self.writes.insert(
-            id,
-            Write {
-                table,
-                fields: Some(Arc::new(fields)),
-            },
-        );
+        self.writes.insert(id, Write { table, fields: Some(Arc::new(fields)) });
         Ok(())
     }
 
     /// Deletes a document.
     pub fn delete(&mut self, id: DocId, table: Table) {
-        self.writes.insert(
-            id,
-            Write {
-                table,
-                fields: None,
-            },
-        );
+        self.writes.insert(id, Write { table, fields: None });
     }
 
     /// Ends the transaction, returning what it read and what it wrote.

@@ -256,7 +256,10 @@ impl Task {
         Counters::add(&self.owner.counters().sent, 1);
         let lag = self.owner.recorder.clock().now().saturating_sub(write.stamp);
         self.owner.recorder.sample(self.owner.kind, Metric::Lag, write.stamp, lag);
-        self.pending.insert(request_id, Pending { stamp: write.stamp, update: write.update, committed: None, reply: write.reply });
+        self.pending.insert(
+            request_id,
+            Pending { stamp: write.stamp, update: write.update, committed: None, reply: write.reply },
+        );
         self.ws.send(Message::text(frame.to_string())).await
     }
 
@@ -273,7 +276,9 @@ impl Task {
             "Transition" => {
                 for m in &frame.modifications {
                     match (m.kind.as_ref(), m.value) {
-                        ("QueryUpdated", Some(value)) => self.observer.observe(value.get(), owner, Some((now, self.ready))),
+                        ("QueryUpdated", Some(value)) => {
+                            self.observer.observe(value.get(), owner, Some((now, self.ready)))
+                        }
                         ("QueryFailed", _) => {
                             let message = m.error_message.as_deref().unwrap_or("");
                             owner.recorder.error(owner.kind, format!("query failed: {message}"));
@@ -286,8 +291,12 @@ impl Task {
                     return;
                 };
                 self.latest_ts = self.latest_ts.max(end);
-                let reached: Vec<u32> =
-                    self.pending.iter().filter(|(_, p)| p.committed.is_some_and(|ts| ts <= end)).map(|(id, _)| *id).collect();
+                let reached: Vec<u32> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.committed.is_some_and(|ts| ts <= end))
+                    .map(|(id, _)| *id)
+                    .collect();
                 for id in reached {
                     if let Some(p) = self.pending.remove(&id) {
                         owner.sample(Metric::Visible, p.stamp, now, None);
@@ -308,7 +317,8 @@ impl Task {
                         }
                         owner.sample(Metric::Ack, p.stamp, now, None);
                         if let Some(reply) = p.reply.take() {
-                            let value = frame.result.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Json::Null);
+                            let value =
+                                frame.result.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Json::Null);
                             let _ = reply.send(Ok(value));
                         }
                         let ts = frame.ts.as_deref().and_then(wire::decode_ts).unwrap_or(0);
@@ -321,12 +331,16 @@ impl Task {
                     }
                     _ => {
                         let p = self.pending.remove(&request_id).expect("looked up above");
-                        let message = frame.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok()).unwrap_or_default();
+                        let message =
+                            frame.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok()).unwrap_or_default();
                         let code = error_code(frame.error_data);
                         if code.as_deref() == Some("RateLimited") {
                             Counters::add(&owner.counters().rate_limited, 1);
                         } else {
-                            owner.recorder.error(owner.kind, format!("{} failed: {message}", code.as_deref().unwrap_or("mutation")));
+                            owner.recorder.error(
+                                owner.kind,
+                                format!("{} failed: {message}", code.as_deref().unwrap_or("mutation")),
+                            );
                         }
                         owner.sample(Metric::Ack, p.stamp, now, Some(code.unwrap_or_else(|| "failed".into())));
                         if let Some(reply) = p.reply {
@@ -406,7 +420,9 @@ impl Observer {
                     }
                     top = top.max(message.creation_time);
                     let stamp = stamps(&message.body).next();
-                    if let (Some((now, ready)), Some(stamp), true) = (arrival, stamp, member_of(&message.author) != Some(me)) {
+                    if let (Some((now, ready)), Some(stamp), true) =
+                        (arrival, stamp, member_of(&message.author) != Some(me))
+                    {
                         owner.deliver(stamp, now, ready);
                     }
                 }
@@ -500,7 +516,10 @@ mod tests {
                         let row = serde_json::json!({"user": reader, "x": x, "y": 0.0, "updatedAt": 0.0});
                         vec![
                             transition(5, 10, &format!("[{row}]")),
-                            format!(r#"{{"type":"MutationResponse","requestId":0,"success":true,"result":null,"ts":"{}","logLines":[]}}"#, wire::encode_ts(10)),
+                            format!(
+                                r#"{{"type":"MutationResponse","requestId":0,"success":true,"result":null,"ts":"{}","logLines":[]}}"#,
+                                wire::encode_ts(10)
+                            ),
                         ]
                     }
                     _ => vec![],
@@ -520,14 +539,18 @@ mod tests {
         let room = Arc::new(Room::new(&RoomPlan { kind: Kind::Cursors, number: 0, members: 2 }, "t"));
         let addr = backend(member_name(&room.name, 1)).await;
         let (tx, rx) = flume::unbounded();
-        let owner = Owner { kind: Kind::Cursors, room: room.clone(), member: 0, recorder: recorder.clone(), samples: tx };
-        let (conn, _) = Conn::open(&format!("http://{addr}"), "cursors:list", serde_json::json!({"room": "t"}), owner).await.unwrap();
+        let owner =
+            Owner { kind: Kind::Cursors, room: room.clone(), member: 0, recorder: recorder.clone(), samples: tx };
+        let (conn, _) = Conn::open(&format!("http://{addr}"), "cursors:list", serde_json::json!({"room": "t"}), owner)
+            .await
+            .unwrap();
         let stamp = recorder.clock().now();
         let args = serde_json::json!({"room": "t", "user": "x", "x": stamp as f64, "y": 0.0});
         assert!(conn.write(Write { stamp, function: "cursors:move", args, update: true, reply: None }));
         let mut seen = Vec::new();
         while seen.len() < 3 {
-            let sample = tokio::time::timeout(Duration::from_secs(5), rx.recv_async()).await.expect("samples arrive").unwrap();
+            let sample =
+                tokio::time::timeout(Duration::from_secs(5), rx.recv_async()).await.expect("samples arrive").unwrap();
             seen.push(sample.metric);
         }
         seen.sort_by_key(|m| m.name());

@@ -261,7 +261,12 @@ impl Recorder {
         for metric in Metric::ALL {
             let intervals = lock(&self.intervals[metric.index()]);
             let name = format!("{prefix}{}.hlog", metric.name());
-            write_log(&dir.join(&name), self.started_wall, metric.name(), intervals.iter().map(|i| (i.start_s, i.kind.name(), &i.histogram)))?;
+            write_log(
+                &dir.join(&name),
+                self.started_wall,
+                metric.name(),
+                intervals.iter().map(|i| (i.start_s, i.kind.name(), &i.histogram)),
+            )?;
             names.push(name);
         }
         Ok(names)

@@ -78,7 +78,9 @@ impl FromStr for ScenarioName {
             "cursors" => ScenarioName::Only(Kind::Cursors),
             "stream" => ScenarioName::Only(Kind::Stream),
             "mix" => ScenarioName::Mix,
-            other => return Err(format!("unknown scenario {other:?}; expected chat, presence, cursors, stream or mix")),
+            other => {
+                return Err(format!("unknown scenario {other:?}; expected chat, presence, cursors, stream or mix"))
+            }
         })
     }
 }
@@ -116,7 +118,8 @@ impl FromStr for Shard {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || format!("expected a shard like 2/4 (shard 2 of 4), got {s:?}");
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count): (usize, usize) =
+            (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
         if count == 0 || index == 0 || index > count {
             return Err(format!("shard {index}/{count}: the index must be from 1 to the count"));
         }
@@ -179,7 +182,10 @@ mod tests {
 
     #[test]
     fn the_mix_splits_users_sixty_thirty_ten() {
-        assert_eq!(split(ScenarioName::Mix, 5000), vec![(Kind::Chat, 3000), (Kind::Presence, 1500), (Kind::Cursors, 500)]);
+        assert_eq!(
+            split(ScenarioName::Mix, 5000),
+            vec![(Kind::Chat, 3000), (Kind::Presence, 1500), (Kind::Cursors, 500)]
+        );
         let total: usize = split(ScenarioName::Mix, 7).iter().map(|(_, n)| n).sum();
         assert_eq!(total, 7);
     }
@@ -193,7 +199,8 @@ mod tests {
     #[test]
     fn shards_partition_the_rooms_without_splitting_one() {
         let whole = rooms(ScenarioName::Mix, 5000, Shard::WHOLE);
-        let mut merged: Vec<RoomPlan> = (1..=3).flat_map(|i| rooms(ScenarioName::Mix, 5000, Shard { index: i, count: 3 })).collect();
+        let mut merged: Vec<RoomPlan> =
+            (1..=3).flat_map(|i| rooms(ScenarioName::Mix, 5000, Shard { index: i, count: 3 })).collect();
         merged.sort_by_key(|r| (r.kind, r.number));
         assert_eq!(merged, whole);
         let users: usize = whole.iter().map(|r| r.members).sum();

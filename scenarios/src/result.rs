@@ -79,10 +79,9 @@ pub struct Step {
 impl Step {
     /// The step's row, from its run's result.
     pub fn of(r: &LoadResult) -> Step {
-        let (attempted, accepted) = r
-            .kinds
-            .values()
-            .fold((0.0, 0.0), |(a, b), k| (a + k.attempted_per_user_s * k.users as f64, b + k.accepted_per_user_s * k.users as f64));
+        let (attempted, accepted) = r.kinds.values().fold((0.0, 0.0), |(a, b), k| {
+            (a + k.attempted_per_user_s * k.users as f64, b + k.accepted_per_user_s * k.users as f64)
+        });
         let users = r.users.max(1) as f64;
         Step {
             rate_hz: r.rate_hz,

@@ -91,7 +91,9 @@ impl Room {
             let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
             for reader in 0..self.members {
                 let Some(ready) = self.ready_at(reader) else { continue };
-                d.expected += writes.iter().filter(|(author, stamp)| *author as usize != reader && *stamp >= ready).count() as u64;
+                d.expected +=
+                    writes.iter().filter(|(author, stamp)| *author as usize != reader && *stamp >= ready).count()
+                        as u64;
                 d.received += self.received[reader].load(Ordering::Relaxed);
             }
         } else {

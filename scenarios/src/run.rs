@@ -137,7 +137,11 @@ impl Run {
             .iter()
             .map(|k| {
                 let c = self.recorder.counters(*k);
-                [c.sent.load(Ordering::Relaxed), c.accepted.load(Ordering::Relaxed), c.rate_limited.load(Ordering::Relaxed)]
+                [
+                    c.sent.load(Ordering::Relaxed),
+                    c.accepted.load(Ordering::Relaxed),
+                    c.rate_limited.load(Ordering::Relaxed),
+                ]
             })
             .collect()
     }
@@ -191,7 +195,8 @@ async fn join(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> TransactionRes
         Err(e) => {
             run.recorder.error(kind, e.to_string());
             run.joined(false);
-            user.record_custom_request_duration("WS", &name, started.elapsed(), false, None, Some(&e.to_string())).await?;
+            user.record_custom_request_duration("WS", &name, started.elapsed(), false, None, Some(&e.to_string()))
+                .await?;
         }
     }
     Ok(())
@@ -223,7 +228,8 @@ async fn deliver(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> Transaction
     }
     for s in batch {
         let name = &run.request_names[kind as usize][metric_index(s.metric)];
-        user.record_custom_request_duration("WS", name, s.latency, s.failure.is_none(), None, s.failure.as_deref()).await?;
+        user.record_custom_request_duration("WS", name, s.latency, s.failure.is_none(), None, s.failure.as_deref())
+            .await?;
     }
     Ok(())
 }
@@ -284,7 +290,9 @@ fn attack(
         let scenario = Scenario::new(kind.name())
             .set_weight(users)
             .map_err(|e| LoadError::Goose(e.to_string()))?
-            .register_transaction(transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start())
+            .register_transaction(
+                transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start(),
+            )
             .register_transaction(transaction(move |u| Box::pin(deliver(r2.clone(), k, u))).set_name("deliver"))
             .register_transaction(transaction(move |u| Box::pin(leave(r3.clone(), u))).set_name("leave").set_on_stop());
         attack = attack.register_scenario(scenario);
@@ -293,7 +301,9 @@ fn attack(
     let run_time_s = (config.run_time + DRAIN).as_secs_f64().ceil() as usize;
     let increase = format!("{}", config.increase_rate);
     // goose's own load shape, when given after `--`, wins over ours.
-    let given = |names: &[&str]| config.goose_args.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
+    let given = |names: &[&str]| {
+        config.goose_args.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))))
+    };
     let planned_by_goose = given(&["--test-plan", "--iterations"]);
     let mut attack = *attack.set_default(GooseDefault::Host, config.url.as_str()).map_err(goose_err)?;
     attack = *attack.set_default(GooseDefault::NoTelnet, true).map_err(goose_err)?;
@@ -380,13 +390,17 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         }
     }
     // goose's options first: a typo should not wait for a connection.
-    let goose_config = GooseConfiguration::parse_args_default(&config.goose_args).map_err(|e| LoadError::Goose(goose_message(e)))?;
+    let goose_config =
+        GooseConfiguration::parse_args_default(&config.goose_args).map_err(|e| LoadError::Goose(goose_message(e)))?;
     probe(&config.url).await?;
 
-    let kinds: Vec<Kind> = plan::split(config.scenario, config.users).into_iter().filter(|(_, n)| *n > 0).map(|(k, _)| k).collect();
+    let kinds: Vec<Kind> =
+        plan::split(config.scenario, config.users).into_iter().filter(|(_, n)| *n > 0).map(|(k, _)| k).collect();
     // The floor, with frames the size of this scenario's pushes.
     let frame = kinds.iter().map(|k| writer::typical_push_bytes(*k)).max().unwrap_or(512);
-    let echo = echo::floor(frame, 2_000, Duration::from_secs(3)).await.map_err(|e| LoadError::Invalid(format!("the echo floor could not be measured: {e}")))?;
+    let echo = echo::floor(frame, 2_000, Duration::from_secs(3))
+        .await
+        .map_err(|e| LoadError::Invalid(format!("the echo floor could not be measured: {e}")))?;
 
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let clock = Clock::start();
@@ -535,8 +549,13 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
     if let Some(out) = &config.out {
         let w = |source| LoadError::Write { path: out.clone(), source };
         result.files = recorder.write_logs(out, "").map_err(w)?;
-        crate::metrics::write_log(&out.join("echo.hlog"), std::time::SystemTime::now(), "echo round trip", std::iter::once((0, "echo", &echo)))
-            .map_err(w)?;
+        crate::metrics::write_log(
+            &out.join("echo.hlog"),
+            std::time::SystemTime::now(),
+            "echo round trip",
+            std::iter::once((0, "echo", &echo)),
+        )
+        .map_err(w)?;
         result.files.push("echo.hlog".into());
         // Unless goose was given its own --report-file.
         if out.join("report.html").is_file() {

@@ -116,7 +116,13 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                 sleep_until(next).await;
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let args = json!({"channel": room, "author": me});
-                if !conn.write(Write { stamp: next, function: "messages:startStream", args, update: false, reply: Some(tx) }) {
+                if !conn.write(Write {
+                    stamp: next,
+                    function: "messages:startStream",
+                    args,
+                    update: false,
+                    reply: Some(tx),
+                }) {
                     return;
                 }
                 let id = match tokio::time::timeout(Duration::from_secs(10), rx).await {
@@ -152,7 +158,13 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                         next = clock.now();
                     }
                 }
-                conn.write(Write { stamp: next, function: "messages:finishStream", args: json!({"id": id}), update: false, reply: None });
+                conn.write(Write {
+                    stamp: next,
+                    function: "messages:finishStream",
+                    args: json!({"id": id}),
+                    update: false,
+                    reply: None,
+                });
             }
         }
     }

@@ -133,7 +133,10 @@ pub fn unread_counts(history: &History) -> Verdict {
             };
             if count != items {
                 evidence.push(Evidence {
-                    message: format!("client {}: notifications:unread pushed count {count} with {items} items", e.client),
+                    message: format!(
+                        "client {}: notifications:unread pushed count {count} with {items} items",
+                        e.client
+                    ),
                     events: vec![i],
                 });
             }

@@ -83,8 +83,7 @@ pub fn read_your_writes(history: &History) -> Verdict {
                     .or_insert_with(|| (function.clone(), json::decode(args).unwrap_or(Value::Null)));
             }
             EventKind::Ok { request_id, result, ts } => {
-                ok.entry((e.client, *request_id))
-                    .or_insert((i, *ts, json::decode(result).unwrap_or(Value::Null)));
+                ok.entry((e.client, *request_id)).or_insert((i, *ts, json::decode(result).unwrap_or(Value::Null)));
             }
             EventKind::Info { request_id, .. } => {
                 gave_up.insert((e.client, *request_id));
@@ -118,7 +117,9 @@ pub fn read_your_writes(history: &History) -> Verdict {
                         continue;
                     }
                     let Some(Value::Array(rows)) = view.get(query_id) else { continue };
-                    let shown = rows.iter().any(|r| r.as_object().and_then(|o| o.get("_id")) == Some(&Value::String(id.clone())));
+                    let shown = rows
+                        .iter()
+                        .any(|r| r.as_object().and_then(|o| o.get("_id")) == Some(&Value::String(id.clone())));
                     if !shown {
                         evidence.push(Evidence {
                             message: format!(

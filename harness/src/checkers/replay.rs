@@ -26,7 +26,9 @@ fn translate_args(args: &Value, ids: &IdMap) -> Value {
             fields
                 .iter()
                 .map(|(k, v)| match (k.as_ref(), v) {
-                    ("id", Value::String(id)) => (k.clone(), Value::String(ids.get(id).cloned().unwrap_or_else(|| id.clone()))),
+                    ("id", Value::String(id)) => {
+                        (k.clone(), Value::String(ids.get(id).cloned().unwrap_or_else(|| id.clone())))
+                    }
                     _ => (k.clone(), v.clone()),
                 })
                 .collect(),
@@ -79,7 +81,10 @@ pub fn serializable(history: &History) -> Verdict {
     for pair in commits.windows(2) {
         if pair[0].ts == pair[1].ts {
             evidence.push(Evidence {
-                message: format!("two commits claim ts {}: a commit order cannot be read from the timestamps", pair[0].ts),
+                message: format!(
+                    "two commits claim ts {}: a commit order cannot be read from the timestamps",
+                    pair[0].ts
+                ),
                 events: vec![pair[0].event, pair[1].event],
             });
         }

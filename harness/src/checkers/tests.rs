@@ -27,11 +27,22 @@ fn serial_history(clients: u32, counters: u32, ops: &[(u32, u32)]) -> History {
     for c in 1..=clients {
         push(&mut events, c, EventKind::Connect { session_id: format!("s{c}"), connection_count: 0 });
         for k in 0..counters {
-            push(&mut events, c, EventKind::Subscribe { query_id: k, function: "counters:get".into(), args: json::to_json(&Value::object([("name", Value::from(name(k)))])) });
+            push(
+                &mut events,
+                c,
+                EventKind::Subscribe {
+                    query_id: k,
+                    function: "counters:get".into(),
+                    args: json::to_json(&Value::object([("name", Value::from(name(k)))])),
+                },
+            );
         }
         let end = RecordedVersion { query_set: 1, identity: 0, ts };
         let modifications = (0..counters)
-            .map(|k| RecordedModification::Updated { query_id: k, value: json::to_json(&Value::Int64(values[k as usize])) })
+            .map(|k| RecordedModification::Updated {
+                query_id: k,
+                value: json::to_json(&Value::Int64(values[k as usize])),
+            })
             .collect();
         push(&mut events, c, EventKind::Transition { start: versions[c as usize], end, modifications });
         versions[c as usize] = end;
@@ -40,13 +51,29 @@ fn serial_history(clients: u32, counters: u32, ops: &[(u32, u32)]) -> History {
         let client = client % clients + 1;
         let k = k % counters;
         let request_id = request_id as u32;
-        push(&mut events, client, EventKind::Invoke { request_id, function: "counters:increment".into(), args: json::to_json(&Value::object([("name", Value::from(name(k)))])), replay: false });
+        push(
+            &mut events,
+            client,
+            EventKind::Invoke {
+                request_id,
+                function: "counters:increment".into(),
+                args: json::to_json(&Value::object([("name", Value::from(name(k)))])),
+                replay: false,
+            },
+        );
         ts += 1000;
         values[k as usize] += 1;
-        push(&mut events, client, EventKind::Ok { request_id, result: json::to_json(&Value::Int64(values[k as usize])), ts });
+        push(
+            &mut events,
+            client,
+            EventKind::Ok { request_id, result: json::to_json(&Value::Int64(values[k as usize])), ts },
+        );
         for c in 1..=clients {
             let end = RecordedVersion { ts, ..versions[c as usize] };
-            let modifications = vec![RecordedModification::Updated { query_id: k, value: json::to_json(&Value::Int64(values[k as usize])) }];
+            let modifications = vec![RecordedModification::Updated {
+                query_id: k,
+                value: json::to_json(&Value::Int64(values[k as usize])),
+            }];
             push(&mut events, c, EventKind::Transition { start: versions[c as usize], end, modifications });
             versions[c as usize] = end;
             if c == client {
@@ -184,19 +211,42 @@ fn a_missing_covering_transition_fails_read_your_writes() {
 
 #[test]
 fn a_changed_bank_total_is_caught() {
-    let bank = Value::object([("bank", Value::from("b")), ("accounts", Value::Float64(2.0)), ("balance", Value::Int64(50))]);
-    let row = |account: f64, balance: i64| Value::object([("account", Value::Float64(account)), ("balance", Value::Int64(balance))]);
+    let bank =
+        Value::object([("bank", Value::from("b")), ("accounts", Value::Float64(2.0)), ("balance", Value::Int64(50))]);
+    let row = |account: f64, balance: i64| {
+        Value::object([("account", Value::Float64(account)), ("balance", Value::Int64(balance))])
+    };
     let events = vec![
-        Event { client: 1, at_us: 1, kind: EventKind::Invoke { request_id: 0, function: "accounts:open".into(), args: json::to_json(&bank), replay: false } },
+        Event {
+            client: 1,
+            at_us: 1,
+            kind: EventKind::Invoke {
+                request_id: 0,
+                function: "accounts:open".into(),
+                args: json::to_json(&bank),
+                replay: false,
+            },
+        },
         Event { client: 1, at_us: 2, kind: EventKind::Ok { request_id: 0, result: serde_json::Value::Null, ts: T0 } },
-        Event { client: 1, at_us: 3, kind: EventKind::Subscribe { query_id: 0, function: "accounts:balances".into(), args: json::to_json(&Value::object([("bank", Value::from("b"))])) } },
+        Event {
+            client: 1,
+            at_us: 3,
+            kind: EventKind::Subscribe {
+                query_id: 0,
+                function: "accounts:balances".into(),
+                args: json::to_json(&Value::object([("bank", Value::from("b"))])),
+            },
+        },
         Event {
             client: 1,
             at_us: 4,
             kind: EventKind::Transition {
                 start: RecordedVersion { query_set: 0, identity: 0, ts: 0 },
                 end: RecordedVersion { query_set: 1, identity: 0, ts: T0 + 5 },
-                modifications: vec![RecordedModification::Updated { query_id: 0, value: json::to_json(&Value::Array(vec![row(0.0, 40), row(1.0, 50)])) }],
+                modifications: vec![RecordedModification::Updated {
+                    query_id: 0,
+                    value: json::to_json(&Value::Array(vec![row(0.0, 40), row(1.0, 50)])),
+                }],
             },
         },
     ];

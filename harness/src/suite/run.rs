@@ -109,7 +109,10 @@ fn failure(message: String) -> CaseResult {
 /// Runs the selected cases and writes the report; returns it.
 pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<RunReport> {
     let selected = select(cases, &config.patterns);
-    let run_tag = format!("ss{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()));
+    let run_tag = format!(
+        "ss{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    );
     if let Some(out) = &config.out {
         std::fs::create_dir_all(out.join("histories"))?;
     }

@@ -155,7 +155,8 @@ fn the_same_server_without_faults_passes_those_cases() {
 
 #[test]
 fn an_unreachable_target_is_exit_code_2() {
-    let run = Command::new(BIN).args(["check", "--target", "http://127.0.0.1:9", "--cases", "1.1"]).output().expect("run");
+    let run =
+        Command::new(BIN).args(["check", "--target", "http://127.0.0.1:9", "--cases", "1.1"]).output().expect("run");
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("could not connect"));
     let bad = Command::new(BIN).args(["check", "--cases", "99.*"]).output().expect("run");

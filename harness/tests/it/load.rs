@@ -31,7 +31,14 @@ async fn server() -> std::net::SocketAddr {
 
 /// Runs `syncspec load` with `users` clients in this process (`--users`
 /// unless `extra` names it) and returns `load.json`.
-async fn load(scenario: &str, users: u64, target: &str, out: &Path, run_time: &str, extra: &[&str]) -> serde_json::Value {
+async fn load(
+    scenario: &str,
+    users: u64,
+    target: &str,
+    out: &Path,
+    run_time: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     // syncspec's options, then goose's after `--`.
     let split = extra.iter().position(|a| *a == "--").unwrap_or(extra.len());
     let (ours, goose) = (&extra[..split], extra.get(split + 1..).unwrap_or(&[]));
@@ -40,8 +47,7 @@ async fn load(scenario: &str, users: u64, target: &str, out: &Path, run_time: &s
     if !ours.contains(&"--users") {
         cmd.args(["--users", &users.to_string()]);
     }
-    cmd
-        .args(["--target", target, "--out"])
+    cmd.args(["--target", target, "--out"])
         .arg(out)
         .args(ours)
         .args(["--", "--no-print-metrics"])
@@ -49,7 +55,8 @@ async fn load(scenario: &str, users: u64, target: &str, out: &Path, run_time: &s
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(90), cmd.output()).await.expect("the run ends by itself").unwrap();
+    let output =
+        tokio::time::timeout(Duration::from_secs(90), cmd.output()).await.expect("the run ends by itself").unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
     let result: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("load.json")).unwrap()).unwrap();
@@ -137,7 +144,8 @@ async fn a_goose_test_plan_shapes_the_run_and_stops_the_writers() {
     let upstream = server().await;
     let out = scratch("load-test-plan");
     // Up to 5 clients in 1 s, hold 3 s, down at once: goose's plan, not --run-time.
-    let result = load("cursors", 5, &format!("http://{upstream}"), &out, "60s", &["--", "--test-plan", "5,1s;5,3s;0,0s"]).await;
+    let result =
+        load("cursors", 5, &format!("http://{upstream}"), &out, "60s", &["--", "--test-plan", "5,1s;5,3s;0,0s"]).await;
     let steady = result["run_time_s"].as_f64().unwrap();
     assert!((1.0..10.0).contains(&steady), "the writers wrote for {steady} s, not goose's 3 s hold");
     assert!(result["sync_latency_us"]["count"].as_u64().unwrap() > 100);
@@ -198,7 +206,7 @@ async fn a_failed_goose_threshold_exits_1_with_every_file_written() {
     // goose saw the samples: its report names the request the rule judged.
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("cursors sync"), "goose's report has no cursors sync requests");
-        // The fields load.json promises.
+    // The fields load.json promises.
     for field in ["scenario", "users", "run_time_s", "updates_sent", "updates_received", "rate_limited", "errors"] {
         assert!(!result[field].is_null(), "{field} missing");
     }

@@ -10,7 +10,12 @@ fn the_default_check_passes() {
     let run = Command::new(BIN).arg("model").output().expect("run syncspec model");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(0), "{stdout}");
-    assert!(["(810 unique)", "(27852 unique)", "(24646 unique)", "(26523 unique)", "(29 unique)", "(156 unique)"].iter().all(|n| stdout.contains(n)), "{stdout}");
+    assert!(
+        ["(810 unique)", "(27852 unique)", "(24646 unique)", "(26523 unique)", "(29 unique)", "(156 unique)"]
+            .iter()
+            .all(|n| stdout.contains(n)),
+        "{stdout}"
+    );
     assert!(stdout.trim_end().ends_with("0 properties failed"), "{stdout}");
 }
 

@@ -33,10 +33,7 @@ fn npm_convex_client_passes_against_the_reference_server() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the npm convex client tests failed:\n{stdout}\n{stderr}");
     // Guard against a runner that found nothing to run.
-    let passed = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("# pass "))
-        .and_then(|n| n.trim().parse::<u32>().ok())
-        .unwrap_or(0);
+    let passed =
+        stdout.lines().find_map(|l| l.strip_prefix("# pass ")).and_then(|n| n.trim().parse::<u32>().ok()).unwrap_or(0);
     assert!(passed >= 10, "expected at least 10 passing Node tests, the runner said:\n{stdout}");
 }

@@ -45,6 +45,10 @@ fn each_fault_breaks_its_property() {
             })
             .collect();
         println!("{}: {broken:?}", fault.name());
-        assert!(broken.iter().any(|(_, p, _)| p == property), "{}: expected {property:?} to break, broke {broken:?}", fault.name());
+        assert!(
+            broken.iter().any(|(_, p, _)| p == property),
+            "{}: expected {property:?} to break, broke {broken:?}",
+            fault.name()
+        );
     }
 }

@@ -116,7 +116,12 @@ fn no_rate_limit_accepts_every_move() {
     let (good, bad) = both(Fault::NoRateLimit, |mut d| {
         d.connect(1);
         for i in 0..60 {
-            d.mutate(1, i, "cursors:move", args([("room", "r".into()), ("user", "u".into()), ("x", 1.0.into()), ("y", 1.0.into())]));
+            d.mutate(
+                1,
+                i,
+                "cursors:move",
+                args([("room", "r".into()), ("user", "u".into()), ("x", 1.0.into()), ("y", 1.0.into())]),
+            );
         }
         d.responses(1).iter().filter(|(_, r)| r.is_ok()).count()
     });
@@ -127,16 +132,28 @@ fn no_rate_limit_accepts_every_move() {
 fn non_atomic_mutation_shows_a_half_applied_transfer() {
     let (good, bad) = both(Fault::NonAtomicMutation, |mut d| {
         d.connect(1);
-        d.mutate(1, 0, "accounts:open", args([("bank", "b".into()), ("accounts", 2.0.into()), ("balance", Value::Int64(50))]));
+        d.mutate(
+            1,
+            0,
+            "accounts:open",
+            args([("bank", "b".into()), ("accounts", 2.0.into()), ("balance", Value::Int64(50))]),
+        );
         d.connect(2);
         d.subscribe(2, 0, 0, "accounts:balances", args([("bank", "b".into())]));
-        d.mutate(1, 1, "accounts:transfer", args([("bank", "b".into()), ("from", 0.0.into()), ("to", 1.0.into()), ("amount", Value::Int64(10))]));
+        d.mutate(
+            1,
+            1,
+            "accounts:transfer",
+            args([("bank", "b".into()), ("from", 0.0.into()), ("to", 1.0.into()), ("amount", Value::Int64(10))]),
+        );
         // Every total the subscriber was shown.
         d.transitions(2)
             .iter()
             .flat_map(|t| t.modifications.iter())
             .filter_map(|m| match m {
-                syncspec_protocol::wire::Modification::Updated { value, .. } => syncspec_protocol::json::decode_str(value).ok(),
+                syncspec_protocol::wire::Modification::Updated { value, .. } => {
+                    syncspec_protocol::json::decode_str(value).ok()
+                }
                 _ => None,
             })
             .map(|rows| match rows {

@@ -58,8 +58,7 @@ impl Driver {
                     if transition {
                         // The socket writes at once.
                         let mut more = Vec::new();
-                        self.core
-                            .handle(self.now, Input::Delivered { conn }, &mut more);
+                        self.core.handle(self.now, Input::Delivered { conn }, &mut more);
                         queue.extend(more);
                     }
                 }
@@ -68,8 +67,7 @@ impl Driver {
                 }
                 Output::Execute(job) if self.inline => {
                     let mut more = Vec::new();
-                    self.core
-                        .handle(self.now, Input::Executed(execute(&job)), &mut more);
+                    self.core.handle(self.now, Input::Executed(execute(&job)), &mut more);
                     queue.extend(more);
                 }
                 Output::Execute(job) => self.jobs.push(job),
@@ -89,11 +87,7 @@ impl Driver {
     fn send_text(&mut self, conn: ConnId, text: &str) {
         match wire::parse_client_message(text) {
             Ok(message) => self.input(Input::Message { conn, message }),
-            Err(e) => self.input(Input::BadFrame {
-                conn,
-                code: e.code(),
-                detail: e.to_string(),
-            }),
+            Err(e) => self.input(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
         }
     }
 
@@ -141,10 +135,7 @@ impl Driver {
             .into_iter()
             .flatten()
             .filter_map(|f| match f {
-                Frame::MutationResponse {
-                    request_id,
-                    outcome,
-                } => Some((*request_id, outcome.clone())),
+                Frame::MutationResponse { request_id, outcome } => Some((*request_id, outcome.clone())),
                 _ => None,
             })
             .collect()
@@ -164,16 +155,10 @@ impl Driver {
 
     /// The latest value pushed for a query on a connection.
     pub(super) fn latest(&self, conn: ConnId, query_id: u32) -> Option<Value> {
-        self.transitions(conn)
-            .iter()
-            .flat_map(|t| t.modifications.iter())
-            .rev()
-            .find_map(|m| match m {
-                Modification::Updated { query_id: q, value } if *q == query_id => {
-                    Some(json::decode_str(value).unwrap())
-                }
-                _ => None,
-            })
+        self.transitions(conn).iter().flat_map(|t| t.modifications.iter()).rev().find_map(|m| match m {
+            Modification::Updated { query_id: q, value } if *q == query_id => Some(json::decode_str(value).unwrap()),
+            _ => None,
+        })
     }
 }
 
@@ -202,26 +187,14 @@ fn mutation_response_precedes_its_covering_transition() {
     d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
     d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
     let frames = &d.frames[&1];
-    let response = frames
-        .iter()
-        .position(|f| matches!(f, Frame::MutationResponse { .. }))
-        .unwrap();
-    let Frame::MutationResponse {
-        outcome: Ok((value, ts)),
-        ..
-    } = &frames[response]
-    else {
-        panic!()
-    };
+    let response = frames.iter().position(|f| matches!(f, Frame::MutationResponse { .. })).unwrap();
+    let Frame::MutationResponse { outcome: Ok((value, ts)), .. } = &frames[response] else { panic!() };
     assert_eq!(value, &Value::Int64(1));
     let covering = frames
         .iter()
         .position(|f| matches!(f, Frame::Transition(t, _) if t.end.ts >= *ts))
         .expect("a transition covers the commit");
-    assert!(
-        response < covering,
-        "response at {response}, covering transition at {covering}"
-    );
+    assert!(response < covering, "response at {response}, covering transition at {covering}");
     assert_eq!(d.latest(1, 0), Some(Value::Int64(1)));
 }
 
@@ -230,9 +203,7 @@ fn a_mutation_with_no_subscriber_still_gets_a_transition() {
     let mut d = Driver::new(true);
     d.connect(1);
     d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
-    let Some((_, Ok((_, ts)))) = d.responses(1).pop() else {
-        panic!("no response")
-    };
+    let Some((_, Ok((_, ts)))) = d.responses(1).pop() else { panic!("no response") };
     let t = d.transitions(1);
     assert_eq!(t.len(), 1);
     assert!(t[0].modifications.is_empty());
@@ -246,16 +217,7 @@ fn transitions_chain_and_ts_never_decreases() {
     d.connect(2);
     d.subscribe(1, 0, 0, "messages:list", args([("channel", "x".into())]));
     for i in 0..5 {
-        d.mutate(
-            2,
-            i,
-            "messages:send",
-            args([
-                ("channel", "x".into()),
-                ("author", "a".into()),
-                ("body", "hi".into()),
-            ]),
-        );
+        d.mutate(2, i, "messages:send", args([("channel", "x".into()), ("author", "a".into()), ("body", "hi".into())]));
     }
     let t = d.transitions(1);
     assert_eq!(t.len(), 6);
@@ -264,9 +226,7 @@ fn transitions_chain_and_ts_never_decreases() {
         assert_eq!(pair[1].start, pair[0].end);
         assert!(pair[1].end.ts >= pair[0].end.ts);
     }
-    let Some(Value::Array(rows)) = d.latest(1, 0) else {
-        panic!()
-    };
+    let Some(Value::Array(rows)) = d.latest(1, 0) else { panic!() };
     assert_eq!(rows.len(), 5);
 }
 
@@ -283,18 +243,11 @@ fn one_evaluation_serves_every_subscriber() {
         1,
         0,
         "cursors:move",
-        args([
-            ("room", "r".into()),
-            ("user", "u".into()),
-            ("x", 1.0.into()),
-            ("y", 2.0.into()),
-        ]),
+        args([("room", "r".into()), ("user", "u".into()), ("x", 1.0.into()), ("y", 2.0.into())]),
     );
     assert_eq!(d.core.evaluations(), 2);
     for conn in 1..=50 {
-        let Some(Value::Array(rows)) = d.latest(conn, 0) else {
-            panic!("conn {conn} saw nothing")
-        };
+        let Some(Value::Array(rows)) = d.latest(conn, 0) else { panic!("conn {conn} saw nothing") };
         assert_eq!(rows.len(), 1);
     }
     // A write elsewhere invalidates nothing here.
@@ -302,12 +255,7 @@ fn one_evaluation_serves_every_subscriber() {
         1,
         1,
         "cursors:move",
-        args([
-            ("room", "other".into()),
-            ("user", "u".into()),
-            ("x", 1.0.into()),
-            ("y", 2.0.into()),
-        ]),
+        args([("room", "other".into()), ("user", "u".into()), ("x", 1.0.into()), ("y", 2.0.into())]),
     );
     assert_eq!(d.core.evaluations(), 2);
     assert_eq!(d.transitions(2).len(), 2);
@@ -318,12 +266,7 @@ fn unchanged_results_are_not_resent() {
     let mut d = Driver::new(true);
     d.connect(1);
     d.subscribe(1, 0, 0, "presence:list", args([("room", "r".into())]));
-    d.mutate(
-        1,
-        0,
-        "presence:leave",
-        args([("room", "r".into()), ("user", "nobody".into())]),
-    );
+    d.mutate(1, 0, "presence:leave", args([("room", "r".into()), ("user", "nobody".into())]));
     // `leave` of an absent user writes nothing, so no query changed; the
     // transition still comes, empty.
     let t = d.transitions(1);
@@ -341,16 +284,8 @@ fn slow_consumer_gets_at_most_two_unsent_transitions() {
         core.handle(now, input, out);
         // Execute inline, never report delivery.
         loop {
-            let jobs: Vec<Job> = out
-                .iter()
-                .filter_map(|o| {
-                    if let Output::Execute(j) = o {
-                        Some(j.clone())
-                    } else {
-                        None
-                    }
-                })
-                .collect();
+            let jobs: Vec<Job> =
+                out.iter().filter_map(|o| if let Output::Execute(j) = o { Some(j.clone()) } else { None }).collect();
             out.retain(|o| !matches!(o, Output::Execute(_)));
             if jobs.is_empty() {
                 break;
@@ -361,84 +296,37 @@ fn slow_consumer_gets_at_most_two_unsent_transitions() {
         }
     };
     step(&mut core, Input::Open { conn: 1 }, &mut out);
-    step(
-        &mut core,
-        Input::Message {
-            conn: 1,
-            message: connect_message(1),
-        },
-        &mut out,
-    );
+    step(&mut core, Input::Message { conn: 1, message: connect_message(1) }, &mut out);
     step(&mut core, Input::Open { conn: 2 }, &mut out);
-    step(
-        &mut core,
-        Input::Message {
-            conn: 2,
-            message: connect_message(2),
-        },
-        &mut out,
-    );
+    step(&mut core, Input::Message { conn: 2, message: connect_message(2) }, &mut out);
     let sub = wire::parse_client_message(
         r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Add","queryId":0,"udfPath":"counters:get","args":[{"name":"c"}]}]}"#,
     )
     .unwrap();
-    step(
-        &mut core,
-        Input::Message {
-            conn: 1,
-            message: sub,
-        },
-        &mut out,
-    );
+    step(&mut core, Input::Message { conn: 1, message: sub }, &mut out);
     for i in 0..20 {
         let m = wire::parse_client_message(&format!(
             r#"{{"type":"Mutation","requestId":{i},"udfPath":"counters:increment","args":[{{"name":"c"}}]}}"#
         ))
         .unwrap();
-        step(
-            &mut core,
-            Input::Message {
-                conn: 2,
-                message: m,
-            },
-            &mut out,
-        );
+        step(&mut core, Input::Message { conn: 2, message: m }, &mut out);
     }
     let to_slow = |out: &[Output]| {
-        out.iter()
-            .filter(|o| {
-                matches!(
-                    o,
-                    Output::Send {
-                        conn: 1,
-                        frame: Frame::Transition(..)
-                    }
-                )
-            })
-            .count()
+        out.iter().filter(|o| matches!(o, Output::Send { conn: 1, frame: Frame::Transition(..) })).count()
     };
-    assert_eq!(
-        to_slow(&out),
-        2,
-        "the slow session got more than two unsent transitions"
-    );
+    assert_eq!(to_slow(&out), 2, "the slow session got more than two unsent transitions");
     // Once it drains, it gets one coalesced transition with the latest value.
     out.clear();
     step(&mut core, Input::Delivered { conn: 1 }, &mut out);
     let latest: Vec<&Transition> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Send {
-                conn: 1,
-                frame: Frame::Transition(t, _),
-            } => Some(t),
+            Output::Send { conn: 1, frame: Frame::Transition(t, _) } => Some(t),
             _ => None,
         })
         .collect();
     assert_eq!(latest.len(), 1);
-    let Modification::Updated { value, .. } = &latest[0].modifications[0] else {
-        panic!()
-    };
+    let Modification::Updated { value, .. } = &latest[0].modifications[0] else { panic!() };
     assert_eq!(json::decode_str(value).unwrap(), Value::Int64(20));
 }
 
@@ -454,10 +342,7 @@ fn replay_under_the_same_session_applies_once() {
     d.mutate(2, 7, "counters:increment", args([("name", "c".into())]));
     let first = d.responses(1);
     let replay = d.responses(2);
-    assert_eq!(
-        first[0].1, replay[0].1,
-        "the replay must return the original result and ts"
-    );
+    assert_eq!(first[0].1, replay[0].1, "the replay must return the original result and ts");
     assert_eq!(d.core.stats().replays, 1);
     d.mutate(2, 8, "counters:get_nope", args([]));
     d.mutate(2, 9, "counters:increment", args([("name", "c".into())]));
@@ -497,10 +382,7 @@ fn conflicting_executions_retry_at_a_newer_snapshot() {
     d.report(0);
     assert_eq!(d.core.stats().conflicts, 1);
     d.drain();
-    let mut values: Vec<Value> = [1, 2]
-        .iter()
-        .map(|&c| d.responses(c)[0].1.as_ref().unwrap().0.clone())
-        .collect();
+    let mut values: Vec<Value> = [1, 2].iter().map(|&c| d.responses(c)[0].1.as_ref().unwrap().0.clone()).collect();
     values.sort();
     assert_eq!(values, vec![Value::Int64(1), Value::Int64(2)]);
 }
@@ -514,12 +396,7 @@ fn rate_limit_accepts_twenty_a_second() {
             1,
             i,
             "cursors:move",
-            args([
-                ("room", "r".into()),
-                ("user", "u".into()),
-                ("x", 1.0.into()),
-                ("y", 1.0.into()),
-            ]),
+            args([("room", "r".into()), ("user", "u".into()), ("x", 1.0.into()), ("y", 1.0.into())]),
         );
     }
     let responses = d.responses(1);
@@ -536,29 +413,13 @@ fn presence_rows_expire_by_ttl() {
     let mut d = Driver::new(true);
     d.connect(1);
     d.subscribe(1, 0, 0, "presence:list", args([("room", "r".into())]));
-    d.mutate(
-        1,
-        0,
-        "presence:heartbeat",
-        args([
-            ("room", "r".into()),
-            ("user", "u".into()),
-            ("name", "U".into()),
-        ]),
-    );
-    let Some(Value::Array(rows)) = d.latest(1, 0) else {
-        panic!()
-    };
+    d.mutate(1, 0, "presence:heartbeat", args([("room", "r".into()), ("user", "u".into()), ("name", "U".into())]));
+    let Some(Value::Array(rows)) = d.latest(1, 0) else { panic!() };
     assert_eq!(rows.len(), 1);
     d.now += 11_000_000_000;
     d.input(Input::Tick);
-    let Some(Value::Array(rows)) = d.latest(1, 0) else {
-        panic!()
-    };
-    assert!(
-        rows.is_empty(),
-        "the sweep should have removed the row: {rows:?}"
-    );
+    let Some(Value::Array(rows)) = d.latest(1, 0) else { panic!() };
+    assert!(rows.is_empty(), "the sweep should have removed the row: {rows:?}");
 }
 
 #[test]
@@ -575,10 +436,7 @@ fn protocol_violations_are_fatal_to_that_session_only() {
     let cases = [
         ("not json", "WSMessageInvalidJson"),
         (r#"{"type":"Nope"}"#, "WSMessageInvalid"),
-        (
-            r#"{"type":"ModifyQuerySet","baseVersion":3,"newVersion":4,"modifications":[]}"#,
-            "BaseVersionMismatch",
-        ),
+        (r#"{"type":"ModifyQuerySet","baseVersion":3,"newVersion":4,"modifications":[]}"#, "BaseVersionMismatch"),
         (
             r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Remove","queryId":9}]}"#,
             "UnknownQueryId",
@@ -593,17 +451,10 @@ fn protocol_violations_are_fatal_to_that_session_only() {
         d.connect(1);
         d.connect(2);
         d.send_text(1, text);
-        assert_eq!(
-            d.closed.get(&1).map(|(_, r)| r.as_str()),
-            Some(*code),
-            "case {i}: {text}"
-        );
+        assert_eq!(d.closed.get(&1).map(|(_, r)| r.as_str()), Some(*code), "case {i}: {text}");
         assert!(matches!(d.frames[&1].last(), Some(Frame::Fatal(m)) if m.starts_with(code)));
         d.mutate(2, 0, "counters:increment", args([("name", "c".into())]));
-        assert!(
-            d.responses(2)[0].1.is_ok(),
-            "case {i}: the other session must keep being served"
-        );
+        assert!(d.responses(2)[0].1.is_ok(), "case {i}: the other session must keep being served");
     }
 }
 
@@ -612,14 +463,8 @@ fn bad_calls_fail_the_call_and_keep_the_session() {
     let mut d = Driver::new(true);
     d.connect(1);
     let cases = [
-        (
-            r#"{"type":"Mutation","requestId":0,"udfPath":"nope:nope","args":[{}]}"#,
-            None,
-        ),
-        (
-            r#"{"type":"Mutation","requestId":1,"udfPath":"counters:get","args":[{"name":"c"}]}"#,
-            None,
-        ),
+        (r#"{"type":"Mutation","requestId":0,"udfPath":"nope:nope","args":[{}]}"#, None),
+        (r#"{"type":"Mutation","requestId":1,"udfPath":"counters:get","args":[{"name":"c"}]}"#, None),
         (
             r#"{"type":"Mutation","requestId":2,"udfPath":"counters:increment","args":{"name":"c"}}"#,
             Some("InvalidArguments"),
@@ -651,23 +496,14 @@ fn bad_calls_fail_the_call_and_keep_the_session() {
     let responses = d.responses(1);
     assert_eq!(responses.len(), cases.len());
     for ((text, code), (_, outcome)) in cases.iter().zip(&responses) {
-        let Err(failure) = outcome else {
-            panic!("{text} should fail")
-        };
-        let got = failure
-            .data
-            .as_ref()
-            .and_then(|d| d.as_object())
-            .map(|o| o["code"].clone());
+        let Err(failure) = outcome else { panic!("{text} should fail") };
+        let got = failure.data.as_ref().and_then(|d| d.as_object()).map(|o| o["code"].clone());
         assert_eq!(got, code.map(Value::from), "{text}: {failure:?}");
     }
     assert!(d.closed.is_empty());
     d.subscribe(1, 0, 0, "nope:nope", args([]));
     let t = d.transitions(1);
-    assert!(matches!(
-        t.last().unwrap().modifications[0],
-        Modification::Failed { .. }
-    ));
+    assert!(matches!(t.last().unwrap().modifications[0], Modification::Failed { .. }));
     d.mutate(1, 8, "counters:increment", args([("name", "c".into())]));
     assert!(d.responses(1)[8].1.is_ok());
 }
@@ -677,19 +513,9 @@ fn oversize_arguments_and_documents_are_user_errors() {
     let mut d = Driver::new(true);
     d.connect(1);
     let big = "x".repeat(wire::MAX_ARGS_BYTES + 1);
-    d.mutate(
-        1,
-        0,
-        "documents:create",
-        args([("title", "t".into()), ("content", big.into())]),
-    );
+    d.mutate(1, 0, "documents:create", args([("title", "t".into()), ("content", big.into())]));
     let doc = "x".repeat(crate::txn::MAX_DOCUMENT_BYTES + 1);
-    d.mutate(
-        1,
-        1,
-        "documents:create",
-        args([("title", "t".into()), ("content", doc.into())]),
-    );
+    d.mutate(1, 1, "documents:create", args([("title", "t".into()), ("content", doc.into())]));
     for (_, outcome) in d.responses(1) {
         let code = outcome.unwrap_err().data.unwrap().as_object().unwrap()["code"].clone();
         assert_eq!(code, Value::from("TooLarge"));
@@ -707,9 +533,7 @@ fn max_observed_timestamp_moves_the_clock_or_is_refused() {
             session_id: WireSessionId::new(uuid_from(1)),
             connection_count: 1,
             last_close_reason: "x".into(),
-            max_observed_timestamp: Some(
-                convex_sync_types::Timestamp::try_from(behind_wall_clock).unwrap(),
-            ),
+            max_observed_timestamp: Some(convex_sync_types::Timestamp::try_from(behind_wall_clock).unwrap()),
             client_ts: None,
         },
     );
@@ -723,16 +547,11 @@ fn max_observed_timestamp_moves_the_clock_or_is_refused() {
             session_id: WireSessionId::new(uuid_from(2)),
             connection_count: 1,
             last_close_reason: "x".into(),
-            max_observed_timestamp: Some(
-                convex_sync_types::Timestamp::try_from(d.now + 3_600_000_000_000).unwrap(),
-            ),
+            max_observed_timestamp: Some(convex_sync_types::Timestamp::try_from(d.now + 3_600_000_000_000).unwrap()),
             client_ts: None,
         },
     );
-    assert_eq!(
-        d.closed.get(&2).map(|(_, r)| r.as_str()),
-        Some("MaxObservedTimestampAhead")
-    );
+    assert_eq!(d.closed.get(&2).map(|(_, r)| r.as_str()), Some("MaxObservedTimestampAhead"));
 }
 
 #[test]
@@ -742,17 +561,11 @@ fn identity_changes_bump_the_version_and_rerun_queries() {
     d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
     // header {"alg":"none"}, payload {"sub":"alice"}
     let jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
-    d.send_text(
-        1,
-        &format!(r#"{{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"{jwt}"}}"#),
-    );
+    d.send_text(1, &format!(r#"{{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"{jwt}"}}"#));
     let t = d.transitions(1);
     assert_eq!(t.last().unwrap().end.identity, 1);
     assert_eq!(d.core.sessions[&1].user.as_deref(), Some("alice"));
-    d.send_text(
-        1,
-        r#"{"type":"Authenticate","baseVersion":1,"tokenType":"User","value":"garbage"}"#,
-    );
+    d.send_text(1, r#"{"type":"Authenticate","baseVersion":1,"tokenType":"User","value":"garbage"}"#);
     assert!(matches!(d.frames[&1].last(), Some(Frame::AuthError { .. })));
     assert!(d.closed.contains_key(&1));
 }
@@ -761,13 +574,8 @@ fn identity_changes_bump_the_version_and_rerun_queries() {
 fn actions_fail_clearly() {
     let mut d = Driver::new(true);
     d.connect(1);
-    d.send_text(
-        1,
-        r#"{"type":"Action","requestId":0,"udfPath":"messages:send","args":[{}]}"#,
-    );
-    assert!(
-        matches!(d.frames[&1].last(), Some(Frame::ActionFailed { message, .. }) if message.contains("no actions"))
-    );
+    d.send_text(1, r#"{"type":"Action","requestId":0,"udfPath":"messages:send","args":[{}]}"#);
+    assert!(matches!(d.frames[&1].last(), Some(Frame::ActionFailed { message, .. }) if message.contains("no actions")));
 }
 
 // ---- property tests ----
@@ -784,10 +592,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         prop::sample::select(vec!["a", "b"]).prop_map(Op::Increment),
         (0u8..3, 0u8..3, 0i64..60).prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
-        (0usize..2, 1u8..3).prop_map(|(doc, v)| Op::Update {
-            doc,
-            expected: f64::from(v)
-        }),
+        (0usize..2, 1u8..3).prop_map(|(doc, v)| Op::Update { doc, expected: f64::from(v) }),
     ]
 }
 
@@ -821,29 +626,12 @@ fn setup(d: &mut Driver) -> Vec<String> {
         100,
         0,
         "accounts:open",
-        args([
-            ("bank", "b".into()),
-            ("accounts", 3.0.into()),
-            ("balance", Value::Int64(50)),
-        ]),
+        args([("bank", "b".into()), ("accounts", 3.0.into()), ("balance", Value::Int64(50))]),
     );
-    d.mutate(
-        100,
-        1,
-        "documents:create",
-        args([("title", "t".into()), ("content", "".into())]),
-    );
-    d.mutate(
-        100,
-        2,
-        "documents:create",
-        args([("title", "t".into()), ("content", "".into())]),
-    );
+    d.mutate(100, 1, "documents:create", args([("title", "t".into()), ("content", "".into())]));
+    d.mutate(100, 2, "documents:create", args([("title", "t".into()), ("content", "".into())]));
     d.drain();
-    d.responses(100)[1..]
-        .iter()
-        .map(|(_, r)| r.as_ref().unwrap().0.as_str().unwrap().to_owned())
-        .collect()
+    d.responses(100)[1..].iter().map(|(_, r)| r.as_ref().unwrap().0.as_str().unwrap().to_owned()).collect()
 }
 
 /// What a serial run of `calls` returns, one at a time, inline.
@@ -854,10 +642,7 @@ fn serial_results(calls: &[(&'static str, Value)]) -> Vec<Result<Value, Failure>
     for (i, (path, a)) in calls.iter().enumerate() {
         d.mutate(1, i as u32, path, a.clone());
     }
-    d.responses(1)
-        .into_iter()
-        .map(|(_, r)| r.map(|(v, _)| v))
-        .collect()
+    d.responses(1).into_iter().map(|(_, r)| r.map(|(v, _)| v)).collect()
 }
 
 proptest! {
@@ -940,7 +725,9 @@ fn check_serializable(config: Config, ops: &[(u64, Op)], schedule: &[usize]) -> 
     let serial = serial_results(&serial_calls);
     for ((ts, call, value), expected) in committed.iter().zip(&serial) {
         if Ok(value.clone()) != *expected {
-            return Err(format!("{call:?} committed at ts {ts} returned {value}, the serial run returned {expected:?}"));
+            return Err(format!(
+                "{call:?} committed at ts {ts} returned {value}, the serial run returned {expected:?}"
+            ));
         }
     }
     let mut s = Driver::new(true);
@@ -957,11 +744,7 @@ fn check_serializable(config: Config, ops: &[(u64, Op)], schedule: &[usize]) -> 
             .collect()
     };
     if state(&d.core) != state(&s.core) {
-        return Err(format!(
-            "final state {:?} differs from the serial run's {:?}",
-            state(&d.core),
-            state(&s.core)
-        ));
+        return Err(format!("final state {:?} differs from the serial run's {:?}", state(&d.core), state(&s.core)));
     }
     Ok(())
 }
@@ -971,10 +754,7 @@ fn skipping_occ_validation_is_caught_as_a_lost_update() {
     // Two increments execute at one snapshot, then both commit.
     let ops = [(0, Op::Increment("a")), (1, Op::Increment("a"))];
     let schedule = [0, 0, 0, 0];
-    assert_eq!(
-        check_serializable(Config::standard(), &ops, &schedule),
-        Ok(())
-    );
+    assert_eq!(check_serializable(Config::standard(), &ops, &schedule), Ok(()));
     let mut faulty = Config::standard();
     faulty.faults.insert(Fault::SkipOccValidation);
     let violation = check_serializable(faulty, &ops, &schedule).unwrap_err();

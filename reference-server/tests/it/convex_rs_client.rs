@@ -45,7 +45,8 @@ impl TestServer {
 
     /// Sends one test-hook command and checks the server accepted it.
     async fn control(&self, command: &str) {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/_syncspec/control", self.addr)).await.unwrap();
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/_syncspec/control", self.addr)).await.unwrap();
         ws.send(Message::text(format!(r#"{{"type":"{command}"}}"#))).await.unwrap();
         let reply = ws.next().await.unwrap().unwrap();
         assert!(reply.to_text().unwrap().contains(r#""ok":true"#), "control {command}: {reply}");
@@ -109,7 +110,10 @@ async fn a_resolved_mutation_is_visible_in_the_callers_subscription() {
     let mut sub = client.subscribe("messages:list", args([("channel", channel.as_str().into())])).await.unwrap();
     assert_eq!(bodies(&value(within("first result", sub.next()).await.unwrap())), Vec::<String>::new());
     let sent = client
-        .mutation("messages:send", args([("channel", channel.as_str().into()), ("author", "me".into()), ("body", "hello".into())]))
+        .mutation(
+            "messages:send",
+            args([("channel", channel.as_str().into()), ("author", "me".into()), ("body", "hello".into())]),
+        )
         .await
         .unwrap();
     assert!(matches!(value(sent), Value::String(_)));
@@ -129,7 +133,10 @@ async fn a_subscriber_sees_another_clients_write() {
     let mut sub = reader.subscribe("messages:list", args([("channel", channel.as_str().into())])).await.unwrap();
     within("first result", sub.next()).await;
     writer
-        .mutation("messages:send", args([("channel", channel.as_str().into()), ("author", "w".into()), ("body", "from afar".into())]))
+        .mutation(
+            "messages:send",
+            args([("channel", channel.as_str().into()), ("author", "w".into()), ("body", "from afar".into())]),
+        )
         .await
         .unwrap();
     within("the other client's write", async {
@@ -153,7 +160,9 @@ async fn concurrent_increments_lose_nothing() {
         for _ in 0..40 {
             let (mut client, name) = (client.clone(), name.clone());
             tasks.push(tokio::spawn(async move {
-                match value(client.mutation("counters:increment", args([("name", name.as_str().into())])).await.unwrap()) {
+                match value(
+                    client.mutation("counters:increment", args([("name", name.as_str().into())])).await.unwrap(),
+                ) {
                     Value::Int64(n) => n,
                     other => panic!("expected an int64, got {other:?}"),
                 }
@@ -233,7 +242,12 @@ async fn cursor_moves_are_limited_to_twenty_a_second() {
                 client
                     .mutation(
                         "cursors:move",
-                        args([("room", room.as_str().into()), ("user", user.as_str().into()), ("x", f64::from(i).into()), ("y", 0.0.into())]),
+                        args([
+                            ("room", room.as_str().into()),
+                            ("user", user.as_str().into()),
+                            ("x", f64::from(i).into()),
+                            ("y", 0.0.into()),
+                        ]),
                     )
                     .await
                     .unwrap()
@@ -259,7 +273,10 @@ async fn bank_totals_hold_in_every_pushed_result() {
     let bank = fresh("bank");
     let mut opener = server.client().await;
     let opened = opener
-        .mutation("accounts:open", args([("bank", bank.as_str().into()), ("accounts", 5.0.into()), ("balance", Value::Int64(100))]))
+        .mutation(
+            "accounts:open",
+            args([("bank", bank.as_str().into()), ("accounts", 5.0.into()), ("balance", Value::Int64(100))]),
+        )
         .await
         .unwrap();
     assert!(matches!(opened, FunctionResult::Value(_)), "{opened:?}");
@@ -319,7 +336,15 @@ async fn bank_totals_hold_in_every_pushed_result() {
     // A last write through the watcher's own client: once it resolves, the
     // watcher has been pushed every transfer before it.
     watcher
-        .mutation("accounts:transfer", args([("bank", bank.as_str().into()), ("from", 0.0.into()), ("to", 0.0.into()), ("amount", Value::Int64(0))]))
+        .mutation(
+            "accounts:transfer",
+            args([
+                ("bank", bank.as_str().into()),
+                ("from", 0.0.into()),
+                ("to", 0.0.into()),
+                ("amount", Value::Int64(0)),
+            ]),
+        )
         .await
         .unwrap();
     stop.send(()).unwrap();
@@ -336,7 +361,9 @@ async fn a_dropped_socket_loses_no_mutation_and_applies_it_once() {
     let mut sub = client.subscribe("counters:get", args([("name", name.as_str().into())])).await.unwrap();
     within("first result", sub.next()).await;
     server.control("DropOnNextMutation").await;
-    let result = within("the re-sent mutation", client.mutation("counters:increment", args([("name", name.as_str().into())]))).await;
+    let result =
+        within("the re-sent mutation", client.mutation("counters:increment", args([("name", name.as_str().into())])))
+            .await;
     match result {
         Ok(result) => assert!(matches!(value(result), Value::Int64(1))),
         // When the socket fails while the client is still sending, the

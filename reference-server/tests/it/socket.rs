@@ -64,7 +64,9 @@ async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
 }
 
 async fn increment(ws: &mut Ws, request_id: u32, name: &str) -> String {
-    let m = format!(r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"counters:increment","args":[{{"name":"{name}"}}]}}"#);
+    let m = format!(
+        r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"counters:increment","args":[{{"name":"{name}"}}]}}"#
+    );
     ws.send(Message::text(m)).await.unwrap();
     until(ws, &format!(r#""requestId":{request_id}"#)).await
 }
@@ -106,7 +108,10 @@ async fn bad_frames_get_a_fatal_error_and_a_close_and_harm_no_one_else() {
     let cases: [(Message, &str); 3] = [
         (Message::text("{not json"), "WSMessageInvalidJson"),
         (Message::Binary(vec![1, 2, 3].into()), "WSMessageInvalid"),
-        (Message::text(r#"{"type":"ModifyQuerySet","baseVersion":5,"newVersion":6,"modifications":[]}"#), "BaseVersionMismatch"),
+        (
+            Message::text(r#"{"type":"ModifyQuerySet","baseVersion":5,"newVersion":6,"modifications":[]}"#),
+            "BaseVersionMismatch",
+        ),
     ];
     for (i, (frame, code)) in cases.into_iter().enumerate() {
         let mut ws = open(&addr, "/api/sync", i as u32 + 1).await;
@@ -123,10 +128,16 @@ async fn oversize_arguments_fail_the_call_and_oversize_frames_close() {
     let (addr, _stop) = start().await;
     let mut ws = open(&addr, "/api/sync", 1).await;
     let big = "x".repeat(16 * 1024 * 1024 + 1);
-    let m = format!(r#"{{"type":"Mutation","requestId":0,"udfPath":"messages:send","args":[{{"channel":"c","author":"a","body":"{big}"}}]}}"#);
+    let m = format!(
+        r#"{{"type":"Mutation","requestId":0,"udfPath":"messages:send","args":[{{"channel":"c","author":"a","body":"{big}"}}]}}"#
+    );
     ws.send(Message::text(m)).await.unwrap();
     let response = until(&mut ws, r#""requestId":0"#).await;
-    assert!(response.contains(r#""success":false"#) && response.contains("TooLarge"), "{}", &response[..200.min(response.len())]);
+    assert!(
+        response.contains(r#""success":false"#) && response.contains("TooLarge"),
+        "{}",
+        &response[..200.min(response.len())]
+    );
     assert!(increment(&mut ws, 1, "after-big").await.contains(r#""success":true"#));
     let huge = "x".repeat(server::MAX_FRAME_BYTES + 1);
     let _ = ws.send(Message::text(huge)).await;
@@ -150,7 +161,9 @@ async fn a_client_that_stops_reading_does_not_hold_up_others() {
     // Each write changes a ~400 KB result for the stalled client: far more
     // than its socket buffers hold.
     for i in 0..200u32 {
-        let m = format!(r#"{{"type":"Mutation","requestId":{i},"udfPath":"messages:send","args":[{{"channel":"flood","author":"w","body":"m{i:03}{filler}"}}]}}"#);
+        let m = format!(
+            r#"{{"type":"Mutation","requestId":{i},"udfPath":"messages:send","args":[{{"channel":"flood","author":"w","body":"m{i:03}{filler}"}}]}}"#
+        );
         writer.send(Message::text(m)).await.unwrap();
         let response = until(&mut writer, &format!(r#""requestId":{i}"#)).await;
         assert!(response.contains(r#""success":true"#));

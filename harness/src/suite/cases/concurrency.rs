@@ -13,12 +13,42 @@ use crate::suite::{connect_many, obj, quiesce, wait_view, Case, CaseResult, Ctx,
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("5.1", "20 clients x 50 increments on one counter", "no lost update: OCC serializes read-modify-write", hot_counter),
-        case!("5.2", "a bank of 10 accounts under 20 transferring clients for 10 s", "every pushed total equals the opening total; transfers serialize", bank),
-        case!("5.3", "concurrent documents:update races on one version", "exactly one update wins each version; the rest conflict", document_race),
-        case!("5.4", "notifications sent while being marked read", "count == items.length in every pushed result", notifications),
-        case!("5.5", "increments on many counters from many clients", "every client's view is one snapshot of all its counters", many_counters),
-        case!("5.6", "a bank of 4 accounts under 5 transferring clients for 2 s", "a transfer's debit and credit are seen together or not at all", small_bank),
+        case!(
+            "5.1",
+            "20 clients x 50 increments on one counter",
+            "no lost update: OCC serializes read-modify-write",
+            hot_counter
+        ),
+        case!(
+            "5.2",
+            "a bank of 10 accounts under 20 transferring clients for 10 s",
+            "every pushed total equals the opening total; transfers serialize",
+            bank
+        ),
+        case!(
+            "5.3",
+            "concurrent documents:update races on one version",
+            "exactly one update wins each version; the rest conflict",
+            document_race
+        ),
+        case!(
+            "5.4",
+            "notifications sent while being marked read",
+            "count == items.length in every pushed result",
+            notifications
+        ),
+        case!(
+            "5.5",
+            "increments on many counters from many clients",
+            "every client's view is one snapshot of all its counters",
+            many_counters
+        ),
+        case!(
+            "5.6",
+            "a bank of 4 accounts under 5 transferring clients for 2 s",
+            "a transfer's debit and credit are seen together or not at all",
+            small_bank
+        ),
     ]
 }
 
@@ -34,7 +64,10 @@ async fn hot_counter(ctx: Ctx) -> CaseResult {
             tokio::spawn(async move {
                 let mut failures = 0;
                 for _ in 0..50 {
-                    if !matches!(client.mutation("counters:increment", obj([("name", name.as_str().into())])).await, Ok(MutationOutcome::Ok { .. })) {
+                    if !matches!(
+                        client.mutation("counters:increment", obj([("name", name.as_str().into())])).await,
+                        Ok(MutationOutcome::Ok { .. })
+                    ) {
                         failures += 1;
                     }
                 }
@@ -47,7 +80,10 @@ async fn hot_counter(ctx: Ctx) -> CaseResult {
         failures += t.await.unwrap_or(50);
     }
     judge.expect(failures == 0, || format!("{failures} of 1000 increments did not succeed"));
-    wait_view(&mut judge, &clients[0], "the count of 1000", |v| v.results.get(&watcher) == Some(&QueryResult::Value(Value::Int64(1000)))).await;
+    wait_view(&mut judge, &clients[0], "the count of 1000", |v| {
+        v.results.get(&watcher) == Some(&QueryResult::Value(Value::Int64(1000)))
+    })
+    .await;
     quiesce().await;
     let h = ctx.history();
     judge.verdict(invariants::no_lost_increment(&h));
@@ -71,11 +107,20 @@ async fn bank_run(ctx: Ctx, accounts: u64, transferring: usize, watching: usize,
     let Some(clients) = connect_many(&ctx, &mut judge, transferring + watching).await else { return judge.finish() };
     let bank = ctx.fresh("bank");
     let opened = clients[0]
-        .mutation("accounts:open", obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(accounts as f64)), ("balance", Value::Int64(1000))]))
+        .mutation(
+            "accounts:open",
+            obj([
+                ("bank", bank.as_str().into()),
+                ("accounts", Value::Float64(accounts as f64)),
+                ("balance", Value::Int64(1000)),
+            ]),
+        )
         .await;
     judge.expect(matches!(opened, Ok(MutationOutcome::Ok { .. })), || format!("accounts:open failed: {opened:?}"));
-    let watchers: Vec<_> =
-        clients[transferring..].iter().map(|c| c.subscribe("accounts:balances", obj([("bank", bank.as_str().into())]))).collect();
+    let watchers: Vec<_> = clients[transferring..]
+        .iter()
+        .map(|c| c.subscribe("accounts:balances", obj([("bank", bank.as_str().into())])))
+        .collect();
     let until = Instant::now() + length;
     let tasks: Vec<_> = clients[..transferring]
         .iter()
@@ -124,7 +169,8 @@ async fn bank_run(ctx: Ctx, accounts: u64, transferring: usize, watching: usize,
 async fn document_race(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(clients) = connect_many(&ctx, &mut judge, 5).await else { return judge.finish() };
-    let created = clients[0].mutation("documents:create", obj([("title", "race".into()), ("content", "".into())])).await;
+    let created =
+        clients[0].mutation("documents:create", obj([("title", "race".into()), ("content", "".into())])).await;
     let Some(id) = created.ok().and_then(|o| o.value().cloned()) else {
         judge.fail("documents:create failed");
         return judge.finish();
@@ -135,13 +181,23 @@ async fn document_race(ctx: Ctx) -> CaseResult {
             .enumerate()
             .map(|(i, c)| {
                 let content = format!("v{version} by {i}");
-                c.mutation("documents:update", obj([("id", id.clone()), ("content", content.into()), ("expectedVersion", Value::Float64(f64::from(version)))]))
+                c.mutation(
+                    "documents:update",
+                    obj([
+                        ("id", id.clone()),
+                        ("content", content.into()),
+                        ("expectedVersion", Value::Float64(f64::from(version))),
+                    ]),
+                )
             })
             .collect();
         let results = futures_util::future::join_all(calls).await;
         let winners = results.iter().filter(|r| matches!(r, Ok(MutationOutcome::Ok { .. }))).count();
-        let conflicts = results.iter().filter(|r| r.as_ref().ok().and_then(|o| o.error_code()) == Some("VersionConflict")).count();
-        judge.expect(winners == 1 && conflicts == 4, || format!("version {version}: {winners} updates won and {conflicts} conflicted; expected 1 and 4"));
+        let conflicts =
+            results.iter().filter(|r| r.as_ref().ok().and_then(|o| o.error_code()) == Some("VersionConflict")).count();
+        judge.expect(winners == 1 && conflicts == 4, || {
+            format!("version {version}: {winners} updates won and {conflicts} conflicted; expected 1 and 4")
+        });
     }
     quiesce().await;
     judge.verdict(replay::serializable(&ctx.history()));
@@ -159,7 +215,12 @@ async fn notifications(ctx: Ctx) -> CaseResult {
             let (c, user) = (c.clone(), user.clone());
             tokio::spawn(async move {
                 for i in 0..40 {
-                    let _ = c.mutation("notifications:send", obj([("user", user.as_str().into()), ("title", format!("n{i}").into())])).await;
+                    let _ = c
+                        .mutation(
+                            "notifications:send",
+                            obj([("user", user.as_str().into()), ("title", format!("n{i}").into())]),
+                        )
+                        .await;
                 }
             })
         })
@@ -194,7 +255,8 @@ async fn many_counters(ctx: Ctx) -> CaseResult {
             let (c, names) = (c.clone(), names.clone());
             tokio::spawn(async move {
                 for i in 0..25 {
-                    let _ = c.mutation("counters:increment", obj([("name", names[i % names.len()].as_str().into())])).await;
+                    let _ =
+                        c.mutation("counters:increment", obj([("name", names[i % names.len()].as_str().into())])).await;
                 }
             })
         })

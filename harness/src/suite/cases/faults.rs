@@ -18,12 +18,42 @@ use crate::suite::{connect, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judg
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("8.1", "a socket dropped mid-mutation: the replay applies once", "exactly-once: a mutation re-sent under its session and request id applies once", drop_mid_mutation),
-        case!("8.2", "a stalled reader catches up", "after a stall the client converges through a gap-free chain", stalled_reader),
-        case!("8.3", "a slow consumer gets coalesced transitions", "a slow client gets fewer, newer transitions, not a queue of every state", slow_consumer),
-        case!("8.4", "the close after a protocol violation", "a FatalError precedes the close; the close code is reported", close_code),
-        case!("8.5", "a reconnect storm: 20 clients at once", "every client reconnects, resubscribes and converges; ts never goes back", reconnect_storm),
-        case!("8.6", "a frame cut in half mid-mutation", "a cut connection loses no mutation and applies none twice", cut_mid_frame),
+        case!(
+            "8.1",
+            "a socket dropped mid-mutation: the replay applies once",
+            "exactly-once: a mutation re-sent under its session and request id applies once",
+            drop_mid_mutation
+        ),
+        case!(
+            "8.2",
+            "a stalled reader catches up",
+            "after a stall the client converges through a gap-free chain",
+            stalled_reader
+        ),
+        case!(
+            "8.3",
+            "a slow consumer gets coalesced transitions",
+            "a slow client gets fewer, newer transitions, not a queue of every state",
+            slow_consumer
+        ),
+        case!(
+            "8.4",
+            "the close after a protocol violation",
+            "a FatalError precedes the close; the close code is reported",
+            close_code
+        ),
+        case!(
+            "8.5",
+            "a reconnect storm: 20 clients at once",
+            "every client reconnects, resubscribes and converges; ts never goes back",
+            reconnect_storm
+        ),
+        case!(
+            "8.6",
+            "a frame cut in half mid-mutation",
+            "a cut connection loses no mutation and applies none twice",
+            cut_mid_frame
+        ),
         case!("8.7", "a slow link reorders nothing", "delay changes timing, never order or content", slow_link),
     ]
 }
@@ -88,7 +118,9 @@ async fn drop_mid_mutation(ctx: Ctx) -> CaseResult {
     quiesce().await;
     let h = ctx.history();
     let replayed = h.events.iter().any(|e| matches!(e.kind, EventKind::Invoke { replay: true, .. }));
-    judge.expect(replayed, || "the client never re-sent the mutation (the drop came too late to test a replay)".to_owned());
+    judge.expect(replayed, || {
+        "the client never re-sent the mutation (the drop came too late to test a replay)".to_owned()
+    });
     // The original response never arrived, so there is no second answer
     // to compare; the effect is judged by value instead.
     judge.verdict(invariants::no_lost_increment(&h));
@@ -110,7 +142,10 @@ async fn stalled_reader(ctx: Ctx) -> CaseResult {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.stall(Direction::ServerToClient, false);
-    wait_view(&mut judge, &reader, "the count of 50", |v| v.results.get(&q) == Some(&QueryResult::Value(Value::Int64(50)))).await;
+    wait_view(&mut judge, &reader, "the count of 50", |v| {
+        v.results.get(&q) == Some(&QueryResult::Value(Value::Int64(50)))
+    })
+    .await;
     quiesce().await;
     let h = ctx.history();
     judge.verdict(order::version_chain(&h));
@@ -135,12 +170,22 @@ async fn slow_consumer(ctx: Ctx) -> CaseResult {
     let filler = "y".repeat(3990);
     for i in 0..100 {
         let body = format!("m{i:03}{filler}");
-        let _ = writer.mutation("messages:send", obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", body.into())])).await;
+        let _ = writer
+            .mutation(
+                "messages:send",
+                obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", body.into())]),
+            )
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.stall(Direction::ServerToClient, false);
     let last = |v: &syncspec_protocol::client::View| match v.results.get(&q) {
-        Some(QueryResult::Value(Value::Array(rows))) => rows.last().and_then(|r| r.as_object()).and_then(|o| o.get("body")).and_then(Value::as_str).is_some_and(|b| b.starts_with("m099")),
+        Some(QueryResult::Value(Value::Array(rows))) => rows
+            .last()
+            .and_then(|r| r.as_object())
+            .and_then(|o| o.get("body"))
+            .and_then(Value::as_str)
+            .is_some_and(|b| b.starts_with("m099")),
         _ => false,
     };
     if let Some(view) = wait_view(&mut judge, &reader, "the hundredth message", last).await {
@@ -192,7 +237,12 @@ async fn reconnect_storm(ctx: Ctx) -> CaseResult {
         let _ = writer.mutation("counters:increment", obj([("name", name.as_str().into())])).await;
     }
     for (c, q) in &clients {
-        if wait_view(&mut judge, c, "the count of 10 after reconnecting", |v| v.results.get(q) == Some(&QueryResult::Value(Value::Int64(10)))).await.is_none() {
+        if wait_view(&mut judge, c, "the count of 10 after reconnecting", |v| {
+            v.results.get(q) == Some(&QueryResult::Value(Value::Int64(10)))
+        })
+        .await
+        .is_none()
+        {
             break;
         }
     }
@@ -212,11 +262,17 @@ async fn cut_mid_frame(ctx: Ctx) -> CaseResult {
     wait_view(&mut judge, &client, "the initial count", |v| v.results.contains_key(&q)).await;
     // The next server frame (the mutation's response) is cut after 20 bytes.
     proxy.cut_after(Direction::ServerToClient, 20);
-    let r = tokio::time::timeout(PATIENCE, client.mutation("counters:increment", obj([("name", name.as_str().into())]))).await;
-    judge.expect(matches!(r, Ok(Ok(MutationOutcome::Ok { value: Value::Int64(1), .. }))), || format!("the increment should resolve with 1 after the reconnect: {r:?}"));
+    let r =
+        tokio::time::timeout(PATIENCE, client.mutation("counters:increment", obj([("name", name.as_str().into())])))
+            .await;
+    judge.expect(matches!(r, Ok(Ok(MutationOutcome::Ok { value: Value::Int64(1), .. }))), || {
+        format!("the increment should resolve with 1 after the reconnect: {r:?}")
+    });
     let Some(check) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let next = check.mutation("counters:increment", obj([("name", name.as_str().into())])).await;
-    judge.expect(matches!(next, Ok(MutationOutcome::Ok { value: Value::Int64(2), .. })), || format!("applied more or less than once: next gives {next:?}"));
+    judge.expect(matches!(next, Ok(MutationOutcome::Ok { value: Value::Int64(2), .. })), || {
+        format!("applied more or less than once: next gives {next:?}")
+    });
     judge.verdict(invariants::no_lost_increment(&ctx.history()));
     judge.finish()
 }
@@ -229,9 +285,20 @@ async fn slow_link(ctx: Ctx) -> CaseResult {
     let channel = ctx.fresh("slow");
     let q = client.subscribe("messages:list", obj([("channel", channel.as_str().into())]));
     for i in 0..10 {
-        let _ = client.mutation("messages:send", obj([("channel", channel.as_str().into()), ("author", "a".into()), ("body", format!("m{i}").into())])).await;
+        let _ = client
+            .mutation(
+                "messages:send",
+                obj([("channel", channel.as_str().into()), ("author", "a".into()), ("body", format!("m{i}").into())]),
+            )
+            .await;
     }
-    wait_view(&mut judge, &client, "ten messages", |v| matches!(v.results.get(&q), Some(QueryResult::Value(Value::Array(r))) if r.len() == 10)).await;
+    wait_view(
+        &mut judge,
+        &client,
+        "ten messages",
+        |v| matches!(v.results.get(&q), Some(QueryResult::Value(Value::Array(r))) if r.len() == 10),
+    )
+    .await;
     quiesce().await;
     let h = ctx.history();
     judge.verdict(order::version_chain(&h));

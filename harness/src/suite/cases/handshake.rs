@@ -14,23 +14,60 @@ use crate::suite::{connect, obj, wait_view, Case, CaseResult, Ctx, Judge, PATIEN
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("1.1", "the version chain starts at the initial version and has no gaps", "each socket's chain starts at {0, 0, ts 0}, links end to start, and ts never decreases", first_transition),
-        case!("1.2", "the versioned route /api/{version}/sync serves", "the socket lives at /api/sync and /api/{version}/sync", versioned_route),
-        case!("1.3", "Authenticate with no token bumps the identity version", "an identity change is confirmed by a transition", authenticate_none),
+        case!(
+            "1.1",
+            "the version chain starts at the initial version and has no gaps",
+            "each socket's chain starts at {0, 0, ts 0}, links end to start, and ts never decreases",
+            first_transition
+        ),
+        case!(
+            "1.2",
+            "the versioned route /api/{version}/sync serves",
+            "the socket lives at /api/sync and /api/{version}/sync",
+            versioned_route
+        ),
+        case!(
+            "1.3",
+            "Authenticate with no token bumps the identity version",
+            "an identity change is confirmed by a transition",
+            authenticate_none
+        ),
         case!("1.4", "Event messages are ignored", "telemetry events get no answer and harm nothing", events_ignored),
-        case!("1.5", "an action fails cleanly", "an Action the backend cannot run gets a failed ActionResponse", action_fails),
-        case!("1.6", "a binary frame ends the session with FatalError", "only JSON text frames are client messages", binary_frame),
-        case!("1.7", "invalid JSON ends the session with FatalError", "a frame that is not JSON is a protocol violation", invalid_json),
-        case!("1.8", "a wrong baseVersion ends the session with FatalError", "ModifyQuerySet must continue the query-set version chain", wrong_base_version),
+        case!(
+            "1.5",
+            "an action fails cleanly",
+            "an Action the backend cannot run gets a failed ActionResponse",
+            action_fails
+        ),
+        case!(
+            "1.6",
+            "a binary frame ends the session with FatalError",
+            "only JSON text frames are client messages",
+            binary_frame
+        ),
+        case!(
+            "1.7",
+            "invalid JSON ends the session with FatalError",
+            "a frame that is not JSON is a protocol violation",
+            invalid_json
+        ),
+        case!(
+            "1.8",
+            "a wrong baseVersion ends the session with FatalError",
+            "ModifyQuerySet must continue the query-set version chain",
+            wrong_base_version
+        ),
     ]
 }
 
-pub(super) type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(super) type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a bare socket at `path` and sends `Connect`.
 pub(super) async fn raw_socket(ctx: &Ctx, path: &str) -> Result<RawSocket, String> {
     let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}{path}")).await.map_err(|e| e.to_string())?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{host}{path}")).await.map_err(|e| e.to_string())?;
     let connect = serde_json::json!({"type": "Connect", "sessionId": uuid_like(), "connectionCount": 0, "lastCloseReason": "InitialConnect"});
     ws.send(Message::text(connect.to_string())).await.map_err(|e| e.to_string())?;
     Ok(ws)
@@ -130,7 +167,9 @@ async fn authenticate_none(ctx: Ctx) -> CaseResult {
     let _ = ws.send(Message::text(add.to_string())).await;
     let got = read_until(&mut ws, "\"querySet\":1,\"identity\":1", PATIENCE).await;
     let confirmed = got.texts.iter().any(|t| {
-        serde_json::from_str::<serde_json::Value>(t).ok().is_some_and(|v| v["type"] == "Transition" && v["endVersion"]["identity"] == 1)
+        serde_json::from_str::<serde_json::Value>(t)
+            .ok()
+            .is_some_and(|v| v["type"] == "Transition" && v["endVersion"]["identity"] == 1)
     });
     judge.expect(confirmed, || format!("no transition reached identity version 1: {:?}", got.texts));
     judge.finish()
@@ -141,7 +180,9 @@ async fn events_ignored(ctx: Ctx) -> CaseResult {
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     client.send_raw(Message::text(r#"{"type":"Event","eventType":"ClientConnect","event":{"marks":[]}}"#));
     let r = client.mutation("counters:increment", obj([("name", ctx.fresh("after-event").into())])).await;
-    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on after an Event: {r:?}"));
+    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || {
+        format!("the session should go on after an Event: {r:?}")
+    });
     judge.expect(client.view().fatal.is_none(), || "an Event must not end the session".to_owned());
     judge.finish()
 }
@@ -163,7 +204,9 @@ async fn action_fails(ctx: Ctx) -> CaseResult {
     };
     judge.expect(answered == Some(false), || format!("expected a failed ActionResponse, got {answered:?}"));
     let r = client.mutation("counters:increment", obj([("name", ctx.fresh("after").into())])).await;
-    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on after an action: {r:?}"));
+    judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || {
+        format!("the session should go on after an action: {r:?}")
+    });
     judge.finish()
 }
 
@@ -179,7 +222,9 @@ async fn expect_fatal(ctx: Ctx, frame: Message, what: &str) -> CaseResult {
     };
     let _ = ws.send(frame).await;
     let got = read_until(&mut ws, "FatalError", PATIENCE).await;
-    judge.expect(got.has("FatalError"), || format!("{what}: expected a FatalError, got {:?} (closed: {})", got.texts, got.closed));
+    judge.expect(got.has("FatalError"), || {
+        format!("{what}: expected a FatalError, got {:?} (closed: {})", got.texts, got.closed)
+    });
     // The backend keeps serving everyone else.
     let Some(other) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let r = other.mutation("counters:increment", obj([("name", ctx.fresh("bystander").into())])).await;
@@ -199,4 +244,3 @@ async fn wrong_base_version(ctx: Ctx) -> CaseResult {
     let frame = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 7, "newVersion": 8, "modifications": []});
     expect_fatal(ctx, Message::text(frame.to_string()), "a wrong baseVersion").await
 }
-

@@ -12,14 +12,44 @@ use crate::suite::{connect, obj, Case, CaseResult, Ctx, Judge, PATIENCE};
 pub(super) fn cases() -> Vec<Case> {
     vec![
         case!("9.1", "an $integer of 4 bytes fails the call", "int64 needs exactly 8 bytes", short_integer),
-        case!("9.2", "a $float for an ordinary number fails the call", "$float is only for NaN, ±Infinity and -0", plain_float),
-        case!("9.3", "arguments as a bare object fail the call", "args is a one-element array holding an object", bare_object_args),
-        case!("9.4", "arguments as two objects fail the call", "args is a one-element array holding an object", two_object_args),
+        case!(
+            "9.2",
+            "a $float for an ordinary number fails the call",
+            "$float is only for NaN, ±Infinity and -0",
+            plain_float
+        ),
+        case!(
+            "9.3",
+            "arguments as a bare object fail the call",
+            "args is a one-element array holding an object",
+            bare_object_args
+        ),
+        case!(
+            "9.4",
+            "arguments as two objects fail the call",
+            "args is a one-element array holding an object",
+            two_object_args
+        ),
         case!("9.5", "arguments over 16 MiB fail the call", "function arguments are limited to 16 MiB", oversize_args),
         case!("9.6", "a document over 1 MiB fails the call", "documents are limited to 1 MiB", oversize_document),
-        case!("9.7", "a maxObservedTimestamp far in the future is refused", "a client cannot have seen a ts the backend never reached", future_timestamp),
-        case!("9.8", "a duplicate query id ends the session", "query ids are unique within a query set", duplicate_query_id),
-        case!("9.9", "removing an unknown query id ends the session", "Remove names a query in the set", unknown_query_id),
+        case!(
+            "9.7",
+            "a maxObservedTimestamp far in the future is refused",
+            "a client cannot have seen a ts the backend never reached",
+            future_timestamp
+        ),
+        case!(
+            "9.8",
+            "a duplicate query id ends the session",
+            "query ids are unique within a query set",
+            duplicate_query_id
+        ),
+        case!(
+            "9.9",
+            "removing an unknown query id ends the session",
+            "Remove names a query in the set",
+            unknown_query_id
+        ),
         case!("9.10", "a field name starting with $ fails the call", "field names may not start with $", dollar_field),
     ]
 }
@@ -42,7 +72,8 @@ async fn expect_failed_call(ctx: Ctx, args_json: &str, what: &str) -> CaseResult
     judge.expect(response.is_some_and(|r| r.contains("\"success\":false")), || {
         format!("{what}: expected a failed MutationResponse, got {:?} (closed: {})", got.texts, got.closed)
     });
-    let follow = r#"{"type":"Mutation","requestId":8,"udfPath":"counters:increment","args":[{"name":"after-bad-input"}]}"#;
+    let follow =
+        r#"{"type":"Mutation","requestId":8,"udfPath":"counters:increment","args":[{"name":"after-bad-input"}]}"#;
     let _ = ws.send(Message::text(follow)).await;
     let after = read_until(&mut ws, "\"requestId\":8", PATIENCE).await;
     judge.expect(after.texts.iter().any(|t| t.contains("\"requestId\":8") && t.contains("\"success\":true")), || {
@@ -75,8 +106,12 @@ async fn oversize_args(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let big = "x".repeat(16 * 1024 * 1024 + 1);
-    let r = client.mutation("messages:send", obj([("channel", "c".into()), ("author", "a".into()), ("body", big.into())])).await;
-    judge.expect(matches!(r, Ok(MutationOutcome::Failed { .. })), || "arguments over 16 MiB should fail the call".to_owned());
+    let r = client
+        .mutation("messages:send", obj([("channel", "c".into()), ("author", "a".into()), ("body", big.into())]))
+        .await;
+    judge.expect(matches!(r, Ok(MutationOutcome::Failed { .. })), || {
+        "arguments over 16 MiB should fail the call".to_owned()
+    });
     let r = client.mutation("counters:increment", obj([("name", ctx.fresh("after").into())])).await;
     judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on: {r:?}"));
     judge.finish()
@@ -87,7 +122,9 @@ async fn oversize_document(ctx: Ctx) -> CaseResult {
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let big = "x".repeat(1024 * 1024 + 1);
     let r = client.mutation("documents:create", obj([("title", "t".into()), ("content", big.into())])).await;
-    judge.expect(matches!(r, Ok(MutationOutcome::Failed { .. })), || "a document over 1 MiB should fail the call".to_owned());
+    judge.expect(matches!(r, Ok(MutationOutcome::Failed { .. })), || {
+        "a document over 1 MiB should fail the call".to_owned()
+    });
     let r = client.mutation("documents:create", obj([("title", "t".into()), ("content", "small".into())])).await;
     judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on: {r:?}"));
     judge.finish()
@@ -103,7 +140,9 @@ async fn future_timestamp(ctx: Ctx) -> CaseResult {
             return judge.finish();
         }
     };
-    let day_ahead = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) + 86_400_000_000_000;
+    let day_ahead =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            + 86_400_000_000_000;
     let connect = serde_json::json!({"type": "Connect", "sessionId": "00000000-0000-4000-8000-00000000f00d", "connectionCount": 1,
         "lastCloseReason": "x", "maxObservedTimestamp": syncspec_protocol::wire::encode_ts(day_ahead)});
     let _ = ws.send(Message::text(connect.to_string())).await;
@@ -130,7 +169,9 @@ async fn query_set_violation(ctx: Ctx, modifications: serde_json::Value, what: &
     let frame = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": modifications});
     let _ = ws.send(Message::text(frame.to_string())).await;
     let got = read_until(&mut ws, "FatalError", PATIENCE).await;
-    judge.expect(got.has("FatalError") || got.closed, || format!("{what}: expected the session to end, got {:?}", got.texts));
+    judge.expect(got.has("FatalError") || got.closed, || {
+        format!("{what}: expected the session to end, got {:?}", got.texts)
+    });
     let Some(other) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let r = other.mutation("counters:increment", obj([("name", ctx.fresh("bystander").into())])).await;
     judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("another session failed after {what}: {r:?}"));

@@ -10,17 +10,62 @@ use crate::suite::{connect, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judg
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("4.1", "a resolved mutation shows in the sender's own subscription", "read-your-writes: a mutation resolves only once its effect is visible", own_write_visible),
-        case!("4.2", "a mutation no subscription depends on still resolves", "a transition reaches every commit's ts, even with nothing to update", resolves_without_subscriptions),
-        case!("4.3", "one client's mutations commit in the order sent", "a session's mutations run one at a time, in order", session_order),
+        case!(
+            "4.1",
+            "a resolved mutation shows in the sender's own subscription",
+            "read-your-writes: a mutation resolves only once its effect is visible",
+            own_write_visible
+        ),
+        case!(
+            "4.2",
+            "a mutation no subscription depends on still resolves",
+            "a transition reaches every commit's ts, even with nothing to update",
+            resolves_without_subscriptions
+        ),
+        case!(
+            "4.3",
+            "one client's mutations commit in the order sent",
+            "a session's mutations run one at a time, in order",
+            session_order
+        ),
         case!("4.4", "an empty message fails with EmptyMessage", "user errors carry errorData.code", empty_message),
         case!("4.5", "a 4,097-character message fails with TooLong", "user errors carry errorData.code", too_long),
-        case!("4.6", "missing, extra and mistyped fields fail with InvalidArguments", "validators name the bad field", invalid_arguments),
-        case!("4.7", "an unknown mutation fails and the session goes on", "an unknown function fails the call, not the session", unknown_mutation),
-        case!("4.8", "a stale expectedVersion fails with VersionConflict", "documents:update checks the stored version", version_conflict),
-        case!("4.9", "appending to a missing message fails with NotFound", "user errors carry errorData.code", not_found),
-        case!("4.10", "failed mutations write nothing", "a user error commits no partial write", failures_write_nothing),
-        case!("4.11", "the commit ts of a session's mutations increases", "commit timestamps order a session's mutations", commit_ts_increases),
+        case!(
+            "4.6",
+            "missing, extra and mistyped fields fail with InvalidArguments",
+            "validators name the bad field",
+            invalid_arguments
+        ),
+        case!(
+            "4.7",
+            "an unknown mutation fails and the session goes on",
+            "an unknown function fails the call, not the session",
+            unknown_mutation
+        ),
+        case!(
+            "4.8",
+            "a stale expectedVersion fails with VersionConflict",
+            "documents:update checks the stored version",
+            version_conflict
+        ),
+        case!(
+            "4.9",
+            "appending to a missing message fails with NotFound",
+            "user errors carry errorData.code",
+            not_found
+        ),
+        case!(
+            "4.10",
+            "failed mutations write nothing",
+            "a user error commits no partial write",
+            failures_write_nothing
+        ),
+        case!(
+            "4.11",
+            "the commit ts of a session's mutations increases",
+            "commit timestamps order a session's mutations",
+            commit_ts_increases
+        ),
     ]
 }
 
@@ -32,12 +77,18 @@ async fn own_write_visible(ctx: Ctx) -> CaseResult {
     wait_view(&mut judge, &client, "the initial result", |v| v.results.contains_key(&q)).await;
     for i in 0..5 {
         let body = format!("mine {i}");
-        let r = client.mutation("messages:send", obj([("channel", channel.as_str().into()), ("author", "me".into()), ("body", body.into())])).await;
+        let r = client
+            .mutation(
+                "messages:send",
+                obj([("channel", channel.as_str().into()), ("author", "me".into()), ("body", body.into())]),
+            )
+            .await;
         let view = client.view();
         let shown = match (&r, view.results.get(&q)) {
-            (Ok(MutationOutcome::Ok { value: Value::String(id), .. }), Some(QueryResult::Value(Value::Array(rows)))) => {
-                rows.iter().any(|row| row.as_object().and_then(|o| o.get("_id")) == Some(&Value::String(id.clone())))
-            }
+            (
+                Ok(MutationOutcome::Ok { value: Value::String(id), .. }),
+                Some(QueryResult::Value(Value::Array(rows))),
+            ) => rows.iter().any(|row| row.as_object().and_then(|o| o.get("_id")) == Some(&Value::String(id.clone()))),
             _ => false,
         };
         judge.expect(shown, || format!("message {i} resolved ({r:?}) but the sender's subscription did not show it"));
@@ -69,7 +120,8 @@ async fn session_order(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let name = ctx.fresh("ordered");
-    let calls: Vec<_> = (0..30).map(|_| client.mutation("counters:increment", obj([("name", name.as_str().into())]))).collect();
+    let calls: Vec<_> =
+        (0..30).map(|_| client.mutation("counters:increment", obj([("name", name.as_str().into())]))).collect();
     let results = futures_util::future::join_all(calls).await;
     let values: Vec<i64> = results
         .iter()
@@ -78,7 +130,9 @@ async fn session_order(ctx: Ctx) -> CaseResult {
             _ => -1,
         })
         .collect();
-    judge.expect(values == (1..=30).collect::<Vec<_>>(), || format!("30 pipelined increments returned {values:?}, expected 1..=30 in send order"));
+    judge.expect(values == (1..=30).collect::<Vec<_>>(), || {
+        format!("30 pipelined increments returned {values:?}, expected 1..=30 in send order")
+    });
     judge.verdict(replay::serializable(&ctx.history()));
     judge.finish()
 }
@@ -90,7 +144,9 @@ async fn expect_code(ctx: Ctx, function: &str, args: Value, code: &str) -> CaseR
     let got = r.as_ref().ok().and_then(|o| o.error_code().map(str::to_owned));
     judge.expect(got.as_deref() == Some(code), || format!("expected errorData.code {code}, got {r:?}"));
     let alive = client.mutation("counters:increment", obj([("name", ctx.fresh("alive").into())])).await;
-    judge.expect(matches!(alive, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on after a user error: {alive:?}"));
+    judge.expect(matches!(alive, Ok(MutationOutcome::Ok { .. })), || {
+        format!("the session should go on after a user error: {alive:?}")
+    });
     judge.finish()
 }
 
@@ -115,11 +171,15 @@ async fn invalid_arguments(ctx: Ctx) -> CaseResult {
     for (what, args) in cases {
         let r = client.mutation("messages:send", args).await;
         let code = r.as_ref().ok().and_then(|o| o.error_code().map(str::to_owned));
-        judge.expect(code.as_deref() == Some("InvalidArguments"), || format!("{what} field: expected InvalidArguments, got {r:?}"));
+        judge.expect(code.as_deref() == Some("InvalidArguments"), || {
+            format!("{what} field: expected InvalidArguments, got {r:?}")
+        });
     }
     let by = client.mutation("counters:increment", obj([("name", "c".into()), ("by", Value::Float64(1.0))])).await;
     let code = by.as_ref().ok().and_then(|o| o.error_code().map(str::to_owned));
-    judge.expect(code.as_deref() == Some("InvalidArguments"), || format!("a float64 `by` must be refused (it is int64), got {by:?}"));
+    judge.expect(code.as_deref() == Some("InvalidArguments"), || {
+        format!("a float64 `by` must be refused (it is int64), got {by:?}")
+    });
     judge.finish()
 }
 
@@ -127,7 +187,9 @@ async fn unknown_mutation(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let r = client.mutation("nope:nothing", obj([])).await;
-    judge.expect(matches!(r, Ok(MutationOutcome::Failed { .. })), || format!("an unknown mutation should fail, got {r:?}"));
+    judge.expect(matches!(r, Ok(MutationOutcome::Failed { .. })), || {
+        format!("an unknown mutation should fail, got {r:?}")
+    });
     let alive = client.mutation("counters:increment", obj([("name", ctx.fresh("alive").into())])).await;
     judge.expect(matches!(alive, Ok(MutationOutcome::Ok { .. })), || format!("the session should go on: {alive:?}"));
     judge.finish()
@@ -141,11 +203,25 @@ async fn version_conflict(ctx: Ctx) -> CaseResult {
         judge.fail("documents:create failed");
         return judge.finish();
     };
-    let first = client.mutation("documents:update", obj([("id", id.clone()), ("content", "b".into()), ("expectedVersion", Value::Float64(1.0))])).await;
-    judge.expect(first.as_ref().ok().and_then(|o| o.value().cloned()) == Some(Value::Float64(2.0)), || format!("the first update should give version 2: {first:?}"));
-    let stale = client.mutation("documents:update", obj([("id", id), ("content", "c".into()), ("expectedVersion", Value::Float64(1.0))])).await;
+    let first = client
+        .mutation(
+            "documents:update",
+            obj([("id", id.clone()), ("content", "b".into()), ("expectedVersion", Value::Float64(1.0))]),
+        )
+        .await;
+    judge.expect(first.as_ref().ok().and_then(|o| o.value().cloned()) == Some(Value::Float64(2.0)), || {
+        format!("the first update should give version 2: {first:?}")
+    });
+    let stale = client
+        .mutation(
+            "documents:update",
+            obj([("id", id), ("content", "c".into()), ("expectedVersion", Value::Float64(1.0))]),
+        )
+        .await;
     let code = stale.as_ref().ok().and_then(|o| o.error_code().map(str::to_owned));
-    judge.expect(code.as_deref() == Some("VersionConflict"), || format!("a stale expectedVersion should fail with VersionConflict: {stale:?}"));
+    judge.expect(code.as_deref() == Some("VersionConflict"), || {
+        format!("a stale expectedVersion should fail with VersionConflict: {stale:?}")
+    });
     judge.finish()
 }
 
@@ -158,15 +234,36 @@ async fn failures_write_nothing(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let bank = ctx.fresh("bank");
-    let _ = client.mutation("accounts:open", obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(2.0)), ("balance", Value::Int64(10))])).await;
+    let _ = client
+        .mutation(
+            "accounts:open",
+            obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(2.0)), ("balance", Value::Int64(10))]),
+        )
+        .await;
     let q = client.subscribe("accounts:balances", obj([("bank", bank.as_str().into())]));
     let r = client
-        .mutation("accounts:transfer", obj([("bank", bank.as_str().into()), ("from", Value::Float64(0.0)), ("to", Value::Float64(1.0)), ("amount", Value::Int64(11))]))
+        .mutation(
+            "accounts:transfer",
+            obj([
+                ("bank", bank.as_str().into()),
+                ("from", Value::Float64(0.0)),
+                ("to", Value::Float64(1.0)),
+                ("amount", Value::Int64(11)),
+            ]),
+        )
         .await;
     let code = r.as_ref().ok().and_then(|o| o.error_code().map(str::to_owned));
     judge.expect(code.as_deref() == Some("InsufficientFunds"), || format!("expected InsufficientFunds, got {r:?}"));
     let r = client
-        .mutation("accounts:transfer", obj([("bank", bank.as_str().into()), ("from", Value::Float64(0.0)), ("to", Value::Float64(7.0)), ("amount", Value::Int64(1))]))
+        .mutation(
+            "accounts:transfer",
+            obj([
+                ("bank", bank.as_str().into()),
+                ("from", Value::Float64(0.0)),
+                ("to", Value::Float64(7.0)),
+                ("amount", Value::Int64(1)),
+            ]),
+        )
         .await;
     let code = r.as_ref().ok().and_then(|o| o.error_code().map(str::to_owned));
     judge.expect(code.as_deref() == Some("NoSuchAccount"), || format!("expected NoSuchAccount, got {r:?}"));

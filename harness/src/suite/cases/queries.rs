@@ -10,15 +10,60 @@ use crate::suite::{connect, connect_many, obj, quiesce, wait_view, Case, CaseRes
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("3.1", "a subscription gets an initial result", "every added query is answered in a transition", initial_result),
-        case!("3.2", "another client's write is pushed", "a commit reaches every subscriber of what it changed", pushed),
-        case!("3.3", "two queries over one channel agree in every transition", "all results of a transition come from one timestamp", one_timestamp),
-        case!("3.4", "a removed query is removed and no longer pushed", "QueryRemoved follows a Remove; the query stops updating", removal),
-        case!("3.5", "an unknown query fails alone", "an unknown function fails that query and keeps the session", unknown_query),
-        case!("3.6", "a query with bad arguments fails with InvalidArguments", "validators reject bad query arguments as a query failure", bad_query_args),
-        case!("3.7", "twenty subscribers of one query converge", "every subscriber of a shared query ends at the latest state", many_subscribers),
-        case!("3.8", "a write elsewhere pushes nothing new", "results whose value did not change are not re-sent", unchanged_not_resent),
-        case!("3.9", "a document read by id follows its updates", "point reads are invalidated by writes to that document", document_follow),
+        case!(
+            "3.1",
+            "a subscription gets an initial result",
+            "every added query is answered in a transition",
+            initial_result
+        ),
+        case!(
+            "3.2",
+            "another client's write is pushed",
+            "a commit reaches every subscriber of what it changed",
+            pushed
+        ),
+        case!(
+            "3.3",
+            "two queries over one channel agree in every transition",
+            "all results of a transition come from one timestamp",
+            one_timestamp
+        ),
+        case!(
+            "3.4",
+            "a removed query is removed and no longer pushed",
+            "QueryRemoved follows a Remove; the query stops updating",
+            removal
+        ),
+        case!(
+            "3.5",
+            "an unknown query fails alone",
+            "an unknown function fails that query and keeps the session",
+            unknown_query
+        ),
+        case!(
+            "3.6",
+            "a query with bad arguments fails with InvalidArguments",
+            "validators reject bad query arguments as a query failure",
+            bad_query_args
+        ),
+        case!(
+            "3.7",
+            "twenty subscribers of one query converge",
+            "every subscriber of a shared query ends at the latest state",
+            many_subscribers
+        ),
+        case!(
+            "3.8",
+            "a write elsewhere pushes nothing new",
+            "results whose value did not change are not re-sent",
+            unchanged_not_resent
+        ),
+        case!(
+            "3.9",
+            "a document read by id follows its updates",
+            "point reads are invalidated by writes to that document",
+            document_follow
+        ),
     ]
 }
 
@@ -27,7 +72,9 @@ async fn initial_result(ctx: Ctx) -> CaseResult {
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let q = client.subscribe("counters:get", obj([("name", ctx.fresh("c").into())]));
     if let Some(view) = wait_view(&mut judge, &client, "the initial result", |v| v.results.contains_key(&q)).await {
-        judge.expect(view.results[&q] == QueryResult::Value(Value::Int64(0)), || format!("a fresh counter should read 0, got {:?}", view.results[&q]));
+        judge.expect(view.results[&q] == QueryResult::Value(Value::Int64(0)), || {
+            format!("a fresh counter should read 0, got {:?}", view.results[&q])
+        });
     }
     judge.verdict(order::version_chain(&ctx.history()));
     judge.finish()
@@ -39,11 +86,19 @@ async fn pushed(ctx: Ctx) -> CaseResult {
     let channel = ctx.fresh("chan");
     let q = c[0].subscribe("messages:list", obj([("channel", channel.as_str().into())]));
     wait_view(&mut judge, &c[0], "the initial result", |v| v.results.contains_key(&q)).await;
-    let sent = c[1].mutation("messages:send", obj([("channel", channel.as_str().into()), ("author", "b".into()), ("body", "hi".into())])).await;
+    let sent = c[1]
+        .mutation(
+            "messages:send",
+            obj([("channel", channel.as_str().into()), ("author", "b".into()), ("body", "hi".into())]),
+        )
+        .await;
     judge.expect(sent.as_ref().is_ok_and(|o| o.value().is_some()), || format!("messages:send failed: {sent:?}"));
-    wait_view(&mut judge, &c[0], "the other client's message", |v| {
-        matches!(v.results.get(&q), Some(QueryResult::Value(Value::Array(rows))) if rows.len() == 1)
-    })
+    wait_view(
+        &mut judge,
+        &c[0],
+        "the other client's message",
+        |v| matches!(v.results.get(&q), Some(QueryResult::Value(Value::Array(rows))) if rows.len() == 1),
+    )
     .await;
     quiesce().await;
     let h = ctx.history();
@@ -56,16 +111,28 @@ async fn one_timestamp(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let channel = ctx.fresh("chan");
-    let last = c[0].subscribe("messages:list", obj([("channel", channel.as_str().into()), ("limit", Value::Float64(1.0))]));
+    let last =
+        c[0].subscribe("messages:list", obj([("channel", channel.as_str().into()), ("limit", Value::Float64(1.0))]));
     let all = c[0].subscribe("messages:list", obj([("channel", channel.as_str().into())]));
-    wait_view(&mut judge, &c[0], "both initial results", |v| v.results.contains_key(&last) && v.results.contains_key(&all)).await;
+    wait_view(&mut judge, &c[0], "both initial results", |v| {
+        v.results.contains_key(&last) && v.results.contains_key(&all)
+    })
+    .await;
     for i in 0..20 {
         let body = format!("m{i}");
-        let _ = c[1].mutation("messages:send", obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", body.into())])).await;
+        let _ = c[1]
+            .mutation(
+                "messages:send",
+                obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", body.into())]),
+            )
+            .await;
     }
-    wait_view(&mut judge, &c[0], "all twenty messages", |v| {
-        matches!(v.results.get(&all), Some(QueryResult::Value(Value::Array(rows))) if rows.len() == 20)
-    })
+    wait_view(
+        &mut judge,
+        &c[0],
+        "all twenty messages",
+        |v| matches!(v.results.get(&all), Some(QueryResult::Value(Value::Array(rows))) if rows.len() == 20),
+    )
     .await;
     quiesce().await;
     let h = ctx.history();
@@ -99,9 +166,17 @@ async fn unknown_query(ctx: Ctx) -> CaseResult {
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let bad = client.subscribe("nope:nothing", obj([]));
     let good = client.subscribe("counters:get", obj([("name", ctx.fresh("c").into())]));
-    if let Some(view) = wait_view(&mut judge, &client, "both answers", |v| v.results.contains_key(&bad) && v.results.contains_key(&good)).await {
-        judge.expect(matches!(view.results[&bad], QueryResult::Failed { .. }), || format!("the unknown query should fail, got {:?}", view.results[&bad]));
-        judge.expect(matches!(view.results[&good], QueryResult::Value(_)), || "the good query should still be answered".to_owned());
+    if let Some(view) = wait_view(&mut judge, &client, "both answers", |v| {
+        v.results.contains_key(&bad) && v.results.contains_key(&good)
+    })
+    .await
+    {
+        judge.expect(matches!(view.results[&bad], QueryResult::Failed { .. }), || {
+            format!("the unknown query should fail, got {:?}", view.results[&bad])
+        });
+        judge.expect(matches!(view.results[&good], QueryResult::Value(_)), || {
+            "the good query should still be answered".to_owned()
+        });
         judge.expect(view.fatal.is_none(), || "an unknown query must not end the session".to_owned());
     }
     judge.finish()
@@ -116,7 +191,9 @@ async fn bad_query_args(ctx: Ctx) -> CaseResult {
             QueryResult::Failed { data: Some(Value::Object(o)), .. } => o.get("code").cloned(),
             _ => None,
         };
-        judge.expect(code == Some(Value::from("InvalidArguments")), || format!("expected InvalidArguments, got {:?}", view.results[&q]));
+        judge.expect(code == Some(Value::from("InvalidArguments")), || {
+            format!("expected InvalidArguments, got {:?}", view.results[&q])
+        });
     }
     judge.finish()
 }
@@ -125,12 +202,18 @@ async fn many_subscribers(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 21).await else { return judge.finish() };
     let name = ctx.fresh("shared");
-    let ids: Vec<_> = c[..20].iter().map(|c| c.subscribe("counters:get", obj([("name", name.as_str().into())]))).collect();
+    let ids: Vec<_> =
+        c[..20].iter().map(|c| c.subscribe("counters:get", obj([("name", name.as_str().into())]))).collect();
     for _ in 0..10 {
         let _ = c[20].mutation("counters:increment", obj([("name", name.as_str().into())])).await;
     }
     for (client, id) in c[..20].iter().zip(&ids) {
-        if wait_view(&mut judge, client, "the latest count", |v| v.results.get(id) == Some(&QueryResult::Value(Value::Int64(10)))).await.is_none() {
+        if wait_view(&mut judge, client, "the latest count", |v| {
+            v.results.get(id) == Some(&QueryResult::Value(Value::Int64(10)))
+        })
+        .await
+        .is_none()
+        {
             break;
         }
     }
@@ -158,7 +241,9 @@ async fn unchanged_not_resent(ctx: Ctx) -> CaseResult {
         .filter(|e| matches!(&e.kind, syncspec_protocol::history::EventKind::Transition { modifications, .. } if !modifications.is_empty()))
         .count();
     if updates > 1 {
-        judge.info(format!("the unchanged query was pushed {updates} times; re-sending an unchanged result is allowed but wasteful"));
+        judge.info(format!(
+            "the unchanged query was pushed {updates} times; re-sending an unchanged result is allowed but wasteful"
+        ));
     }
     judge.finish()
 }
@@ -176,7 +261,14 @@ async fn document_follow(ctx: Ctx) -> CaseResult {
     for version in 1..=3 {
         let content = format!("v{}", version + 1);
         let r = c[1]
-            .mutation("documents:update", obj([("id", id.as_str().into()), ("content", content.into()), ("expectedVersion", Value::Float64(f64::from(version)))]))
+            .mutation(
+                "documents:update",
+                obj([
+                    ("id", id.as_str().into()),
+                    ("content", content.into()),
+                    ("expectedVersion", Value::Float64(f64::from(version))),
+                ]),
+            )
             .await;
         judge.expect(r.as_ref().is_ok_and(|o| o.value().is_some()), || format!("update {version} failed: {r:?}"));
     }

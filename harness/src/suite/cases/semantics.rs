@@ -12,13 +12,43 @@ use crate::suite::{connect_many, obj, quiesce, text, wait_view, Case, CaseResult
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("6.1", "chat lists the last messages oldest first", "messages:list returns the last `limit` messages in send order", chat_order),
-        case!("6.2", "a token stream builds one message", "appendToken appends in order; finishStream ends the stream", stream),
-        case!("6.3", "a heartbeat shows the user to the room", "presence:heartbeat upserts a row others see", presence_join),
+        case!(
+            "6.1",
+            "chat lists the last messages oldest first",
+            "messages:list returns the last `limit` messages in send order",
+            chat_order
+        ),
+        case!(
+            "6.2",
+            "a token stream builds one message",
+            "appendToken appends in order; finishStream ends the stream",
+            stream
+        ),
+        case!(
+            "6.3",
+            "a heartbeat shows the user to the room",
+            "presence:heartbeat upserts a row others see",
+            presence_join
+        ),
         case!("6.4", "leaving removes the user from the room", "presence:leave removes the row", presence_leave),
-        case!("6.5", "a silent user expires from the room", "presence rows older than the TTL are swept (by a commit)", presence_expiry),
-        case!("6.6", "the latest cursor position wins", "cursors:move keeps one row per user with its last position", cursor_latest),
-        case!("6.7", "a finished stream refuses more tokens", "appendToken after finishStream fails with StreamFinished", stream_finished),
+        case!(
+            "6.5",
+            "a silent user expires from the room",
+            "presence rows older than the TTL are swept (by a commit)",
+            presence_expiry
+        ),
+        case!(
+            "6.6",
+            "the latest cursor position wins",
+            "cursors:move keeps one row per user with its last position",
+            cursor_latest
+        ),
+        case!(
+            "6.7",
+            "a finished stream refuses more tokens",
+            "appendToken after finishStream fails with StreamFinished",
+            stream_finished
+        ),
     ]
 }
 
@@ -38,13 +68,29 @@ async fn chat_order(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let channel = ctx.fresh("chat");
-    let q = c[0].subscribe("messages:list", obj([("channel", channel.as_str().into()), ("limit", Value::Float64(5.0))]));
+    let q =
+        c[0].subscribe("messages:list", obj([("channel", channel.as_str().into()), ("limit", Value::Float64(5.0))]));
     for i in 0..8 {
-        let _ = c[1].mutation("messages:send", obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", format!("  m{i}  ").into())])).await;
+        let _ = c[1]
+            .mutation(
+                "messages:send",
+                obj([
+                    ("channel", channel.as_str().into()),
+                    ("author", "w".into()),
+                    ("body", format!("  m{i}  ").into()),
+                ]),
+            )
+            .await;
     }
-    if let Some(view) = wait_view(&mut judge, &c[0], "the last five", |v| rows(v, q).last().is_some_and(|r| text(field(r, "body")) == "m7")).await {
+    if let Some(view) = wait_view(&mut judge, &c[0], "the last five", |v| {
+        rows(v, q).last().is_some_and(|r| text(field(r, "body")) == "m7")
+    })
+    .await
+    {
         let bodies: Vec<String> = rows(&view, q).iter().map(|r| text(field(r, "body")).to_owned()).collect();
-        judge.expect(bodies == ["m3", "m4", "m5", "m6", "m7"], || format!("expected the last five, trimmed, oldest first; got {bodies:?}"));
+        judge.expect(bodies == ["m3", "m4", "m5", "m6", "m7"], || {
+            format!("expected the last five, trimmed, oldest first; got {bodies:?}")
+        });
     }
     quiesce().await;
     judge.verdict(replay::converged(&ctx.history()));
@@ -56,7 +102,9 @@ async fn stream(ctx: Ctx) -> CaseResult {
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let channel = ctx.fresh("stream");
     let q = c[0].subscribe("messages:list", obj([("channel", channel.as_str().into())]));
-    let started = c[1].mutation("messages:startStream", obj([("channel", channel.as_str().into()), ("author", "bot".into())])).await;
+    let started = c[1]
+        .mutation("messages:startStream", obj([("channel", channel.as_str().into()), ("author", "bot".into())]))
+        .await;
     let Some(id) = started.ok().and_then(|o| o.value().cloned()) else {
         judge.fail("messages:startStream failed");
         return judge.finish();
@@ -67,7 +115,9 @@ async fn stream(ctx: Ctx) -> CaseResult {
     }
     let _ = c[1].mutation("messages:finishStream", obj([("id", id.clone())])).await;
     wait_view(&mut judge, &c[0], "the finished message", |v| {
-        rows(v, q).first().is_some_and(|r| text(field(r, "body")) == "Hello, world" && field(r, "streaming") == &Value::Boolean(false))
+        rows(v, q).first().is_some_and(|r| {
+            text(field(r, "body")) == "Hello, world" && field(r, "streaming") == &Value::Boolean(false)
+        })
     })
     .await;
     quiesce().await;
@@ -84,7 +134,12 @@ async fn presence_join(ctx: Ctx) -> CaseResult {
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
     for (i, client) in c[1..].iter().enumerate() {
         let user = format!("u{i}");
-        let r = client.mutation("presence:heartbeat", obj([("room", room.as_str().into()), ("user", user.into()), ("name", format!("User {i}").into())])).await;
+        let r = client
+            .mutation(
+                "presence:heartbeat",
+                obj([("room", room.as_str().into()), ("user", user.into()), ("name", format!("User {i}").into())]),
+            )
+            .await;
         judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("heartbeat failed: {r:?}"));
     }
     if let Some(view) = wait_view(&mut judge, &c[0], "both users", |v| rows(v, q).len() == 2).await {
@@ -101,7 +156,12 @@ async fn presence_leave(ctx: Ctx) -> CaseResult {
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let room = ctx.fresh("room");
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
-    let _ = c[1].mutation("presence:heartbeat", obj([("room", room.as_str().into()), ("user", "u".into()), ("name", "U".into())])).await;
+    let _ = c[1]
+        .mutation(
+            "presence:heartbeat",
+            obj([("room", room.as_str().into()), ("user", "u".into()), ("name", "U".into())]),
+        )
+        .await;
     wait_view(&mut judge, &c[0], "the user", |v| rows(v, q).len() == 1).await;
     let _ = c[1].mutation("presence:leave", obj([("room", room.as_str().into()), ("user", "u".into())])).await;
     wait_view(&mut judge, &c[0], "the user to leave", |v| rows(v, q).is_empty() && v.results.contains_key(&q)).await;
@@ -113,7 +173,12 @@ async fn presence_expiry(ctx: Ctx) -> CaseResult {
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let room = ctx.fresh("room");
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
-    let _ = c[1].mutation("presence:heartbeat", obj([("room", room.as_str().into()), ("user", "ghost".into()), ("name", "G".into())])).await;
+    let _ = c[1]
+        .mutation(
+            "presence:heartbeat",
+            obj([("room", room.as_str().into()), ("user", "ghost".into()), ("name", "G".into())]),
+        )
+        .await;
     wait_view(&mut judge, &c[0], "the user", |v| rows(v, q).len() == 1).await;
     // The catalogue's default TTL is 10 s; the sweep runs on the server's own clock.
     match c[0].wait_for(Duration::from_secs(25), |v| v.results.contains_key(&q) && rows(v, q).is_empty()).await {
@@ -129,9 +194,23 @@ async fn cursor_latest(ctx: Ctx) -> CaseResult {
     let room = ctx.fresh("room");
     let q = c[0].subscribe("cursors:list", obj([("room", room.as_str().into())]));
     for i in 1..=5 {
-        let _ = c[1].mutation("cursors:move", obj([("room", room.as_str().into()), ("user", "u".into()), ("x", Value::Float64(f64::from(i))), ("y", Value::Float64(0.5))])).await;
+        let _ = c[1]
+            .mutation(
+                "cursors:move",
+                obj([
+                    ("room", room.as_str().into()),
+                    ("user", "u".into()),
+                    ("x", Value::Float64(f64::from(i))),
+                    ("y", Value::Float64(0.5)),
+                ]),
+            )
+            .await;
     }
-    if let Some(view) = wait_view(&mut judge, &c[0], "the last position", |v| rows(v, q).first().is_some_and(|r| field(r, "x") == &Value::Float64(5.0))).await {
+    if let Some(view) = wait_view(&mut judge, &c[0], "the last position", |v| {
+        rows(v, q).first().is_some_and(|r| field(r, "x") == &Value::Float64(5.0))
+    })
+    .await
+    {
         judge.expect(rows(&view, q).len() == 1, || format!("one row per user expected, got {:?}", rows(&view, q)));
     }
     quiesce().await;
@@ -142,7 +221,9 @@ async fn cursor_latest(ctx: Ctx) -> CaseResult {
 async fn stream_finished(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 1).await else { return judge.finish() };
-    let started = c[0].mutation("messages:startStream", obj([("channel", ctx.fresh("s").into()), ("author", "bot".into())])).await;
+    let started = c[0]
+        .mutation("messages:startStream", obj([("channel", ctx.fresh("s").into()), ("author", "bot".into())]))
+        .await;
     let Some(id) = started.ok().and_then(|o| o.value().cloned()) else {
         judge.fail("messages:startStream failed");
         return judge.finish();

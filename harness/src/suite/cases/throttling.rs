@@ -13,10 +13,25 @@ const LIMITED: &[&str] = &["cursors:move", "presence:heartbeat"];
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!("7.1", "60 simultaneous cursor moves: about 20 accepted", "over 20 per second per user is refused with RateLimited", burst),
-        case!("7.2", "cursor moves paced at 20 per second are all accepted", "the limit admits the Convex guidance's 20 updates per second", paced),
+        case!(
+            "7.1",
+            "60 simultaneous cursor moves: about 20 accepted",
+            "over 20 per second per user is refused with RateLimited",
+            burst
+        ),
+        case!(
+            "7.2",
+            "cursor moves paced at 20 per second are all accepted",
+            "the limit admits the Convex guidance's 20 updates per second",
+            paced
+        ),
         case!("7.3", "RateLimited says when to retry", "a refusal carries retryAfterMs", retry_after),
-        case!("7.4", "heartbeats are limited like cursor moves", "presence:heartbeat is limited to 20 per second per user", heartbeats),
+        case!(
+            "7.4",
+            "heartbeats are limited like cursor moves",
+            "presence:heartbeat is limited to 20 per second per user",
+            heartbeats
+        ),
         case!("7.5", "each user has a limit of their own", "limits are per user, not per room or connection", per_user),
     ]
 }
@@ -32,9 +47,12 @@ async fn burst(ctx: Ctx) -> CaseResult {
     let calls: Vec<_> = (0..60).map(|i| client.mutation("cursors:move", cursor(&room, &user, f64::from(i)))).collect();
     let results = futures_util::future::join_all(calls).await;
     let accepted = results.iter().filter(|r| matches!(r, Ok(MutationOutcome::Ok { .. }))).count();
-    let limited = results.iter().filter(|r| r.as_ref().ok().and_then(|o| o.error_code()) == Some("RateLimited")).count();
+    let limited =
+        results.iter().filter(|r| r.as_ref().ok().and_then(|o| o.error_code()) == Some("RateLimited")).count();
     judge.expect((18..=22).contains(&accepted), || format!("{accepted} of 60 accepted; about 20 expected"));
-    judge.expect(accepted + limited == 60, || format!("{accepted} accepted and {limited} RateLimited: the rest failed otherwise"));
+    judge.expect(accepted + limited == 60, || {
+        format!("{accepted} accepted and {limited} RateLimited: the rest failed otherwise")
+    });
     judge.verdict(invariants::rate_limit(&ctx.history(), LIMITED, 20, 20));
     judge.finish()
 }
@@ -66,14 +84,23 @@ async fn retry_after(ctx: Ctx) -> CaseResult {
     let calls: Vec<_> = (0..30).map(|i| client.mutation("cursors:move", cursor(&room, &user, f64::from(i)))).collect();
     let results = futures_util::future::join_all(calls).await;
     let refusal = results.iter().find_map(|r| match r {
-        Ok(MutationOutcome::Failed { data: Some(Value::Object(o)), .. }) if o.get("code") == Some(&Value::from("RateLimited")) => Some(o.clone()),
+        Ok(MutationOutcome::Failed { data: Some(Value::Object(o)), .. })
+            if o.get("code") == Some(&Value::from("RateLimited")) =>
+        {
+            Some(o.clone())
+        }
         _ => None,
     });
     match refusal {
         None => judge.fail("30 simultaneous moves got no RateLimited refusal"),
         Some(data) => {
             let ok = matches!(data.get("retryAfterMs"), Some(Value::Float64(ms)) if *ms > 0.0 && *ms <= 1000.0);
-            judge.expect(ok, || format!("retryAfterMs should be a number of milliseconds up to a second, got {:?}", data.get("retryAfterMs")));
+            judge.expect(ok, || {
+                format!(
+                    "retryAfterMs should be a number of milliseconds up to a second, got {:?}",
+                    data.get("retryAfterMs")
+                )
+            });
         }
     }
     judge.finish()
@@ -84,7 +111,12 @@ async fn heartbeats(ctx: Ctx) -> CaseResult {
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let (room, user) = (ctx.fresh("room"), ctx.fresh("user"));
     let calls: Vec<_> = (0..45)
-        .map(|_| client.mutation("presence:heartbeat", obj([("room", room.as_str().into()), ("user", user.as_str().into()), ("name", "N".into())])))
+        .map(|_| {
+            client.mutation(
+                "presence:heartbeat",
+                obj([("room", room.as_str().into()), ("user", user.as_str().into()), ("name", "N".into())]),
+            )
+        })
         .collect();
     let results = futures_util::future::join_all(calls).await;
     let accepted = results.iter().filter(|r| matches!(r, Ok(MutationOutcome::Ok { .. }))).count();

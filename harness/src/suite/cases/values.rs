@@ -3,7 +3,7 @@
 use syncspec_protocol::value::Value;
 
 use super::case;
-use crate::suite::{obj, CaseResult, Ctx, Judge, Case};
+use crate::suite::{obj, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -56,7 +56,16 @@ async fn bytes(ctx: Ctx) -> CaseResult {
 }
 
 async fn special_floats(ctx: Ctx) -> CaseResult {
-    echo_all(ctx, vec![Value::Float64(f64::NAN), Value::Float64(f64::INFINITY), Value::Float64(f64::NEG_INFINITY), Value::Float64(-0.0)]).await
+    echo_all(
+        ctx,
+        vec![
+            Value::Float64(f64::NAN),
+            Value::Float64(f64::INFINITY),
+            Value::Float64(f64::NEG_INFINITY),
+            Value::Float64(-0.0),
+        ],
+    )
+    .await
 }
 
 async fn nested(ctx: Ctx) -> CaseResult {
@@ -65,11 +74,29 @@ async fn nested(ctx: Ctx) -> CaseResult {
 }
 
 async fn strings(ctx: Ctx) -> CaseResult {
-    echo_all(ctx, vec![Value::from("ünïcødé ✓ 𝄞"), Value::from("quote \" backslash \\ newline \n tab \t nul \u{0}"), Value::from("")]).await
+    echo_all(
+        ctx,
+        vec![
+            Value::from("ünïcødé ✓ 𝄞"),
+            Value::from("quote \" backslash \\ newline \n tab \t nul \u{0}"),
+            Value::from(""),
+        ],
+    )
+    .await
 }
 
 async fn floats(ctx: Ctx) -> CaseResult {
-    echo_all(ctx, vec![Value::Float64(0.1), Value::Float64(1e300), Value::Float64(5e-324), Value::Float64(-2.5), Value::Float64(9007199254740993.0)]).await
+    echo_all(
+        ctx,
+        vec![
+            Value::Float64(0.1),
+            Value::Float64(1e300),
+            Value::Float64(5e-324),
+            Value::Float64(-2.5),
+            Value::Float64(9007199254740993.0),
+        ],
+    )
+    .await
 }
 
 async fn large_array(ctx: Ctx) -> CaseResult {
