@@ -6,8 +6,6 @@ use anyhow::Context as _;
 use syncspec::suite::{cases, run};
 use syncspec_protocol::client::{Client, Options};
 use syncspec_protocol::history::Recorder;
-use syncspec_server::core::Config;
-use syncspec_server::server::{self, ServerConfig};
 
 use crate::cli::CheckArgs;
 
@@ -30,16 +28,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         let (url, _stop) = match &args.target {
             Some(url) => (url.trim_end_matches('/').to_owned(), None),
             None => {
-                let listener =
-                    tokio::net::TcpListener::bind("127.0.0.1:0").await.context("while binding the embedded server")?;
-                let addr = listener.local_addr()?;
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let config =
-                    ServerConfig { core: Config { faults, ..Config::standard() }, workers: 2, test_hooks: false };
-                tokio::spawn(server::run(listener, config, async move {
-                    let _ = stopped.await;
-                }));
-                (format!("http://{addr}"), Some(stop))
+                let (url, stop) = crate::embedded::start(faults)?;
+                (url, Some(stop))
             }
         };
         // Unreachable is "could not run" (2), not a failed check.

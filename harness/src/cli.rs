@@ -86,8 +86,8 @@ pub(crate) struct LoadArgs {
     /// No progress line.
     #[arg(long)]
     pub(crate) quiet: bool,
-    /// Negative control for the measuring: cursor writers wait for each answer and stamp
-    /// the actual send (the coordinated-omission mistake).
+    /// Negative control for the measuring: cursor and stream writers wait for each answer
+    /// and stamp the actual send (the coordinated-omission mistake).
     #[arg(long, hide = true)]
     pub(crate) closed_loop: bool,
     /// Break the embedded reference server with this fault (see `serve --list-faults`); repeatable.

@@ -6,8 +6,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use syncspec_scenarios::metrics::Summary;
 use syncspec_scenarios::{Kind, LoadConfig, LoadError, LoadResult, ScenarioName, Schedule};
-use syncspec_server::core::Config;
-use syncspec_server::server::{self, ServerConfig};
 
 use crate::cli::LoadArgs;
 
@@ -31,7 +29,7 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         let (url, _stop) = match &args.target {
             Some(url) => (url.trim_end_matches('/').to_owned(), None),
             None => {
-                let (url, stop) = embedded(faults)?;
+                let (url, stop) = crate::embedded::start(faults)?;
                 (url, Some(stop))
             }
         };
@@ -55,62 +53,32 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             config.shard,
             if args.target.is_none() { " (embedded reference server)" } else { "" }
         );
-        let outcome = if sweeping {
+        let result = if sweeping {
             syncspec_scenarios::sweep(&config, &args.sweep).await
         } else {
             syncspec_scenarios::run(&config).await
         };
-        let outcome = match outcome {
-            Ok(o) => o,
+        let result = match result {
+            Ok(r) => r,
             Err(e @ (LoadError::Unreachable { .. } | LoadError::Invalid(_) | LoadError::Goose(_))) => {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(2));
             }
             Err(e) => return Err(e.into()),
         };
-        print_summary(&outcome.result);
+        print_summary(&result);
         if let Some(out) = &args.out {
             println!("results in {}", out.join("load.json").display());
         }
-        if outcome.failed_thresholds.is_empty() {
+        if result.failed_thresholds.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
-            for f in &outcome.failed_thresholds {
+            for f in &result.failed_thresholds {
                 println!("threshold failed: {f}");
             }
             Ok(ExitCode::from(1))
         }
     })
-}
-
-/// Starts the reference server on its own runtime and threads, as if it
-/// were another process: sharing the load's runtime, its sockets would wait
-/// behind thousands of simulated clients' tasks, and the load would measure
-/// its own scheduler. Stops when the returned sender is dropped.
-fn embedded(
-    faults: std::collections::BTreeSet<syncspec_server::core::Fault>,
-) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").context("while binding the embedded server")?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("embedded-server")
-        .enable_all()
-        .build()
-        .context("while starting the embedded server's runtime")?;
-    std::thread::Builder::new().name("embedded-server".into()).spawn(move || {
-        runtime.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
-            let config = ServerConfig { core: Config { faults, ..Config::standard() }, workers: 2, test_hooks: false };
-            let _ = server::run(listener, config, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-    })?;
-    Ok((format!("http://{addr}"), stop))
 }
 
 fn ms(us: u64) -> String {

@@ -4,6 +4,7 @@
 
 mod check;
 mod cli;
+mod embedded;
 mod load;
 mod model;
 mod serve;

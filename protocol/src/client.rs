@@ -31,8 +31,6 @@ use crate::json;
 use crate::value::Value;
 use crate::wire::{self, JsonPayload, QueryId, RequestId, Ts, Version};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnect attempts after a lost socket, 100 ms apart at first, doubling to 1 s.
@@ -184,7 +182,6 @@ pub struct Client {
 impl Client {
     /// Opens the socket, sends `Connect`, and starts the client's task.
     pub async fn connect(options: Options) -> Result<Client, ClientError> {
-        ensure_tls_provider();
         let url = socket_url(&options.url)?;
         let session_id = uuid::Uuid::new_v4();
         let mut task = Task {
@@ -303,6 +300,29 @@ pub fn ensure_tls_provider() {
     });
 }
 
+/// The socket WebSocket type the clients use.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a sync socket (a `ws://` or `wss://` URL from [`socket_url`]) as
+/// the official clients do, with the settings every syncspec client uses:
+/// `TCP_NODELAY`, a 4 KiB read buffer, each frame written at once, and at
+/// most 5 s to connect.
+pub async fn open_socket(url: &str) -> Result<Socket, ClientError> {
+    ensure_tls_provider();
+    let failed = |detail: String| ClientError::Connect { url: url.to_owned(), detail };
+    let mut request = url.into_client_request().map_err(|e| failed(e.to_string()))?;
+    request
+        .headers_mut()
+        .insert("Convex-Client", HeaderValue::from_static(concat!("syncspec-", env!("CARGO_PKG_VERSION"))));
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| failed("timed out".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(ws)
+}
+
 /// Turns a deployment URL into the sync socket's URL.
 pub fn socket_url(url: &str) -> Result<String, ClientError> {
     let url = url.trim_end_matches('/');
@@ -331,7 +351,7 @@ struct Task {
     url: String,
     session_id: uuid::Uuid,
     options: Options,
-    ws: Option<Ws>,
+    ws: Option<Socket>,
     connections: u32,
     /// Every live query, re-added after a reconnect.
     queries: BTreeMap<QueryId, (String, Value)>,
@@ -355,20 +375,7 @@ impl Task {
 
     /// Opens a socket and replays the session onto it.
     async fn open(&mut self) -> Result<(), ClientError> {
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ClientError::Connect { url: self.url.clone(), detail: e.to_string() })?;
-        request
-            .headers_mut()
-            .insert("Convex-Client", HeaderValue::from_static(concat!("syncspec-", env!("CARGO_PKG_VERSION"))));
-        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| ClientError::Connect { url: self.url.clone(), detail: "timed out".into() })?
-            .map_err(|e| ClientError::Connect { url: self.url.clone(), detail: e.to_string() })?;
+        let mut ws = open_socket(&self.url).await?;
         let mut connect = serde_json::json!({
             "type": "Connect",
             "sessionId": self.session_id.to_string(),

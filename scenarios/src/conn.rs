@@ -14,20 +14,16 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value as Json;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use syncspec_protocol::client::{self, Socket};
 use syncspec_protocol::wire;
 
 use crate::frame::{error_code, Frame, Message as Msg, Row};
 use crate::metrics::{Counters, Metric, Recorder};
 use crate::plan::Kind;
 use crate::room::Room;
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long connecting and the first answer to the subscription may take.
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,8 +101,8 @@ pub(crate) struct Conn {
 pub(crate) enum ConnectError {
     #[error("{0}")]
     Url(String),
-    #[error("could not connect to {url}: {detail}")]
-    Connect { url: String, detail: String },
+    #[error("{0}")]
+    Connect(String),
     #[error("no answer to the subscription within {0:?}")]
     NoAnswer(Duration),
     #[error("the subscription failed: {0}")]
@@ -118,13 +114,9 @@ impl Conn {
     /// answer (the client is then ready: that answer is its baseline, not a
     /// sample), and starts the connection's task.
     pub(crate) async fn open(url: &str, function: &str, args: Json, owner: Owner) -> Result<(Conn, u64), ConnectError> {
-        syncspec_protocol::client::ensure_tls_provider();
-        let socket = syncspec_protocol::client::socket_url(url).map_err(|e| ConnectError::Url(e.to_string()))?;
-        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-        let connect = tokio_tungstenite::connect_async_with_config(socket.as_str(), Some(config), true);
+        let socket = client::socket_url(url).map_err(|e| ConnectError::Url(e.to_string()))?;
         let joined = tokio::time::timeout(JOIN_TIMEOUT, async {
-            let (mut ws, _) =
-                connect.await.map_err(|e| ConnectError::Connect { url: socket.clone(), detail: e.to_string() })?;
+            let mut ws = client::open_socket(&socket).await.map_err(|e| ConnectError::Connect(e.to_string()))?;
             let hello = serde_json::json!({
                 "type": "Connect", "sessionId": uuid::Uuid::new_v4().to_string(),
                 "connectionCount": 0, "lastCloseReason": "InitialConnect",
@@ -136,14 +128,14 @@ impl Conn {
             for frame in [hello, add] {
                 ws.send(Message::text(frame.to_string()))
                     .await
-                    .map_err(|e| ConnectError::Connect { url: socket.clone(), detail: e.to_string() })?;
+                    .map_err(|e| ConnectError::Connect(format!("{socket}: {e}")))?;
             }
             loop {
                 let frame = match ws.next().await {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(ConnectError::Connect { url: socket.clone(), detail: e.to_string() }),
-                    None => return Err(ConnectError::Connect { url: socket.clone(), detail: "closed".into() }),
+                    Some(Err(e)) => return Err(ConnectError::Connect(format!("{socket}: {e}"))),
+                    None => return Err(ConnectError::Connect(format!("{socket}: closed before answering"))),
                 };
                 let Ok(parsed) = serde_json::from_str::<Frame<'_>>(&frame) else { continue };
                 if parsed.kind != "Transition" {
@@ -195,7 +187,7 @@ struct Pending {
 }
 
 struct Task {
-    ws: Ws,
+    ws: Socket,
     owner: Owner,
     observer: Observer,
     ready: u64,
@@ -291,17 +283,13 @@ impl Task {
                     return;
                 };
                 self.latest_ts = self.latest_ts.max(end);
-                let reached: Vec<u32> = self
-                    .pending
-                    .iter()
-                    .filter(|(_, p)| p.committed.is_some_and(|ts| ts <= end))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in reached {
-                    if let Some(p) = self.pending.remove(&id) {
+                self.pending.retain(|_, p| {
+                    let reached = p.committed.is_some_and(|ts| ts <= end);
+                    if reached {
                         owner.sample(Metric::Visible, p.stamp, now, None);
                     }
-                }
+                    !reached
+                });
             }
             "MutationResponse" => {
                 let request_id = frame.request_id.unwrap_or(u32::MAX);
@@ -433,7 +421,8 @@ impl Observer {
                     Ok(m) => m,
                     Err(e) => return unreadable(e),
                 };
-                let mut live = HashMap::with_capacity(messages.len());
+                // Forget messages that scrolled out of the list.
+                read.retain(|id, _| messages.iter().any(|m| m.id == id.as_str()));
                 for message in &messages {
                     let body = message.body.as_ref();
                     let from = read.get(message.id.as_ref()).copied().unwrap_or(0).min(body.len());
@@ -444,9 +433,13 @@ impl Observer {
                             owner.deliver(stamp, now, ready);
                         }
                     }
-                    live.insert(message.id.clone().into_owned(), upto);
+                    match read.get_mut(message.id.as_ref()) {
+                        Some(done) => *done = upto,
+                        None => {
+                            read.insert(message.id.clone().into_owned(), upto);
+                        }
+                    }
                 }
-                *read = live;
             }
         }
     }

@@ -19,5 +19,5 @@ mod writer;
 
 pub use plan::{Kind, ScenarioName, Shard};
 pub use result::LoadResult;
-pub use run::{goose_help, run, sweep, LoadConfig, LoadError, Outcome};
+pub use run::{goose_help, run, sweep, LoadConfig, LoadError};
 pub use writer::Schedule;

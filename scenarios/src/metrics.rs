@@ -71,7 +71,7 @@ impl Metric {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -129,9 +129,6 @@ pub struct Recorder {
     /// `u64::MAX` until every user has joined.
     steady_from: AtomicU64,
     totals: Vec<Mutex<Histogram<u64>>>,
-    /// Every sample, for runs that never had a steady part (a goose test
-    /// plan that never reaches every planned client).
-    whole: Vec<Mutex<Histogram<u64>>>,
     current: Vec<Mutex<Histogram<u64>>>,
     /// Per metric, every finished second.
     intervals: Vec<Mutex<Vec<Interval>>>,
@@ -155,7 +152,6 @@ impl Recorder {
             clock,
             steady_from: AtomicU64::new(u64::MAX),
             totals: (0..n).map(|_| Mutex::new(histogram())).collect(),
-            whole: (0..n).map(|_| Mutex::new(histogram())).collect(),
             current: (0..n).map(|_| Mutex::new(histogram())).collect(),
             intervals: Metric::ALL.iter().map(|_| Mutex::new(Vec::new())).collect(),
             counters: Kind::ALL.iter().map(|_| Counters::default()).collect(),
@@ -183,7 +179,6 @@ impl Recorder {
     pub fn sample(&self, kind: Kind, metric: Metric, stamp: u64, latency_us: u64) {
         let i = slot(kind, metric);
         record(&mut lock(&self.current[i]), latency_us);
-        record(&mut lock(&self.whole[i]), latency_us);
         if stamp >= self.steady_from.load(Ordering::Relaxed) {
             record(&mut lock(&self.totals[i]), latency_us);
         }
@@ -230,25 +225,24 @@ impl Recorder {
         sync
     }
 
-    fn totals_or_whole(&self) -> &[Mutex<Histogram<u64>>] {
-        if self.steady_from().is_some() {
-            &self.totals
-        } else {
-            &self.whole
-        }
-    }
-
-    /// The steady total of one kind and metric (every sample if the run
-    /// never had a steady part).
+    /// The steady total of one kind and metric; for a run that never had a
+    /// steady part (a goose test plan that never reached every planned
+    /// client), every sample, from the seconds already rolled.
     pub fn total(&self, kind: Kind, metric: Metric) -> Histogram<u64> {
-        lock(&self.totals_or_whole()[slot(kind, metric)]).clone()
+        self.total_over(&[kind], metric)
     }
 
     /// [`Recorder::total`] of a metric over the given kinds.
     pub fn total_over(&self, kinds: &[Kind], metric: Metric) -> Histogram<u64> {
         let mut h = histogram();
-        for kind in kinds {
-            let _ = h.add(&*lock(&self.totals_or_whole()[slot(*kind, metric)]));
+        if self.steady_from().is_some() {
+            for kind in kinds {
+                let _ = h.add(&*lock(&self.totals[slot(*kind, metric)]));
+            }
+        } else {
+            for interval in lock(&self.intervals[metric.index()]).iter().filter(|i| kinds.contains(&i.kind)) {
+                let _ = h.add(&interval.histogram);
+            }
         }
         h
     }
@@ -256,11 +250,11 @@ impl Recorder {
     /// Writes one HdrHistogram V2 interval log per metric (`sync.hlog`,
     /// `ack.hlog`, `visible.hlog`, `lag.hlog`), one tagged histogram per kind per second,
     /// interval starts relative to the run's wall-clock start (`BaseTime`).
-    pub fn write_logs(&self, dir: &std::path::Path, prefix: &str) -> std::io::Result<Vec<String>> {
+    pub fn write_logs(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
         let mut names = Vec::new();
         for metric in Metric::ALL {
             let intervals = lock(&self.intervals[metric.index()]);
-            let name = format!("{prefix}{}.hlog", metric.name());
+            let name = format!("{}.hlog", metric.name());
             write_log(
                 &dir.join(&name),
                 self.started_wall,
@@ -385,7 +379,7 @@ mod tests {
         r.roll();
         let dir = std::env::temp_dir().join(format!("syncspec-hlog-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let names = r.write_logs(&dir, "").unwrap();
+        let names = r.write_logs(&dir).unwrap();
         assert_eq!(names, vec!["sync.hlog", "ack.hlog", "visible.hlog", "lag.hlog"]);
         let text = std::fs::read(dir.join("sync.hlog")).unwrap();
         let read = read_log(&text).unwrap();

@@ -38,6 +38,16 @@ pub(crate) struct Delivery {
     pub(crate) stale_views: u64,
 }
 
+impl std::iter::Sum for Delivery {
+    fn sum<I: Iterator<Item = Delivery>>(rooms: I) -> Delivery {
+        rooms.fold(Delivery::default(), |a, b| Delivery {
+            expected: a.expected + b.expected,
+            received: a.received + b.received,
+            stale_views: a.stale_views + b.stale_views,
+        })
+    }
+}
+
 impl Room {
     pub(crate) fn new(plan: &RoomPlan, run_id: &str) -> Room {
         let n = plan.members;

@@ -83,15 +83,6 @@ pub enum LoadError {
     },
 }
 
-/// What a run ended with: the result, and the goose thresholds that failed.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Everything measured.
-    pub result: LoadResult,
-    /// `--threshold` rules that failed, as goose words them.
-    pub failed_thresholds: Vec<String>,
-}
-
 /// Shared by every user of a run.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -109,8 +100,8 @@ pub(crate) struct Run {
     ready: AtomicUsize,
     /// Writes intended at or after this stamp are not sent (`u64::MAX` until known).
     stop_writes: AtomicU64,
-    /// Counters when the steady part began.
-    steady_counters: std::sync::Mutex<Option<Vec<[u64; 3]>>>,
+    /// Per kind, the writes counted when the steady part began.
+    steady_counters: std::sync::Mutex<Option<Vec<Written>>>,
     request_names: Vec<[String; 4]>,
 }
 
@@ -132,18 +123,27 @@ impl Run {
         }
     }
 
-    fn snapshot(&self) -> Vec<[u64; 3]> {
+    fn snapshot(&self) -> Vec<Written> {
         Kind::ALL
             .iter()
             .map(|k| {
                 let c = self.recorder.counters(*k);
-                [
-                    c.sent.load(Ordering::Relaxed),
-                    c.accepted.load(Ordering::Relaxed),
-                    c.rate_limited.load(Ordering::Relaxed),
-                ]
+                Written { sent: c.sent.load(Ordering::Relaxed), accepted: c.accepted.load(Ordering::Relaxed) }
             })
             .collect()
+    }
+}
+
+/// Writes of one kind sent and accepted, at one moment or between two.
+#[derive(Clone, Copy, Debug, Default)]
+struct Written {
+    sent: u64,
+    accepted: u64,
+}
+
+impl Written {
+    fn since(self, earlier: Written) -> Written {
+        Written { sent: self.sent - earlier.sent, accepted: self.accepted - earlier.accepted }
     }
 }
 
@@ -227,7 +227,7 @@ async fn deliver(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> Transaction
         }
     }
     for s in batch {
-        let name = &run.request_names[kind as usize][metric_index(s.metric)];
+        let name = &run.request_names[kind as usize][s.metric.index()];
         user.record_custom_request_duration("WS", name, s.latency, s.failure.is_none(), None, s.failure.as_deref())
             .await?;
     }
@@ -254,10 +254,6 @@ async fn leave(run: Arc<Run>, user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
-fn metric_index(m: Metric) -> usize {
-    Metric::ALL.iter().position(|x| *x == m).unwrap_or(0)
-}
-
 fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -266,30 +262,24 @@ fn rss_bytes() -> Option<u64> {
 
 /// goose, set up for this run: one scenario per kind of client, syncspec's
 /// ramp and run time unless goose was given its own, and the report file.
-fn attack(
-    config: &LoadConfig,
-    goose_config: GooseConfiguration,
-    run: &Arc<Run>,
-    kinds: &[Kind],
-    users_of: &[usize],
-    planned: usize,
-) -> Result<GooseAttack, LoadError> {
+fn attack(config: &LoadConfig, goose_config: GooseConfiguration, run: &Arc<Run>) -> Result<GooseAttack, LoadError> {
+    let goose_err = |e: GooseError| LoadError::Goose(goose_message(e));
     // One shared HTTP client (we make no HTTP requests): a client per user
     // would cost thousands of TLS configurations and connection pools.
     let mut attack = GooseAttack::initialize_with_config(goose_config)
-        .map_err(|e| LoadError::Goose(goose_message(e)))?
+        .map_err(goose_err)?
         .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())
-        .map_err(|e| LoadError::Goose(e.to_string()))?;
-    for kind in kinds {
-        let users = users_of[*kind as usize];
+        .map_err(goose_err)?;
+    for kind in Kind::ALL {
+        let users = run.slots[kind as usize].len();
         if users == 0 {
             continue;
         }
         let (r1, r2, r3) = (run.clone(), run.clone(), run.clone());
-        let k = *kind;
+        let k = kind;
         let scenario = Scenario::new(kind.name())
             .set_weight(users)
-            .map_err(|e| LoadError::Goose(e.to_string()))?
+            .map_err(goose_err)?
             .register_transaction(
                 transaction(move |u| Box::pin(join(r1.clone(), k, u))).set_name("join").set_on_start(),
             )
@@ -297,13 +287,10 @@ fn attack(
             .register_transaction(transaction(move |u| Box::pin(leave(r3.clone(), u))).set_name("leave").set_on_stop());
         attack = attack.register_scenario(scenario);
     }
-    let goose_err = |e: GooseError| LoadError::Goose(goose_message(e));
     let run_time_s = (config.run_time + DRAIN).as_secs_f64().ceil() as usize;
     let increase = format!("{}", config.increase_rate);
     // goose's own load shape, when given after `--`, wins over ours.
-    let given = |names: &[&str]| {
-        config.goose_args.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))))
-    };
+    let given = |names: &[&str]| goose_gives(&config.goose_args, names);
     let planned_by_goose = given(&["--test-plan", "--iterations"]);
     let mut attack = *attack.set_default(GooseDefault::Host, config.url.as_str()).map_err(goose_err)?;
     attack = *attack.set_default(GooseDefault::NoTelnet, true).map_err(goose_err)?;
@@ -314,7 +301,7 @@ fn attack(
         attack = *attack.set_default(off, true).map_err(goose_err)?;
     }
     if !planned_by_goose {
-        attack = *attack.set_default(GooseDefault::Users, planned).map_err(goose_err)?;
+        attack = *attack.set_default(GooseDefault::Users, run.planned).map_err(goose_err)?;
         attack = *attack.set_default(GooseDefault::RunTime, run_time_s).map_err(goose_err)?;
         if !given(&["-s", "--increase-time"]) {
             attack = *attack.set_default(GooseDefault::IncreaseRate, increase.as_str()).map_err(goose_err)?;
@@ -362,7 +349,7 @@ fn spawn_ticker(run: Arc<Run>, peak: Arc<AtomicU64>, progress: bool) -> tokio::t
 }
 
 /// Runs one load and returns what it measured.
-pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
+pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     if config.users == 0 || config.users > MAX_USERS {
         return Err(LoadError::Invalid(format!("--users must be from 1 to {MAX_USERS}, got {}", config.users)));
     }
@@ -385,7 +372,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         (["-u", "--users"], "--users", "the rooms are planned from it"),
         (["-H", "--host"], "--target", "every connection is aimed with it"),
     ] {
-        if config.goose_args.iter().any(|a| flags.iter().any(|f| a == f || a.starts_with(&format!("{f}=")))) {
+        if goose_gives(&config.goose_args, &flags) {
             return Err(LoadError::Invalid(format!("give {instead} to syncspec, before `--`: {why}")));
         }
     }
@@ -415,7 +402,6 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         all_rooms.push(room);
     }
     // Users take slots in order, so each room fills up member by member.
-    let users_of: Vec<usize> = slots.iter().map(Vec::len).collect();
     let run = Arc::new(Run {
         url: config.url.clone(),
         recorder: recorder.clone(),
@@ -432,7 +418,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         request_names: Kind::ALL.iter().map(|k| Metric::ALL.map(|m| format!("{} {}", k.name(), m.name()))).collect(),
     });
 
-    let attack = attack(config, goose_config, &run, &kinds, &users_of, planned)?;
+    let attack = attack(config, goose_config, &run)?;
 
     let rss_before = rss_bytes();
     let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
@@ -461,24 +447,14 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
 
     // Put the result together.
     let mut per_kind = std::collections::BTreeMap::new();
-    let mut delivery_all = Delivery::default();
     for kind in &kinds {
-        let users = users_of[*kind as usize];
-        let mut d = Delivery::default();
-        for room in all_rooms.iter().filter(|r| r.kind == *kind) {
-            let rd = room.delivery();
-            d.expected += rd.expected;
-            d.received += rd.received;
-            d.stale_views += rd.stale_views;
-        }
-        delivery_all.expected += d.expected;
-        delivery_all.received += d.received;
-        delivery_all.stale_views += d.stale_views;
+        let users = run.slots[*kind as usize].len();
+        let d: Delivery = all_rooms.iter().filter(|r| r.kind == *kind).map(|r| r.delivery()).sum();
         let c = recorder.counters(*kind);
         let window = (steady_s * users as f64).max(f64::MIN_POSITIVE);
-        let steady = |i: usize| match &steady_counters {
-            Some(s) => end_counters[*kind as usize][i] - s[*kind as usize][i],
-            None => 0,
+        let written = match &steady_counters {
+            Some(at_start) => end_counters[*kind as usize].since(at_start[*kind as usize]),
+            None => Written::default(),
         };
         per_kind.insert(
             kind.name().to_owned(),
@@ -494,8 +470,8 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
                 updates_expected: kind.every_update_counts().then_some(d.expected),
                 updates_missing: kind.every_update_counts().then_some(d.expected.saturating_sub(d.received)),
                 stale_views: (!kind.every_update_counts()).then_some(d.stale_views),
-                attempted_per_user_s: round2(steady(0) as f64 / window),
-                accepted_per_user_s: round2(steady(1) as f64 / window),
+                attempted_per_user_s: round2(written.sent as f64 / window),
+                accepted_per_user_s: round2(written.accepted as f64 / window),
                 rate_limited: c.rate_limited.load(Ordering::Relaxed),
                 departures_seen: c.departures.load(Ordering::Relaxed),
                 errors: c.errors.load(Ordering::Relaxed),
@@ -530,13 +506,14 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         updates_sent: sent,
         updates_accepted: accepted,
         updates_received: received,
-        updates_expected: delivery_all.expected,
-        updates_missing: delivery_all.expected.saturating_sub(delivery_all.received),
-        stale_views: delivery_all.stale_views,
+        // Per kind, summed: cursors' receipts must not cover chat's losses.
+        updates_expected: per_kind.values().filter_map(|k| k.updates_expected).sum(),
+        updates_missing: per_kind.values().filter_map(|k| k.updates_missing).sum(),
+        stale_views: per_kind.values().filter_map(|k| k.stale_views).sum(),
         rate_limited,
         errors,
         error_samples: recorder.error_samples(),
-        failed_thresholds: failed_thresholds.clone(),
+        failed_thresholds,
         memory: Memory {
             rss_before_bytes: rss_before.unwrap_or(0),
             rss_peak_bytes: peak_rss,
@@ -548,7 +525,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
     };
     if let Some(out) = &config.out {
         let w = |source| LoadError::Write { path: out.clone(), source };
-        result.files = recorder.write_logs(out, "").map_err(w)?;
+        result.files = recorder.write_logs(out).map_err(w)?;
         crate::metrics::write_log(
             &out.join("echo.hlog"),
             std::time::SystemTime::now(),
@@ -563,7 +540,12 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadError> {
         }
         result.write(&out.join("load.json")).map_err(w)?;
     }
-    Ok(Outcome { result, failed_thresholds })
+    Ok(result)
+}
+
+/// Whether goose's options name one of `flags` (`--flag value` or `--flag=value`).
+fn goose_gives(args: &[String], flags: &[&str]) -> bool {
+    args.iter().any(|a| flags.iter().any(|f| a == f || a.strip_prefix(f).is_some_and(|rest| rest.starts_with('='))))
 }
 
 /// goose's error with the detail it carries (its `Display` names only the kind).
@@ -608,22 +590,17 @@ fn round2(x: f64) -> f64 {
 
 /// Checks the target answers a WebSocket handshake at its sync path.
 async fn probe(url: &str) -> Result<(), LoadError> {
-    syncspec_protocol::client::ensure_tls_provider();
-    let unreachable = |detail: String| LoadError::Unreachable { url: url.to_owned(), detail };
     let socket = syncspec_protocol::client::socket_url(url).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    match tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(socket.as_str())).await {
-        Ok(Ok((mut ws, _))) => {
-            let _ = ws.close(None).await;
-            Ok(())
-        }
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
-        Err(_) => Err(unreachable("no answer within 5 s".into())),
-    }
+    let mut ws = syncspec_protocol::client::open_socket(&socket)
+        .await
+        .map_err(|e| LoadError::Unreachable { url: url.to_owned(), detail: e.to_string() })?;
+    let _ = futures_util::SinkExt::close(&mut ws).await;
+    Ok(())
 }
 
 /// `--sweep`: one cursors run per per-client rate, one after another; the
 /// result holds every step, and each step's files go to `DIR/RATEhz/`.
-pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<Outcome, LoadError> {
+pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<LoadResult, LoadError> {
     if rates.is_empty() {
         return Err(LoadError::Invalid("--sweep needs at least one rate".into()));
     }
@@ -637,18 +614,17 @@ pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<Outcome, LoadEr
         if config.progress {
             eprintln!("sweep step: {rate} Hz per client");
         }
-        let outcome = run(&step).await?;
-        failed.extend(outcome.failed_thresholds.iter().cloned());
-        steps.push(crate::result::Step::of(&outcome.result));
-        last = Some(outcome.result);
+        let result = run(&step).await?;
+        failed.extend(result.failed_thresholds.iter().cloned());
+        steps.push(crate::result::Step::of(&result));
+        last = Some(result);
     }
     let mut result = last.expect("at least one step ran");
-    result.rate_hz = rates[rates.len() - 1];
     result.steps = steps;
-    result.failed_thresholds = failed.clone();
+    result.failed_thresholds = failed;
     if let Some(out) = &config.out {
         result.files = rates.iter().map(|r| format!("{r}hz/")).collect();
         result.write(&out.join("load.json")).map_err(|source| LoadError::Write { path: out.clone(), source })?;
     }
-    Ok(Outcome { result, failed_thresholds: failed })
+    Ok(result)
 }

@@ -89,6 +89,7 @@ async fn a_known_push_delay_is_recorded() {
     proxy.set_delay(Direction::ServerToClient, Duration::from_millis(100));
     let delayed = load("cursors", 10, &format!("http://{}", proxy.addr()), &scratch("load-delayed"), "3s", &[]).await;
     let added = p50_ms(&delayed) - p50_ms(&direct);
+    eprintln!("sync p50: direct {} ms, through a 100 ms push delay {} ms", p50_ms(&direct), p50_ms(&delayed));
     // Every push crossed the 100 ms link once: the median moves by that much,
     // give or take scheduling on a shared machine.
     assert!((95.0..=160.0).contains(&added), "direct p50 {} ms, delayed p50 {} ms", p50_ms(&direct), p50_ms(&delayed));
