@@ -24,14 +24,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
-        // Without a target, test an embedded reference server.
-        let (url, _stop) = match &args.target {
-            Some(url) => (url.trim_end_matches('/').to_owned(), None),
-            None => {
-                let (url, stop) = crate::embedded::start(faults)?;
-                (url, Some(stop))
-            }
-        };
+        let (url, _stop) = crate::embedded::target_or_start(args.target.as_deref(), faults)?;
         // Unreachable is "could not run" (2), not a failed check.
         let probe = Options {
             url: url.clone(),

@@ -9,7 +9,7 @@ use syncspec_server::server::{self, ServerConfig};
 /// were another process: sharing the caller's runtime, its sockets would wait
 /// behind thousands of simulated clients' tasks, and a load run would
 /// measure its own scheduler. Stops when the returned sender is dropped.
-pub(crate) fn start(
+fn start(
     faults: std::collections::BTreeSet<syncspec_server::core::Fault>,
 ) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").context("while binding the embedded server")?;
@@ -33,4 +33,16 @@ pub(crate) fn start(
         });
     })?;
     Ok((format!("http://{addr}"), stop))
+}
+
+/// The target's URL, or without one an embedded server's, with the sender
+/// that keeps it running.
+pub(crate) fn target_or_start(
+    target: Option<&str>,
+    faults: std::collections::BTreeSet<syncspec_server::core::Fault>,
+) -> anyhow::Result<(String, Option<tokio::sync::oneshot::Sender<()>>)> {
+    match target {
+        Some(url) => Ok((url.trim_end_matches('/').to_owned(), None)),
+        None => start(faults).map(|(url, stop)| (url, Some(stop))),
+    }
 }
