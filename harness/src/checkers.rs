@@ -23,29 +23,9 @@ use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{QueryId, RequestId, Ts};
 
-/// How a case or check came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Outcome {
-    /// Executed and passed.
-    Pass,
-    /// Conformant but ignored a should-level behaviour.
-    NonStrict,
-    /// Broke a guarantee.
-    Fail,
-    /// Behaviour the protocol leaves open, reported for information.
-    Info,
-    /// The backend lacks the feature the case needs.
-    Unimplemented,
-}
-
-/// One piece of evidence: what is wrong, and the events that show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// What was expected and what came.
-    pub message: String,
-    /// Indices into the history's events.
-    pub events: Vec<usize>,
-}
+// The report keeps outcomes and evidence as checkers produce them; they are
+// the report's types so that a saved result reads back the same.
+pub use syncspec_reports::conformance::{Evidence, Outcome};
 
 /// A checker's judgement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,6 +50,134 @@ pub(crate) enum Command {
     /// r.json`). Exit code 0 when the run completed, 1 when a goose threshold failed, 2
     /// when it could not run (bad arguments, unreachable target).
     Load(LoadArgs),
+    /// The main job: conformance, the standard load mix, the cursor rate sweep and the
+    /// model check, then one report (HTML, Markdown, JUnit XML, JSON).
+    ///
+    /// Runs against the embedded reference server and, side by side, every --target.
+    /// Writes DIR/index.html (one self-contained file), report.md (for a pull-request
+    /// comment), junit.xml and report.json, and prints the path of index.html last.
+    /// Exit code 0 when every backend passed the suite and the model check, 1 when one
+    /// did not, 2 when it could not run (bad arguments, unreachable target).
+    Run(RunArgs),
+    /// Render saved results side by side (HTML, Markdown, JUnit XML, JSON), or merge shards.
+    ///
+    /// Each RESULT is a run's output directory or its report.json (from `run`, `check
+    /// --out`, `load --out` or `model --out`); parts of one backend join one column.
+    /// `syncspec report merge SHARD... --out DIR` combines the shards of one load run
+    /// (`load --shard I/N --out DIR`) by adding their histograms and counters exactly.
+    Report(ReportArgs),
+    /// Judge a saved result against thresholds and a baseline, for CI.
+    ///
+    /// Rules look like `sync.p95<50ms`, `mutation.p99<=100ms`, `errors==0`,
+    /// `conformance.failed==0`, `sweep.accepted_per_user<=20.5`, `chat.sync.p50<5ms`,
+    /// `sync_over_echo.p95<300`, `model.failed==0`. Latencies take us, ms or s (a bare
+    /// number is ms). A rule whose metric the result does not hold fails. With several
+    /// backends a rule must hold for each, unless --backend names one. --baseline judges
+    /// latencies as multiples of each run's own echo floor (allowed to grow by
+    /// --max-regression) and failure counts, which must not rise.
+    /// Exit code 0 when every rule held, 1 when one failed, 2 on a bad rule or file.
+    Gate(GateArgs),
+}
+
+/// A phase of `syncspec run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub(crate) enum Phase {
+    /// The conformance suite.
+    Conformance,
+    /// The standard load mix.
+    Load,
+    /// The cursor rate sweep.
+    Sweep,
+    /// The model check (the reference only).
+    Model,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// A backend to put beside the reference, named like a Convex deployment; repeatable.
+    #[arg(long = "target", value_name = "URL")]
+    pub(crate) targets: Vec<String>,
+    /// Where the report goes.
+    #[arg(long, value_name = "DIR", default_value = "syncspec-out")]
+    pub(crate) out: std::path::PathBuf,
+    /// Leave the embedded reference server out: only the --target backends (halves a CI run).
+    #[arg(long, requires = "targets")]
+    pub(crate) no_reference: bool,
+    /// Which phases to run.
+    #[arg(long, value_name = "PHASE,...", value_delimiter = ',', default_value = "conformance,load,sweep,model")]
+    pub(crate) phases: Vec<Phase>,
+    /// Conformance cases to run, by id pattern (`4.3`, `5.*`); repeatable. Default: all.
+    #[arg(long = "cases", value_name = "PATTERN")]
+    pub(crate) cases: Vec<String>,
+    /// Simulated clients in the standard mix (60% chat, 30% presence, 10% cursors).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub(crate) users: usize,
+    /// How long the mix writes once every client has joined.
+    #[arg(long, value_name = "DUR", default_value = "45s", value_parser = parse_duration)]
+    pub(crate) run_time: Duration,
+    /// Cursor rates offered per client in the sweep.
+    #[arg(long, value_name = "HZ,...", value_delimiter = ',', default_value = "5,10,20,40")]
+    pub(crate) sweep: Vec<f64>,
+    /// Cursor clients in each sweep step.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub(crate) sweep_users: usize,
+    /// How long each sweep step writes.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) sweep_time: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct ReportArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<ReportCommand>,
+    /// Saved results: run output directories or report.json files.
+    #[arg(value_name = "RESULT", required = true)]
+    pub(crate) results: Vec<std::path::PathBuf>,
+    /// Where the report goes.
+    #[arg(long, value_name = "DIR", default_value = "syncspec-out")]
+    pub(crate) out: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Combine the shards of one load run into one result, adding histograms and counters exactly.
+    ///
+    /// Every shard 1..N must be given once; a missing shard, a shard given twice, or a
+    /// result of another run is refused with the reason (exit code 2).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MergeArgs {
+    /// The shards' results: output directories of `load --shard I/N --out DIR`, or their report.json.
+    #[arg(value_name = "SHARD", required = true)]
+    pub(crate) shards: Vec<std::path::PathBuf>,
+    /// Where the merged report goes.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GateArgs {
+    /// A run's output directory or its report.json.
+    #[arg(value_name = "RESULT")]
+    pub(crate) result: std::path::PathBuf,
+    /// A rule such as `sync.p95<50ms`; repeatable.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub(crate) thresholds: Vec<String>,
+    /// A stored result to judge regressions against (a run's output directory or its report.json).
+    #[arg(long, value_name = "RESULT")]
+    pub(crate) baseline: Option<std::path::PathBuf>,
+    /// How much worse a latency over the echo floor may get than in the baseline.
+    #[arg(long, value_name = "PERCENT", default_value = "10%", requires = "baseline")]
+    pub(crate) max_regression: String,
+    /// Judge only this backend (a column name from the report, e.g. `reference`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) backend: Option<String>,
+    /// Also write the rules and the conformance cases as JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +205,9 @@ pub(crate) struct LoadArgs {
     /// Run only shard I of N: whole rooms and channels, so writer and readers share a clock.
     #[arg(long, value_name = "I/N", default_value = "1/1")]
     pub(crate) shard: syncspec_scenarios::Shard,
-    /// Write load.json, the HdrHistogram interval logs and goose's HTML report here.
+    /// Write the report (report.json with every histogram, index.html, report.md,
+    /// junit.xml) and the HdrHistogram interval logs here. goose's own HTML report
+    /// only when asked for after `--` (`-- --report-file DIR/goose.html`).
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<std::path::PathBuf>,
     /// Run cursors once per per-client rate (e.g. 5,10,20,40,80) and report each step.
@@ -106,6 +236,9 @@ pub(crate) struct ModelArgs {
     /// Open stateright's Explorer on this loopback address (e.g. 127.0.0.1:3000) instead.
     #[arg(long, value_name = "ADDR")]
     pub(crate) explore: Option<SocketAddr>,
+    /// Write the report (report.json, index.html, report.md, junit.xml) here.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -116,7 +249,8 @@ pub(crate) struct CheckArgs {
     /// Cases to run, by id pattern (`4.3`, `5.*`); repeatable. Default: all.
     #[arg(long = "cases", value_name = "PATTERN")]
     pub(crate) cases: Vec<String>,
-    /// Write results.json and one history per case under this directory.
+    /// Write the report (report.json, index.html, report.md, junit.xml) and one
+    /// history per case (histories/ID.json) here.
     #[arg(long)]
     pub(crate) out: Option<std::path::PathBuf>,
     /// List the cases and exit.

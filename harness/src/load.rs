@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use syncspec_scenarios::metrics::Summary;
-use syncspec_scenarios::{Kind, LoadConfig, LoadError, LoadResult, ScenarioName, Schedule};
+use syncspec_reports::hist::Summary;
+use syncspec_reports::load::{LoadResult, Sweep};
+use syncspec_reports::report::Report;
+use syncspec_reports::verdict::group;
+use syncspec_scenarios::{Kind, LoadConfig, LoadError, ScenarioName, Schedule};
 
 use crate::cli::LoadArgs;
 
@@ -47,32 +50,52 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             config.shard,
             if args.target.is_none() { " (embedded reference server)" } else { "" }
         );
-        let result = if sweeping {
-            syncspec_scenarios::sweep(&config, &args.sweep).await
-        } else {
-            syncspec_scenarios::run(&config).await
-        };
-        let result = match result {
-            Ok(r) => r,
-            Err(e @ (LoadError::Unreachable { .. } | LoadError::Invalid(_) | LoadError::Goose(_))) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(2));
+        let embedded = args.target.is_none().then_some(args.faults.as_slice());
+        let mut backend = crate::column::new(&url, embedded).await;
+        let failed_thresholds = if sweeping {
+            match syncspec_scenarios::sweep(&config, &args.sweep).await {
+                Ok((sweep, failed)) => {
+                    print_sweep(&sweep);
+                    backend.sweep = Some(sweep);
+                    failed
+                }
+                Err(e) => return could_not_run(e),
             }
-            Err(e) => return Err(e.into()),
+        } else {
+            match syncspec_scenarios::run(&config).await {
+                Ok(result) => {
+                    print_summary(&result);
+                    let failed = result.failed_thresholds.clone();
+                    backend.load = Some(result);
+                    failed
+                }
+                Err(e) => return could_not_run(e),
+            }
         };
-        print_summary(&result);
         if let Some(out) = &args.out {
-            println!("results in {}", out.join("load.json").display());
+            let index = crate::output::write(&Report::new(vec![backend]), out, None)?;
+            println!("report in {}", index.display());
         }
-        if result.failed_thresholds.is_empty() {
+        if failed_thresholds.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
-            for f in &result.failed_thresholds {
+            for f in &failed_thresholds {
                 println!("threshold failed: {f}");
             }
             Ok(ExitCode::from(1))
         }
     })
+}
+
+/// Bad settings and an unreachable target exit 2 with the reason; anything else is an error.
+fn could_not_run(e: LoadError) -> anyhow::Result<ExitCode> {
+    match e {
+        LoadError::Unreachable { .. } | LoadError::Invalid(_) | LoadError::Goose(_) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        other => Err(other.into()),
+    }
 }
 
 fn ms(us: u64) -> String {
@@ -90,47 +113,49 @@ fn line(name: &str, s: &Summary) -> String {
     )
 }
 
-fn print_summary(r: &LoadResult) {
-    if !r.steps.is_empty() {
-        println!("rate sweep, {} cursor clients per step", r.users);
+pub(crate) fn print_sweep(sweep: &Sweep) {
+    println!("rate sweep, {} cursor clients per step", sweep.users);
+    println!(
+        "{:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "Hz", "attempted/s", "accepted/s", "limited", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    for s in &sweep.steps {
+        let f = &s.figures;
         println!(
-            "{:>8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
-            "Hz", "attempted/s", "accepted/s", "limited", "p50 ms", "p95 ms", "p99 ms", "errors"
+            "{:>8} {:>12.2} {:>12.2} {:>12} {:>10} {:>10} {:>10} {:>8}",
+            s.rate_hz,
+            f.attempted_per_user_s,
+            f.accepted_per_user_s,
+            f.rate_limited,
+            ms(f.sync_latency_us.p50),
+            ms(f.sync_latency_us.p95),
+            ms(f.sync_latency_us.p99),
+            f.errors
         );
-        for s in &r.steps {
-            println!(
-                "{:>8} {:>12.2} {:>12.2} {:>12} {:>10} {:>10} {:>10} {:>8}",
-                s.rate_hz,
-                s.attempted_per_user_s,
-                s.accepted_per_user_s,
-                s.rate_limited,
-                ms(s.sync_latency_us.p50),
-                ms(s.sync_latency_us.p95),
-                ms(s.sync_latency_us.p99),
-                s.errors
-            );
-        }
-        println!("(attempted and accepted are per client per second)");
-        return;
     }
+    println!("(attempted and accepted are per client per second)");
+}
+
+pub(crate) fn print_summary(r: &LoadResult) {
+    let f = &r.figures;
     println!(
         "{} · {} users ({} ready) · {} s steady after {} s ramp",
         r.scenario,
-        r.users,
+        f.users,
         r.users_ready,
         r.run_time_s,
         r.ramp_s.unwrap_or(0.0)
     );
-    println!("{}", line("sync latency", &r.sync_latency_us));
-    for (name, k) in &r.kinds {
-        if r.kinds.len() > 1 {
-            println!("{}", line(&format!("  {name} sync"), &k.sync_latency_us));
+    println!("{}", line("sync latency", &f.sync_latency_us));
+    if r.kinds.len() > 1 {
+        for (name, k) in &r.kinds {
+            println!("{}", line(&format!("  {name} sync"), &k.figures.sync_latency_us));
         }
     }
-    println!("{}", line("mutation response", &r.mutation_latency_us));
-    println!("{}", line("mutation visible", &r.visible_latency_us));
-    println!("{}", line("send lag (load generator)", &r.send_lag_us));
-    println!("{}", line(&format!("echo floor ({} B frames)", r.echo_frame_bytes), &r.echo_rtt_us));
+    println!("{}", line("mutation response", &f.mutation_latency_us));
+    println!("{}", line("mutation visible", &f.visible_latency_us));
+    println!("{}", line("send lag (load generator)", &f.send_lag_us));
+    println!("{}", line(&format!("echo floor ({} B frames)", r.echo.frame_bytes), &r.echo.rtt_us));
     println!(
         "sync over echo floor: {}x at p50, {}x at p95",
         r.sync_over_echo_p50.map_or("-".into(), |x| x.to_string()),
@@ -138,22 +163,22 @@ fn print_summary(r: &LoadResult) {
     );
     println!(
         "writes: {} sent, {} accepted, {} rate-limited, {} errors; changes seen by readers: {}",
-        r.updates_sent, r.updates_accepted, r.rate_limited, r.errors, r.updates_received
+        f.updates_sent, f.updates_accepted, f.rate_limited, f.errors, f.updates_received
     );
     println!(
         "delivery: {} changes owed to readers where every update counts, {} missing; {} cursor views not ending on the writer's latest",
-        r.updates_expected, r.updates_missing, r.stale_views
+        f.updates_expected, f.updates_missing, f.stale_views
     );
     for (name, k) in &r.kinds {
         println!(
             "  {name}: {} users in {} rooms, {:.2} writes attempted and {:.2} accepted per user per second",
-            k.users, k.rooms, k.attempted_per_user_s, k.accepted_per_user_s
+            k.figures.users, k.rooms, k.figures.attempted_per_user_s, k.figures.accepted_per_user_s
         );
     }
     println!(
-        "memory: {:.1} MiB peak, {:.1} KiB per simulated client",
+        "memory: {:.1} MiB peak, {} KiB per simulated client",
         r.memory.rss_peak_bytes as f64 / 1048576.0,
-        r.memory.per_client_bytes as f64 / 1024.0
+        group(r.memory.per_client_bytes as f64 / 1024.0)
     );
     for e in &r.error_samples {
         println!("  error: {e}");

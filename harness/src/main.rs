@@ -4,9 +4,14 @@
 
 mod check;
 mod cli;
+mod column;
 mod embedded;
+mod gate;
 mod load;
 mod model;
+mod output;
+mod report;
+mod run;
 mod serve;
 
 use std::process::ExitCode;
@@ -38,6 +43,9 @@ fn main() -> ExitCode {
         cli::Command::Check(args) => check::run(args),
         cli::Command::Model(args) => model::run(args),
         cli::Command::Load(args) => load::run(args),
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Report(args) => report::run(args),
+        cli::Command::Gate(args) => gate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,51 +1,16 @@
 //! Running a model check and reporting it: states explored, depth, time,
-//! and each property's result with its trace, as data.
+//! and each property's result with its trace, as the report keeps them
+//! (`syncspec_reports::model`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use stateright::{Checker, Expectation, Model};
+use syncspec_reports::model::{self as data, Configuration, Property};
 
 use crate::sync::SyncModel;
 
-/// One property's outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PropertyResult {
-    /// The property's name.
-    pub name: &'static str,
-    /// `always` or `sometimes`.
-    pub kind: &'static str,
-    /// Whether it held (an `always` with no counterexample, a `sometimes` with an example).
-    pub holds: bool,
-    /// The shortest path to the counterexample (or, for `sometimes`, the example).
-    pub trace: Option<Vec<String>>,
-}
-
-/// One configuration's check.
-#[derive(Clone, Debug)]
-pub struct ModelReport {
-    /// The configuration's name.
-    pub name: String,
-    /// States visited, counting repeats.
-    pub states: usize,
-    /// Distinct states.
-    pub unique_states: usize,
-    /// The longest path explored.
-    pub max_depth: usize,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Every property.
-    pub properties: Vec<PropertyResult>,
-}
-
-impl ModelReport {
-    /// Whether every property held.
-    pub fn passed(&self) -> bool {
-        self.properties.iter().all(|p| p.holds)
-    }
-}
-
 /// Explores the whole state space breadth first (so counterexamples are shortest).
-pub fn check(name: &str, model: SyncModel) -> ModelReport {
+pub fn check(name: &str, model: SyncModel) -> Configuration {
     let started = Instant::now();
     let properties = model.properties();
     let checker = model.checker().spawn_bfs().join();
@@ -54,21 +19,22 @@ pub fn check(name: &str, model: SyncModel) -> ModelReport {
         .iter()
         .map(|p| {
             let found = checker.discovery(p.name);
-            let trace = found.map(|path| path.into_actions().iter().map(ToString::to_string).collect());
-            let (kind, holds) = match p.expectation {
-                Expectation::Always => ("always", trace.is_none()),
-                Expectation::Sometimes => ("sometimes", trace.is_some()),
-                Expectation::Eventually => ("eventually", trace.is_none()),
+            let trace: Option<Vec<String>> =
+                found.map(|path| path.into_actions().iter().map(ToString::to_string).collect());
+            let (expectation, holds) = match p.expectation {
+                Expectation::Always => (data::Expectation::Always, trace.is_none()),
+                Expectation::Sometimes => (data::Expectation::Sometimes, trace.is_some()),
+                Expectation::Eventually => (data::Expectation::Eventually, trace.is_none()),
             };
-            PropertyResult { name: p.name, kind, holds, trace }
+            Property { name: p.name.to_owned(), expectation, holds, trace }
         })
         .collect();
-    ModelReport {
+    Configuration {
         name: name.to_owned(),
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         max_depth: checker.max_depth(),
-        elapsed,
+        elapsed_ms: (elapsed.as_secs_f64() * 1e4).round() / 10.0,
         properties: results,
     }
 }

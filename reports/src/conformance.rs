@@ -1,12 +1,13 @@
 //! The conformance suite's results as the report keeps them: per case its
 //! outcome, the evidence in words with the events it points at, the checkers
-//! it ran, and for every case that did not pass its whole history, so a
-//! report can show the timeline around a failure without the run's files.
+//! it ran, and for every case that did not pass an excerpt of its history
+//! around those events, so a report can show the timeline around a failure
+//! without the run's files (a whole history can run to hundreds of megabytes).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use syncspec_protocol::history::History;
+use syncspec_protocol::history::{Event, History};
 
 /// How a case or check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -87,9 +88,61 @@ pub struct CaseReport {
     /// The history file written beside the report, relative to its directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_file: Option<String>,
-    /// The whole history, kept for every case that did not pass.
+    /// The history around the evidence, kept for every case that did not pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<History>,
+    pub history: Option<Excerpt>,
+}
+
+/// Events kept on each side of one the evidence names.
+const EXCERPT_CONTEXT: usize = 20;
+/// Events an excerpt keeps at most.
+const EXCERPT_MAX: usize = 2_000;
+
+/// Part of a history: the events around the ones evidence names, each with
+/// its index in the whole history (evidence refers to events by that index).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Excerpt {
+    /// Events in the whole history.
+    pub total: usize,
+    /// The events kept, in history order.
+    pub events: Vec<Numbered>,
+}
+
+/// One event of an excerpt, with its index in the whole history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Numbered {
+    /// Its index in the whole history.
+    pub index: usize,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Excerpt {
+    /// The events within a few of each named one (the last events when none
+    /// is named), at most [`EXCERPT_MAX`], the earliest named first.
+    pub fn around(history: &History, named: &[usize]) -> Excerpt {
+        let n = history.events.len();
+        let mut keep: Vec<usize> = if named.is_empty() {
+            (n.saturating_sub(EXCERPT_CONTEXT * 10)..n).collect()
+        } else {
+            let mut named = named.to_vec();
+            named.sort_unstable();
+            named.iter().flat_map(|i| i.saturating_sub(EXCERPT_CONTEXT)..(i + EXCERPT_CONTEXT + 1).min(n)).collect()
+        };
+        keep.sort_unstable();
+        keep.dedup();
+        keep.truncate(EXCERPT_MAX);
+        Excerpt {
+            total: n,
+            events: keep.into_iter().map(|index| Numbered { index, event: history.events[index].clone() }).collect(),
+        }
+    }
+
+    /// The event at `index` of the whole history, if kept.
+    pub fn get(&self, index: usize) -> Option<&Event> {
+        self.events.binary_search_by_key(&index, |e| e.index).ok().map(|i| &self.events[i].event)
+    }
 }
 
 impl CaseReport {
@@ -129,5 +182,41 @@ impl Conformance {
     /// How many cases came out as `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.cases.iter().filter(|c| c.outcome == outcome).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use syncspec_protocol::history::{EventKind, History};
+
+    use super::*;
+
+    fn history(n: usize) -> History {
+        let events = (0..n)
+            .map(|i| Event { client: 0, at_us: i as u64, kind: EventKind::Resolved { request_id: i as u32 } })
+            .collect();
+        History { events }
+    }
+
+    #[test]
+    fn an_excerpt_keeps_the_named_events_with_their_indices_and_context() {
+        let h = history(10_000);
+        let e = Excerpt::around(&h, &[5_000, 9_999]);
+        assert_eq!(e.total, 10_000);
+        assert_eq!(e.events.len(), 41 + 21);
+        assert_eq!(e.get(5_000), Some(&h.events[5_000]));
+        assert_eq!(e.get(4_980).map(|e| e.at_us), Some(4_980));
+        assert_eq!(e.get(4_979), None);
+        let round: Excerpt = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(round, e);
+    }
+
+    #[test]
+    fn an_excerpt_is_bounded() {
+        let h = history(1_000_000);
+        let named: Vec<usize> = (0..1_000_000).step_by(10).collect();
+        let e = Excerpt::around(&h, &named);
+        assert_eq!(e.events.len(), EXCERPT_MAX);
+        assert_eq!(Excerpt::around(&h, &[]).events.len(), EXCERPT_CONTEXT * 10);
     }
 }

@@ -288,7 +288,7 @@ fn why(e: &crate::conformance::Evidence, c: &CaseReport) -> Markup {
                 p.small { "The events, in the order they were recorded:" }
                 ol.events {
                     @for i in &e.events {
-                        @if let Some(ev) = h.events.get(*i) {
+                        @if let Some(ev) = h.get(*i) {
                             li { "#" (i) " at " (format!("{:.3}", ev.at_us as f64 / 1000.0)) " ms, client " (ev.client) ": " (timeline::describe(ev)) }
                         }
                     }

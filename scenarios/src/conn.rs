@@ -19,9 +19,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use syncspec_protocol::client::{self, Socket};
 use syncspec_protocol::wire;
+use syncspec_reports::load::Metric;
 
 use crate::frame::{error_code, Frame, Message as Msg, Row};
-use crate::metrics::{Counters, Metric, Recorder};
+use crate::metrics::{Counters, Recorder};
 use crate::plan::Kind;
 use crate::room::Room;
 
@@ -247,7 +248,7 @@ impl Task {
         });
         Counters::add(&self.owner.counters().sent, 1);
         let lag = self.owner.recorder.clock().now().saturating_sub(write.stamp);
-        self.owner.recorder.sample(self.owner.kind, Metric::Lag, write.stamp, lag);
+        self.owner.recorder.sample(self.owner.kind, Metric::SendLag, write.stamp, lag);
         self.pending.insert(
             request_id,
             Pending { stamp: write.stamp, update: write.update, committed: None, reply: write.reply },
@@ -303,7 +304,7 @@ impl Task {
                         if p.update {
                             owner.room.note_accepted(owner.member, p.stamp);
                         }
-                        owner.sample(Metric::Ack, p.stamp, now, None);
+                        owner.sample(Metric::Mutation, p.stamp, now, None);
                         if let Some(reply) = p.reply.take() {
                             let value =
                                 frame.result.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Json::Null);
@@ -330,7 +331,7 @@ impl Task {
                                 format!("{} failed: {message}", code.as_deref().unwrap_or("mutation")),
                             );
                         }
-                        owner.sample(Metric::Ack, p.stamp, now, Some(code.unwrap_or_else(|| "failed".into())));
+                        owner.sample(Metric::Mutation, p.stamp, now, Some(code.unwrap_or_else(|| "failed".into())));
                         if let Some(reply) = p.reply {
                             let _ = reply.send(Err(message));
                         }
@@ -547,7 +548,7 @@ mod tests {
             seen.push(sample.metric);
         }
         seen.sort_by_key(|m| m.name());
-        assert_eq!(seen, vec![Metric::Ack, Metric::Sync, Metric::Visible]);
+        assert_eq!(seen, vec![Metric::Mutation, Metric::Sync, Metric::Visible]);
         assert_eq!(recorder.total(Kind::Cursors, Metric::Visible).len(), 1);
         assert_eq!(recorder.counters(Kind::Cursors).received.load(std::sync::atomic::Ordering::Relaxed), 1);
         conn.close().await;

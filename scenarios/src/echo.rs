@@ -6,12 +6,11 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use hdrhistogram::Histogram;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::metrics::{histogram, record};
+use syncspec_reports::hist::Hist;
 
 /// Round trips of one frame of `size` bytes over a loopback WebSocket, for
 /// at most `budget` or `rounds` round trips, whichever ends first.
@@ -19,7 +18,7 @@ use crate::metrics::{histogram, record};
 /// The echo server runs on a thread and runtime of its own, as a backend
 /// does: sharing the caller's runtime, a round trip could stay on one
 /// worker thread and measure 10 µs one run and 70 µs the next.
-pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Result<Histogram<u64>> {
+pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Result<Hist> {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
@@ -42,7 +41,7 @@ pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Res
         .await
         .map_err(std::io::Error::other)?;
     let payload: String = "x".repeat(size);
-    let mut h = histogram();
+    let mut h = Hist::new();
     let deadline = Instant::now() + budget;
     for _ in 0..rounds {
         if Instant::now() >= deadline {
@@ -51,7 +50,7 @@ pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Res
         let sent = Instant::now();
         ws.send(Message::text(payload.clone())).await.map_err(std::io::Error::other)?;
         match ws.next().await {
-            Some(Ok(_)) => record(&mut h, sent.elapsed().as_micros() as u64),
+            Some(Ok(_)) => h.record(sent.elapsed().as_micros() as u64),
             _ => return Err(std::io::Error::other("the echo server went away")),
         }
     }
@@ -69,6 +68,6 @@ mod tests {
         let h = super::floor(600, 200, std::time::Duration::from_secs(5)).await.unwrap();
         assert_eq!(h.len(), 200);
         // A loopback round trip takes at least a microsecond and far less than a second.
-        assert!(h.min() >= 1 && h.value_at_quantile(0.5) < 1_000_000);
+        assert!(h.inner().min() >= 1 && h.quantile(0.5) < 1_000_000);
     }
 }

@@ -12,12 +12,10 @@ pub mod echo;
 mod frame;
 pub mod metrics;
 pub mod plan;
-pub mod result;
 mod room;
 pub mod run;
 mod writer;
 
 pub use plan::{Kind, ScenarioName, Shard};
-pub use result::LoadResult;
 pub use run::{goose_help, run, sweep, LoadConfig, LoadError};
 pub use writer::Schedule;

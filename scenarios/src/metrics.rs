@@ -4,7 +4,8 @@
 //!
 //! Every sample is also handed to goose (see `run`), but goose's histograms
 //! use their own bucket scheme and cannot be merged across processes; these
-//! can, through the V2 interval logs written at the end.
+//! can: they travel in `report.json` (`syncspec_reports::hist::Hist`) and as
+//! the V2 interval logs written at the end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
+use syncspec_reports::hist::Hist;
+use syncspec_reports::load::Metric;
 
 use crate::plan::Kind;
 
@@ -38,55 +41,6 @@ impl Clock {
     pub fn instant(&self, stamp: u64) -> Instant {
         self.epoch + Duration::from_micros(stamp)
     }
-}
-
-/// What a sample measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Metric {
-    /// From a writer's intended send instant until another client's
-    /// subscription shows the change.
-    Sync,
-    /// From the intended send instant until the writer's `MutationResponse`.
-    Ack,
-    /// From the intended send instant until a transition covering the
-    /// mutation's commit reached the writer (the official clients resolve then).
-    Visible,
-    /// From the intended send instant until the write left for the socket:
-    /// the load generator's own lateness (timer granularity, a saturated
-    /// machine), included in the three above and shown so it can be told apart.
-    Lag,
-}
-
-impl Metric {
-    /// Every metric, in report order.
-    pub const ALL: [Metric; 4] = [Metric::Sync, Metric::Ack, Metric::Visible, Metric::Lag];
-
-    /// The name used in goose request names and log files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Sync => "sync",
-            Metric::Ack => "ack",
-            Metric::Visible => "visible",
-            Metric::Lag => "lag",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// The largest latency a histogram holds, one hour; larger samples are clamped.
-const HIGHEST_US: u64 = 3_600_000_000;
-
-/// A histogram with the kit's bounds: 1 µs to an hour, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIGHEST_US, 3).expect("constant bounds are valid")
-}
-
-/// Records a latency, clamped into the histogram's range.
-pub fn record(h: &mut Histogram<u64>, us: u64) {
-    h.saturating_record(us.clamp(1, HIGHEST_US));
 }
 
 /// Per-kind counters.
@@ -117,7 +71,7 @@ impl Counters {
 struct Interval {
     start_s: u64,
     kind: Kind,
-    histogram: Histogram<u64>,
+    histogram: Hist,
 }
 
 /// The kit's histograms and counters for one run (or one sweep step).
@@ -128,8 +82,8 @@ pub struct Recorder {
     /// steady totals (they were taken while users were still joining);
     /// `u64::MAX` until every user has joined.
     steady_from: AtomicU64,
-    totals: Vec<Mutex<Histogram<u64>>>,
-    current: Vec<Mutex<Histogram<u64>>>,
+    totals: Vec<Mutex<Hist>>,
+    current: Vec<Mutex<Hist>>,
     /// Per metric, every finished second.
     intervals: Vec<Mutex<Vec<Interval>>>,
     counters: Vec<Counters>,
@@ -151,8 +105,8 @@ impl Recorder {
         Recorder {
             clock,
             steady_from: AtomicU64::new(u64::MAX),
-            totals: (0..n).map(|_| Mutex::new(histogram())).collect(),
-            current: (0..n).map(|_| Mutex::new(histogram())).collect(),
+            totals: (0..n).map(|_| Mutex::new(Hist::new())).collect(),
+            current: (0..n).map(|_| Mutex::new(Hist::new())).collect(),
             intervals: Metric::ALL.iter().map(|_| Mutex::new(Vec::new())).collect(),
             counters: Kind::ALL.iter().map(|_| Counters::default()).collect(),
             error_samples: Mutex::new(Vec::new()),
@@ -178,9 +132,9 @@ impl Recorder {
     /// Records one latency sample, measured from the intended instant `stamp`.
     pub fn sample(&self, kind: Kind, metric: Metric, stamp: u64, latency_us: u64) {
         let i = slot(kind, metric);
-        record(&mut lock(&self.current[i]), latency_us);
+        lock(&self.current[i]).record(latency_us);
         if stamp >= self.steady_from.load(Ordering::Relaxed) {
-            record(&mut lock(&self.totals[i]), latency_us);
+            lock(&self.totals[i]).record(latency_us);
         }
     }
 
@@ -206,15 +160,15 @@ impl Recorder {
     /// Closes the current second: moves each live histogram into the
     /// interval log and returns the second's sync histogram over all kinds
     /// (for the progress line).
-    pub fn roll(&self) -> Histogram<u64> {
+    pub fn roll(&self) -> Hist {
         let start_s = self.clock.now() / 1_000_000;
-        let mut sync = histogram();
+        let mut sync = Hist::new();
         for metric in Metric::ALL {
             let mut finished = Vec::new();
             for kind in Kind::ALL {
-                let h = std::mem::replace(&mut *lock(&self.current[slot(kind, metric)]), histogram());
+                let h = std::mem::take(&mut *lock(&self.current[slot(kind, metric)]));
                 if metric == Metric::Sync {
-                    let _ = sync.add(&h);
+                    sync.add(&h);
                 }
                 if !h.is_empty() {
                     finished.push(Interval { start_s: start_s.saturating_sub(1), kind, histogram: h });
@@ -228,27 +182,37 @@ impl Recorder {
     /// The steady total of one kind and metric; for a run that never had a
     /// steady part (a goose test plan that never reached every planned
     /// client), every sample, from the seconds already rolled.
-    pub fn total(&self, kind: Kind, metric: Metric) -> Histogram<u64> {
-        self.total_over(&[kind], metric)
-    }
-
-    /// [`Recorder::total`] of a metric over the given kinds.
-    pub fn total_over(&self, kinds: &[Kind], metric: Metric) -> Histogram<u64> {
-        let mut h = histogram();
+    pub fn total(&self, kind: Kind, metric: Metric) -> Hist {
+        let mut h = Hist::new();
         if self.steady_from().is_some() {
-            for kind in kinds {
-                let _ = h.add(&*lock(&self.totals[slot(*kind, metric)]));
-            }
+            h.add(&lock(&self.totals[slot(kind, metric)]));
         } else {
-            for interval in lock(&self.intervals[metric.index()]).iter().filter(|i| kinds.contains(&i.kind)) {
-                let _ = h.add(&interval.histogram);
+            for interval in lock(&self.intervals[metric.index()]).iter().filter(|i| i.kind == kind) {
+                h.add(&interval.histogram);
             }
         }
         h
     }
 
+    /// Every finished second of the given kinds, as the report keeps them.
+    pub fn seconds(&self, kinds: &[Kind]) -> Vec<syncspec_reports::load::Second> {
+        let mut out = Vec::new();
+        for metric in Metric::ALL {
+            for i in lock(&self.intervals[metric.index()]).iter().filter(|i| kinds.contains(&i.kind)) {
+                out.push(syncspec_reports::load::Second {
+                    start_s: i.start_s,
+                    kind: i.kind.name().to_owned(),
+                    metric,
+                    histogram: i.histogram.clone(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.start_s, &a.kind, a.metric).cmp(&(b.start_s, &b.kind, b.metric)));
+        out
+    }
+
     /// Writes one HdrHistogram V2 interval log per metric (`sync.hlog`,
-    /// `ack.hlog`, `visible.hlog`, `lag.hlog`), one tagged histogram per kind per second,
+    /// `mutation.hlog`, `visible.hlog`, `send_lag.hlog`), one tagged histogram per kind per second,
     /// interval starts relative to the run's wall-clock start (`BaseTime`).
     pub fn write_logs(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -259,7 +223,7 @@ impl Recorder {
                 &dir.join(&name),
                 self.started_wall,
                 metric.name(),
-                intervals.iter().map(|i| (i.start_s, i.kind.name(), &i.histogram)),
+                intervals.iter().map(|i| (i.start_s, i.kind.name(), i.histogram.inner())),
             )?;
             names.push(name);
         }
@@ -319,40 +283,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The figures a result shows for one histogram.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Summary {
-    /// Median, µs.
-    pub p50: u64,
-    /// 95th percentile, µs.
-    pub p95: u64,
-    /// 99th percentile, µs.
-    pub p99: u64,
-    /// Largest, µs.
-    pub max: u64,
-    /// Mean, µs.
-    pub mean: f64,
-    /// Samples.
-    pub count: u64,
-}
-
-impl Summary {
-    /// The figures of `h` (all zero when it is empty).
-    pub fn of(h: &Histogram<u64>) -> Summary {
-        if h.is_empty() {
-            return Summary::default();
-        }
-        Summary {
-            p50: h.value_at_quantile(0.50),
-            p95: h.value_at_quantile(0.95),
-            p99: h.value_at_quantile(0.99),
-            max: h.max(),
-            mean: (h.mean() * 10.0).round() / 10.0,
-            count: h.len(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,7 +310,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("syncspec-hlog-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let names = r.write_logs(&dir).unwrap();
-        assert_eq!(names, vec!["sync.hlog", "ack.hlog", "visible.hlog", "lag.hlog"]);
+        assert_eq!(names, vec!["sync.hlog", "mutation.hlog", "visible.hlog", "send_lag.hlog"]);
         let text = std::fs::read(dir.join("sync.hlog")).unwrap();
         let read = read_log(&text).unwrap();
         assert_eq!(read.len(), 2);
@@ -388,18 +318,5 @@ mod tests {
         assert_eq!(cursors.1.len(), 3);
         assert!(cursors.1.max() >= 40_000 && cursors.1.max() < 40_100);
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn summaries_report_microseconds() {
-        let mut h = histogram();
-        for us in 1..=100 {
-            record(&mut h, us * 1_000);
-        }
-        let s = Summary::of(&h);
-        assert_eq!(s.count, 100);
-        assert!((49_900..=50_100).contains(&s.p50), "{s:?}");
-        assert!((94_900..=95_100).contains(&s.p95), "{s:?}");
-        assert_eq!(Summary::of(&histogram()), Summary::default());
     }
 }

@@ -11,9 +11,10 @@ use goose::prelude::*;
 
 use crate::conn::{Conn, Owner, Sample};
 use crate::echo;
-use crate::metrics::{Clock, Counters, Metric, Recorder, Summary};
+use syncspec_reports::load::{Echo, Figures, Histograms, KindResult, LoadResult, Memory, Metric, Shards, Step, Sweep};
+
+use crate::metrics::{Clock, Counters, Recorder};
 use crate::plan::{self, Kind, ScenarioName, Shard};
-use crate::result::{KindResult, LoadResult, Memory};
 use crate::room::{Delivery, Room};
 use crate::writer::{self, Schedule};
 
@@ -28,6 +29,8 @@ const DELIVER_EVERY: Duration = Duration::from_millis(200);
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// How often the progress line is printed.
 const PROGRESS_EVERY: u64 = 5;
+/// The catalogue's promise for high-frequency functions: accepted updates per user per second.
+pub const RATE_LIMIT_PER_USER_S: f64 = 20.0;
 
 /// What a load run is asked to do.
 #[derive(Clone, Debug)]
@@ -46,7 +49,7 @@ pub struct LoadConfig {
     pub increase_rate: f64,
     /// Which part of the load this process runs.
     pub shard: Shard,
-    /// Where `load.json`, the interval logs and goose's report go.
+    /// Where the interval logs go (the caller writes `report.json` beside them).
     pub out: Option<PathBuf>,
     /// Options for goose, as on its own command line.
     pub goose_args: Vec<String>,
@@ -307,10 +310,9 @@ fn attack(config: &LoadConfig, goose_config: GooseConfiguration, run: &Arc<Run>)
             attack = *attack.set_default(GooseDefault::IncreaseRate, increase.as_str()).map_err(goose_err)?;
         }
     }
+    // goose writes its own report files (`-- --report-file DIR/goose.html`) before we write ours.
     if let Some(out) = &config.out {
         std::fs::create_dir_all(out).map_err(|source| LoadError::Write { path: out.clone(), source })?;
-        let report = out.join("report.html");
-        attack = *attack.set_default(GooseDefault::ReportFile, report.to_string_lossy().as_ref()).map_err(goose_err)?;
     }
     Ok(attack)
 }
@@ -332,7 +334,7 @@ fn spawn_ticker(run: Arc<Run>, peak: Arc<AtomicU64>, progress: bool) -> tokio::t
                 peak.fetch_max(rss, Ordering::Relaxed);
             }
             if progress && seconds % PROGRESS_EVERY == 0 {
-                let (sent, received, limited, errors) = totals(&run.recorder);
+                let (sent, received, limited, errors) = totals_of(&run.recorder);
                 let rate = |now: u64, before: u64| (now - before) / PROGRESS_EVERY;
                 eprintln!(
                     "[{seconds:>4}s] users {}/{} ready · writes {}/s · changes seen {}/s · p95 sync {:.1} ms (last 1 s) · rate-limited {limited} · errors {errors}",
@@ -340,7 +342,7 @@ fn spawn_ticker(run: Arc<Run>, peak: Arc<AtomicU64>, progress: bool) -> tokio::t
                     run.planned,
                     rate(sent, last.0),
                     rate(received, last.1),
-                    if sync.is_empty() { 0.0 } else { sync.value_at_quantile(0.95) as f64 / 1000.0 },
+                    sync.quantile(0.95) as f64 / 1000.0,
                 );
                 last = (sent, received);
             }
@@ -425,6 +427,7 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     let ticker = spawn_ticker(run.clone(), peak.clone(), config.progress);
 
     let started = Instant::now();
+    let started_wall = std::time::SystemTime::now();
     let executed = attack.execute().await;
     ticker.abort();
     recorder.roll();
@@ -445,100 +448,80 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     });
     let end_counters = run.snapshot();
 
-    // Put the result together.
+    // Put the result together: counters here, every latency figure derived
+    // from the histograms by `LoadResult::finish`.
     let mut per_kind = std::collections::BTreeMap::new();
+    let mut totals = std::collections::BTreeMap::new();
     for kind in &kinds {
         let users = run.slots[*kind as usize].len();
         let d: Delivery = all_rooms.iter().filter(|r| r.kind == *kind).map(|r| r.delivery()).sum();
         let c = recorder.counters(*kind);
-        let window = (steady_s * users as f64).max(f64::MIN_POSITIVE);
         let written = match &steady_counters {
             Some(at_start) => end_counters[*kind as usize].since(at_start[*kind as usize]),
             None => Written::default(),
         };
-        per_kind.insert(
-            kind.name().to_owned(),
-            KindResult {
-                users,
-                rooms: all_rooms.iter().filter(|r| r.kind == *kind).count(),
-                sync_latency_us: Summary::of(&recorder.total(*kind, Metric::Sync)),
-                mutation_latency_us: Summary::of(&recorder.total(*kind, Metric::Ack)),
-                visible_latency_us: Summary::of(&recorder.total(*kind, Metric::Visible)),
-                updates_sent: c.sent.load(Ordering::Relaxed),
-                updates_accepted: c.accepted.load(Ordering::Relaxed),
-                updates_received: c.received.load(Ordering::Relaxed),
-                updates_expected: kind.every_update_counts().then_some(d.expected),
-                updates_missing: kind.every_update_counts().then_some(d.expected.saturating_sub(d.received)),
-                stale_views: (!kind.every_update_counts()).then_some(d.stale_views),
-                attempted_per_user_s: round2(written.sent as f64 / window),
-                accepted_per_user_s: round2(written.accepted as f64 / window),
-                rate_limited: c.rate_limited.load(Ordering::Relaxed),
-                departures_seen: c.departures.load(Ordering::Relaxed),
-                errors: c.errors.load(Ordering::Relaxed),
-            },
-        );
+        let figures = Figures {
+            users,
+            updates_sent: c.sent.load(Ordering::Relaxed),
+            updates_accepted: c.accepted.load(Ordering::Relaxed),
+            updates_received: c.received.load(Ordering::Relaxed),
+            updates_expected: if kind.every_update_counts() { d.expected } else { 0 },
+            updates_missing: if kind.every_update_counts() { d.expected.saturating_sub(d.received) } else { 0 },
+            stale_views: if kind.every_update_counts() { 0 } else { d.stale_views },
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            departures_seen: c.departures.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            steady_sent: written.sent,
+            steady_accepted: written.accepted,
+            steady_user_seconds: steady_s * users as f64,
+            ..Figures::default()
+        };
+        let rooms = all_rooms.iter().filter(|r| r.kind == *kind).count();
+        per_kind.insert(kind.name().to_owned(), KindResult { rooms, figures });
+        totals.insert(kind.name().to_owned(), Metric::ALL.iter().map(|m| (*m, recorder.total(*kind, *m))).collect());
     }
-    let (sent, received, rate_limited, errors) = totals(&recorder);
-    let accepted: u64 = kinds.iter().map(|k| recorder.counters(*k).accepted.load(Ordering::Relaxed)).sum();
-    let sync = Summary::of(&recorder.total_over(&kinds, Metric::Sync));
-    let echo_summary = Summary::of(&echo);
     let peak_rss = peak.load(Ordering::Relaxed);
+    let started_unix_ms = started_wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let mut result = LoadResult {
         scenario: config.scenario.to_string(),
         target: config.url.clone(),
-        users: planned,
         users_total: config.users,
         users_ready: run.ready.load(Ordering::Relaxed),
-        shard: config.shard.to_string(),
+        shards: Shards::one(config.shard.index as u32, config.shard.count as u32),
         rate_hz: config.rate_hz,
         schedule: format!("{:?}", config.schedule).to_lowercase(),
+        started_unix_ms,
         run_time_s: round2(steady_s),
         wall_time_s: round2(elapsed.as_secs_f64()),
         ramp_s: recorder.steady_from().map(|s| round2(s as f64 / 1e6)),
-        sync_latency_us: sync,
-        mutation_latency_us: Summary::of(&recorder.total_over(&kinds, Metric::Ack)),
-        visible_latency_us: Summary::of(&recorder.total_over(&kinds, Metric::Visible)),
-        send_lag_us: Summary::of(&recorder.total_over(&kinds, Metric::Lag)),
-        echo_rtt_us: echo_summary,
-        echo_frame_bytes: frame,
-        sync_over_echo_p50: ratio(sync.p50, echo_summary.p50),
-        sync_over_echo_p95: ratio(sync.p95, echo_summary.p95),
-        updates_sent: sent,
-        updates_accepted: accepted,
-        updates_received: received,
-        // Per kind, summed: cursors' receipts must not cover chat's losses.
-        updates_expected: per_kind.values().filter_map(|k| k.updates_expected).sum(),
-        updates_missing: per_kind.values().filter_map(|k| k.updates_missing).sum(),
-        stale_views: per_kind.values().filter_map(|k| k.stale_views).sum(),
-        rate_limited,
-        errors,
+        figures: Figures::default(),
+        echo: Echo { frame_bytes: frame, rtt_us: Default::default() },
+        sync_over_echo_p50: None,
+        sync_over_echo_p95: None,
         error_samples: recorder.error_samples(),
         failed_thresholds,
         memory: Memory {
             rss_before_bytes: rss_before.unwrap_or(0),
-            rss_peak_bytes: peak_rss,
-            per_client_bytes: rss_before.map(|b| peak_rss.saturating_sub(b) / planned as u64).unwrap_or(0),
+            rss_peak_bytes: if rss_before.is_some() { peak_rss } else { 0 },
+            per_client_bytes: 0,
         },
         kinds: per_kind,
         files: Vec::new(),
-        steps: Vec::new(),
+        histograms: Histograms { totals, seconds: recorder.seconds(&kinds), echo: echo.clone() },
     };
+    result.finish();
     if let Some(out) = &config.out {
         let w = |source| LoadError::Write { path: out.clone(), source };
+        std::fs::create_dir_all(out).map_err(w)?;
         result.files = recorder.write_logs(out).map_err(w)?;
         crate::metrics::write_log(
             &out.join("echo.hlog"),
-            std::time::SystemTime::now(),
+            started_wall,
             "echo round trip",
-            std::iter::once((0, "echo", &echo)),
+            std::iter::once((0, "echo", echo.inner())),
         )
         .map_err(w)?;
         result.files.push("echo.hlog".into());
-        // Unless goose was given its own --report-file.
-        if out.join("report.html").is_file() {
-            result.files.push("report.html".into());
-        }
-        result.write(&out.join("load.json")).map_err(w)?;
     }
     Ok(result)
 }
@@ -568,7 +551,7 @@ pub fn goose_help() -> String {
     <GooseConfiguration as clap::CommandFactory>::command().name("syncspec load [OPTIONS] --").render_help().to_string()
 }
 
-fn totals(recorder: &Recorder) -> (u64, u64, u64, u64) {
+fn totals_of(recorder: &Recorder) -> (u64, u64, u64, u64) {
     let mut t = (0, 0, 0, 0);
     for kind in Kind::ALL {
         let c: &Counters = recorder.counters(kind);
@@ -578,10 +561,6 @@ fn totals(recorder: &Recorder) -> (u64, u64, u64, u64) {
         t.3 += c.errors.load(Ordering::Relaxed);
     }
     t
-}
-
-fn ratio(a: u64, b: u64) -> Option<f64> {
-    (b > 0 && a > 0).then(|| round2(a as f64 / b as f64))
 }
 
 fn round2(x: f64) -> f64 {
@@ -598,15 +577,20 @@ async fn probe(url: &str) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// `--sweep`: one cursors run per per-client rate, one after another; the
-/// result holds every step, and each step's files go to `DIR/RATEhz/`.
-pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<LoadResult, LoadError> {
+/// `--sweep`: one cursors run per per-client rate, one after another; each
+/// step's interval logs go to `DIR/RATEhz/`. Returns the sweep and the goose
+/// thresholds that failed in any step.
+pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<(Sweep, Vec<String>), LoadError> {
     if rates.is_empty() {
         return Err(LoadError::Invalid("--sweep needs at least one rate".into()));
     }
-    let mut steps = Vec::new();
+    let mut sweep = Sweep {
+        users: config.users,
+        step_run_time_s: config.run_time.as_secs_f64(),
+        limit_per_user_s: RATE_LIMIT_PER_USER_S,
+        steps: Vec::new(),
+    };
     let mut failed = Vec::new();
-    let mut last = None;
     for rate in rates {
         let mut step = config.clone();
         step.rate_hz = *rate;
@@ -616,15 +600,7 @@ pub async fn sweep(config: &LoadConfig, rates: &[f64]) -> Result<LoadResult, Loa
         }
         let result = run(&step).await?;
         failed.extend(result.failed_thresholds.iter().cloned());
-        steps.push(crate::result::Step::of(&result));
-        last = Some(result);
+        sweep.steps.push(Step::of(&result));
     }
-    let mut result = last.expect("at least one step ran");
-    result.steps = steps;
-    result.failed_thresholds = failed;
-    if let Some(out) = &config.out {
-        result.files = rates.iter().map(|r| format!("{r}hz/")).collect();
-        result.write(&out.join("load.json")).map_err(|source| LoadError::Write { path: out.clone(), source })?;
-    }
-    Ok(result)
+    Ok((sweep, failed))
 }

@@ -21,6 +21,24 @@ macro_rules! case {
 }
 pub(crate) use case;
 
+/// The categories' names, by number (the first part of a case id).
+pub fn categories() -> std::collections::BTreeMap<u32, String> {
+    [
+        (1, "handshake and framing"),
+        (2, "values"),
+        (3, "queries and subscriptions"),
+        (4, "mutations and read-your-writes"),
+        (5, "consistency under concurrency"),
+        (6, "chat, presence and cursors"),
+        (7, "throttling at 20 updates per second"),
+        (8, "faults"),
+        (9, "limits and bad input"),
+    ]
+    .into_iter()
+    .map(|(n, name)| (n, name.to_owned()))
+    .collect()
+}
+
 /// Every case, in id order.
 pub fn all() -> Vec<Case> {
     let mut cases = Vec::new();

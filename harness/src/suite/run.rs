@@ -1,11 +1,13 @@
 //! Running cases: selection by pattern, one case at a time with a deadline,
-//! a line per case as it finishes, and the files a run leaves behind.
+//! a line per case as it finishes, and the histories a run leaves behind.
+//! The results become the report's `Conformance` (`syncspec_reports`).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use syncspec_reports::conformance::{CaseReport, CheckSummary, Conformance, Excerpt};
 
 use super::{Case, CaseResult, Ctx};
 use crate::checkers::{Evidence, Outcome};
@@ -20,55 +22,22 @@ pub struct RunConfig {
     pub url: String,
     /// Case patterns (`4.3`, `5.*`, `*`); a case runs if any matches.
     pub patterns: Vec<String>,
-    /// Where `results.json` and histories go, if anywhere.
+    /// Where the histories go (`histories/ID.json`), if anywhere.
     pub out: Option<PathBuf>,
+    /// Which cases' histories are written there.
+    pub histories: Histories,
     /// Print one line per case.
     pub verbose: bool,
 }
 
-/// One case's entry in `results.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct CaseReport {
-    /// `category.number`.
-    pub id: String,
-    /// One line.
-    pub title: String,
-    /// The guarantee it checks.
-    pub guarantee: String,
-    /// How it came out.
-    pub outcome: Outcome,
-    /// Why, when it did not pass.
-    pub evidence: Vec<Evidence>,
-    /// The checkers it ran: name, outcome and how much each checked.
-    pub checks: Vec<CheckSummary>,
-    /// Wall time.
-    pub duration_ms: u64,
-    /// The history file, relative to the output directory.
-    pub history: Option<String>,
-}
-
-/// A checker's line in a case report.
-#[derive(Clone, Debug, Serialize)]
-pub struct CheckSummary {
-    /// The checker.
-    pub checker: String,
-    /// Its outcome.
-    pub outcome: Outcome,
-    /// How many things it checked.
-    pub checked: usize,
-}
-
-/// A whole run.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunReport {
-    /// The backend tested.
-    pub backend: String,
-    /// Cases that passed (Pass, Non-Strict, Info, Unimplemented count as not failed).
-    pub passed: usize,
-    /// Cases that failed.
-    pub failed: usize,
-    /// Every case run.
-    pub cases: Vec<CaseReport>,
+/// Which cases' histories a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Histories {
+    /// Every case's (`syncspec check --out`).
+    All,
+    /// Only those of cases that did not pass (`syncspec run`: a passing
+    /// concurrency case alone can record hundreds of megabytes).
+    NotPassed,
 }
 
 /// Whether `id` matches `pattern` (`*` anywhere matches any run of characters).
@@ -106,8 +75,9 @@ fn failure(message: String) -> CaseResult {
     CaseResult { outcome: Outcome::Fail, evidence: vec![Evidence { message, events: vec![] }], verdicts: vec![] }
 }
 
-/// Runs the selected cases and writes the report; returns it.
-pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<RunReport> {
+/// Runs the selected cases, writing each history when asked; returns the
+/// results, with the whole history of every case that did not pass.
+pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<Conformance> {
     let selected = select(cases, &config.patterns);
     let run_tag = format!(
         "ss{:x}",
@@ -116,6 +86,7 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<RunRepor
     if let Some(out) = &config.out {
         std::fs::create_dir_all(out.join("histories"))?;
     }
+    let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for (n, case) in selected.iter().enumerate() {
@@ -124,13 +95,15 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<RunRepor
             let _ = std::io::stderr().flush();
         }
         let (result, ctx, elapsed) = run_case(case, &config.url, &run_tag).await;
-        let history = match &config.out {
-            Some(out) => {
+        let history = ctx.history();
+        let keep = config.histories == Histories::All || result.outcome != Outcome::Pass;
+        let history_file = match &config.out {
+            Some(out) if keep => {
                 let name = format!("histories/{}.json", case.id);
-                write_json(&out.join(&name), &ctx.history())?;
+                write_json(&out.join(&name), &history)?;
                 Some(name)
             }
-            None => None,
+            _ => None,
         };
         if terminal {
             eprint!("\r{:<80}\r", "");
@@ -143,37 +116,31 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<RunRepor
                 }
             }
         }
+        let excerpt = (result.outcome != Outcome::Pass).then(|| {
+            let named: Vec<usize> = result.evidence.iter().flat_map(|e| e.events.iter().copied()).collect();
+            Excerpt::around(&history, &named)
+        });
         reports.push(CaseReport {
             id: case.id.to_owned(),
             title: case.title.to_owned(),
             guarantee: case.guarantee.to_owned(),
             outcome: result.outcome,
-            evidence: result.evidence,
             checks: result
                 .verdicts
                 .iter()
                 .map(|v| CheckSummary { checker: v.checker.clone(), outcome: v.outcome, checked: v.checked })
                 .collect(),
+            evidence: result.evidence,
             duration_ms: elapsed.as_millis() as u64,
-            history,
+            history_file,
+            history: excerpt,
         });
     }
-    let failed = reports.iter().filter(|r| r.outcome == Outcome::Fail).count();
-    let report = RunReport { backend: config.url.clone(), passed: reports.len() - failed, failed, cases: reports };
-    if let Some(out) = &config.out {
-        write_json(&out.join("results.json"), &report)?;
-    }
-    Ok(report)
+    Ok(Conformance::new(super::cases::categories(), reports, started.elapsed().as_millis() as u64))
 }
 
 fn label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "Pass",
-        Outcome::NonStrict => "Non-Strict",
-        Outcome::Fail => "FAIL",
-        Outcome::Info => "Info",
-        Outcome::Unimplemented => "Unimplemented",
-    }
+    outcome.label()
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {

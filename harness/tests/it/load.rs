@@ -30,7 +30,7 @@ async fn server() -> std::net::SocketAddr {
 }
 
 /// Runs `syncspec load` with `users` clients in this process (`--users`
-/// unless `extra` names it) and returns `load.json`.
+/// unless `extra` names it) and returns the load result from its `report.json`.
 async fn load(
     scenario: &str,
     users: u64,
@@ -59,10 +59,17 @@ async fn load(
         tokio::time::timeout(Duration::from_secs(90), cmd.output()).await.expect("the run ends by itself").unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
-    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("load.json")).unwrap()).unwrap();
+    let result = load_result(out);
     assert_eq!(result["errors"], 0, "{stdout}");
     assert_eq!(result["users_ready"], users, "{stdout}");
     result
+}
+
+/// The load run inside a run directory's `report.json`.
+fn load_result(out: &Path) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["schema_version"], 1);
+    report["backends"][0]["load"].clone()
 }
 
 fn p50_ms(result: &serde_json::Value) -> f64 {
@@ -193,27 +200,30 @@ async fn a_failed_goose_threshold_exits_1_with_every_file_written() {
         .arg(&out)
         // No loopback push takes under a microsecond: this rule must fail.
         .args(["--", "--threshold", "p95<1us for WS cursors sync", "--no-threshold-abort", "--no-print-metrics"])
+        .arg("--report-file")
+        .arg(out.join("goose.html"))
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("threshold failed"), "{stdout}");
-    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("load.json")).unwrap()).unwrap();
+    let result = load_result(&out);
     assert_eq!(result["failed_thresholds"].as_array().map(Vec::len), Some(1));
-    for file in ["sync.hlog", "ack.hlog", "visible.hlog", "lag.hlog", "echo.hlog", "report.html"] {
+    let files = ["sync.hlog", "mutation.hlog", "visible.hlog", "send_lag.hlog", "echo.hlog"];
+    for file in files.into_iter().chain(["report.json", "index.html", "report.md", "junit.xml", "goose.html"]) {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     // goose saw the samples: its report names the request the rule judged.
-    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let report = std::fs::read_to_string(out.join("goose.html")).unwrap();
     assert!(report.contains("cursors sync"), "goose's report has no cursors sync requests");
-    // The fields load.json promises.
+    // The fields a load result promises.
     for field in ["scenario", "users", "run_time_s", "updates_sent", "updates_received", "rate_limited", "errors"] {
         assert!(!result[field].is_null(), "{field} missing");
     }
-    for summary in ["sync_latency_us", "mutation_latency_us", "echo_rtt_us"] {
+    for summary in [&result["sync_latency_us"], &result["mutation_latency_us"], &result["echo"]["rtt_us"]] {
         for figure in ["p50", "p95", "p99", "max", "count"] {
-            assert!(result[summary][figure].is_u64(), "{summary}.{figure} missing");
+            assert!(summary[figure].is_u64(), "{figure} missing in {summary}");
         }
     }
 }
@@ -230,11 +240,40 @@ async fn shards_split_whole_rooms_and_their_logs_merge() {
         load("cursors", 5, &target, &two, "2s", &["--shard", "2/2", "--users", "15"]),
     );
     assert_eq!((a["users"].as_u64(), b["users"].as_u64()), (Some(10), Some(5)));
-    assert_eq!((a["shard"].as_str(), b["shard"].as_str()), (Some("1/2"), Some("2/2")));
+    assert_eq!((a["shards"]["held"][0].as_u64(), b["shards"]["held"][0].as_u64()), (Some(1), Some(2)));
     // Each shard's interval log holds only its own samples; added up they are
     // the run's, exactly as each shard counted them.
     let count = |out: &Path| sync_samples_above(out, 0);
     let merged: u64 = count(&one) + count(&two);
     let reported = a["sync_latency_us"]["count"].as_u64().unwrap() + b["sync_latency_us"]["count"].as_u64().unwrap();
     assert!(merged >= reported && reported > 0, "merged {merged}, reported {reported}");
+
+    // `report merge` adds them up: every client and every steady sample, once.
+    let out = scratch("load-shards-merged");
+    let merge = std::process::Command::new(BIN)
+        .args(["report", "merge"])
+        .arg(&one)
+        .arg(&two)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(merge.status.success(), "{}", String::from_utf8_lossy(&merge.stderr));
+    let whole = load_result(&out);
+    assert_eq!(whole["users"].as_u64(), Some(15));
+    assert_eq!(whole["sync_latency_us"]["count"].as_u64(), Some(reported));
+    assert_eq!(whole["shards"]["held"], serde_json::json!([1, 2]));
+    // A shard missing, or given twice, is refused by name.
+    for (shards, says) in [(vec![&one], "shard 2/2 missing"), (vec![&one, &two, &two], "shard 2/2 is in both")] {
+        let refused = std::process::Command::new(BIN)
+            .args(["report", "merge"])
+            .args(shards)
+            .arg("--out")
+            .arg(scratch("load-shards-refused"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use syncspec_models::report;
 use syncspec_models::sync::SyncModel;
+use syncspec_reports::model::Expectation;
 use syncspec_server::core::Fault;
 
 /// The faults the model catches and a property each breaks.
@@ -40,8 +41,8 @@ fn each_fault_breaks_its_property() {
                 let name = r.name.clone();
                 r.properties
                     .into_iter()
-                    .filter(|p| !p.holds && p.kind == "always")
-                    .map(move |p| (name.clone(), p.name.to_owned(), p.trace.map_or(0, |t| t.len())))
+                    .filter(|p| !p.holds && p.expectation == Expectation::Always)
+                    .map(move |p| (name.clone(), p.name, p.trace.map_or(0, |t| t.len())))
             })
             .collect();
         println!("{}: {broken:?}", fault.name());

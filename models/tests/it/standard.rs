@@ -18,11 +18,11 @@ const PINNED: &[(&str, usize)] = &[
 fn standard_configurations_pass() {
     for (name, model) in SyncModel::standard() {
         let r = report::check(name, model);
-        println!("{name}: {} states, {} unique, depth {}, {:?}", r.states, r.unique_states, r.max_depth, r.elapsed);
+        println!("{name}: {} states, {} unique, depth {}, {:?}", r.states, r.unique_states, r.max_depth, r.elapsed_ms);
         let pinned = PINNED.iter().find(|(n, _)| *n == name).map(|(_, count)| *count);
         assert_eq!(Some(r.unique_states), pinned, "{name}: the state space changed");
         for p in &r.properties {
-            assert!(p.holds, "{name}: {} {} failed: {:#?}", p.kind, p.name, p.trace);
+            assert!(p.holds, "{name}: {} {} failed: {:#?}", p.expectation.name(), p.name, p.trace);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! A failed case's history in words: each event as one line a person can
 //! read, and the window of events around the evidence.
 
-use syncspec_protocol::history::{Event, EventKind, History, RecordedModification};
+use syncspec_protocol::history::{Event, EventKind, RecordedModification};
+
+use crate::conformance::Excerpt;
 
 /// Events shown before and after the ones the evidence names.
 const CONTEXT: usize = 6;
@@ -25,40 +27,45 @@ pub(crate) struct Row {
     pub(crate) named: bool,
 }
 
-/// The rows around the named events (or the history's last events when none is named).
-pub(crate) fn window(history: &History, named: &[usize]) -> (Vec<Row>, usize) {
-    let n = history.events.len();
-    if n == 0 {
-        return (Vec::new(), 0);
+/// The rows around the named events (or the excerpt's last events when none
+/// is named), and how many events the whole history has.
+pub(crate) fn window(history: &Excerpt, named: &[usize]) -> (Vec<Row>, usize) {
+    let events = &history.events;
+    if events.is_empty() {
+        return (Vec::new(), history.total);
     }
+    let position = |index: usize| events.partition_point(|e| e.index < index);
     let (from, to) = match (named.iter().min(), named.iter().max()) {
-        (Some(lo), Some(hi)) => (lo.saturating_sub(CONTEXT), (hi + CONTEXT + 1).min(n)),
-        _ => (n.saturating_sub(MAX_ROWS / 2), n),
+        (Some(lo), Some(hi)) => {
+            (position(*lo).saturating_sub(CONTEXT), (position(*hi) + CONTEXT + 1).min(events.len()))
+        }
+        _ => (events.len().saturating_sub(MAX_ROWS / 2), events.len()),
     };
     // A wide gap between named events keeps the start and end of the window.
-    let indices: Vec<usize> = if to - from <= MAX_ROWS {
+    let positions: Vec<usize> = if to - from <= MAX_ROWS {
         (from..to).collect()
     } else {
-        let mut keep: Vec<usize> = named.iter().flat_map(|i| i.saturating_sub(2)..(i + 3).min(n)).collect();
+        let mut keep: Vec<usize> =
+            named.iter().map(|i| position(*i)).flat_map(|p| p.saturating_sub(2)..(p + 3).min(events.len())).collect();
         keep.sort_unstable();
         keep.dedup();
         keep.truncate(MAX_ROWS);
         keep
     };
-    let rows = indices
+    let rows = positions
         .iter()
-        .map(|&i| {
-            let e = &history.events[i];
+        .map(|&p| {
+            let e = &events[p];
             Row {
-                index: i,
-                at_ms: e.at_us as f64 / 1000.0,
-                client: e.client,
-                text: describe(e),
-                named: named.contains(&i),
+                index: e.index,
+                at_ms: e.event.at_us as f64 / 1000.0,
+                client: e.event.client,
+                text: describe(&e.event),
+                named: named.contains(&e.index),
             }
         })
         .collect();
-    (rows, n)
+    (rows, history.total)
 }
 
 /// One event in words.
