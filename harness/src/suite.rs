@@ -5,10 +5,18 @@
 //! against a target, records their history, and judges it with the
 //! checkers plus its own expectations. The runner (`run.rs`) selects cases,
 //! runs them one at a time with a deadline, and reports.
+//!
+//! Every wait for the backend goes through the run's one [`Patience`]:
+//! generous while the backend answers, short once any wait of the run has
+//! run out, so a broken backend costs seconds per case, not minutes. A case
+//! stops a series of calls at the first that got no answer and records it
+//! ([`answered`], [`each_answered`], [`answers`]): every later call would
+//! only wait out its patience again.
 
 pub mod cases;
 pub mod run;
 
+use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,16 +24,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use syncspec_protocol::client::{Client, ClientError, Options, View};
+use syncspec_protocol::client::{Client, ClientError, Options, Patience, View};
 use syncspec_protocol::history::{History, Recorder};
 use syncspec_protocol::value::Value;
 
 use crate::checkers::{Evidence, Outcome, Verdict};
 
-/// How long a case waits for anything it expects to happen.
+/// How long a case waits for anything it expects to happen, while the
+/// backend has answered everything so far: generous, because the machine
+/// running the suite may be busy.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a case waits once any wait of the run has run out: the backend
+/// has shown it leaves questions unanswered, and a backend that answers does
+/// so in milliseconds on loopback.
+pub const SHORT_PATIENCE: Duration = Duration::from_secs(2);
 /// How long the backend must stay quiet before convergence is judged.
 pub const QUIET: Duration = Duration::from_millis(300);
+
+/// The patience one run's cases share: [`PATIENCE`], then [`SHORT_PATIENCE`].
+pub fn run_patience() -> Patience {
+    Patience::new(PATIENCE, SHORT_PATIENCE)
+}
 
 /// What a case needs to reach the backend and record what it sees.
 #[derive(Clone, Debug)]
@@ -38,17 +57,20 @@ pub struct Ctx {
     next_name: Arc<AtomicU32>,
     /// Makes names unique to this case and run.
     pub prefix: String,
+    /// The run's patience, shared by every client and raw socket of every case.
+    pub patience: Patience,
 }
 
 impl Ctx {
-    /// A context for one case run against `url`.
-    pub fn new(url: &str, prefix: &str) -> Ctx {
+    /// A context for one case run against `url`, waiting as the run's `patience` says.
+    pub fn new(url: &str, prefix: &str, patience: &Patience) -> Ctx {
         Ctx {
             url: url.to_owned(),
             recorder: Recorder::new(),
             next_client: Arc::new(AtomicU32::new(1)),
             next_name: Arc::new(AtomicU32::new(1)),
             prefix: prefix.to_owned(),
+            patience: patience.clone(),
         }
     }
 
@@ -60,14 +82,14 @@ impl Ctx {
     /// Connects a new client to another URL (a proxy in front of the backend).
     pub async fn client_at(&self, url: &str) -> Result<Client, ClientError> {
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        Client::connect(Options {
+        let options = Options {
             url: url.to_owned(),
             client: id,
             recorder: self.recorder.clone(),
             reconnect: true,
-            patience: PATIENCE,
-        })
-        .await
+            patience: self.patience.current(),
+        };
+        Client::connect_sharing(options, self.patience.clone()).await
     }
 
     /// A name no other case or run uses.
@@ -197,17 +219,75 @@ pub fn obj<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
 
 /// Waits until the client's view satisfies `ready`, recording a failure if it never does.
 pub async fn wait_view(judge: &mut Judge, client: &Client, what: &str, ready: impl Fn(&View) -> bool) -> Option<View> {
-    match client.wait_for(PATIENCE, ready).await {
+    match client.wait_until(ready).await {
         Ok(view) => Some(view),
-        Err(view) => {
-            judge.fail(format!(
-                "waited {} s for {what}; the client's view stayed {:?}",
-                PATIENCE.as_secs(),
-                view.results
-            ));
+        Err((view, Some(waited))) => {
+            judge.fail(format!("waited {waited:?} for {what}; the client's view stayed {:?}", view.results));
+            None
+        }
+        Err((view, None)) => {
+            judge.fail(format!("the client closed while waiting for {what}; its view was {:?}", view.results));
             None
         }
     }
+}
+
+/// Whether a call got an answer (its outcome, success or failure); if not,
+/// records a failure naming `what`, so the caller can end its series of calls
+/// there: a call the backend left unanswered is the evidence, and each
+/// further call would only wait out its patience again.
+pub fn answered<T>(judge: &mut Judge, what: impl FnOnce() -> String, call: &Result<T, ClientError>) -> bool {
+    match call {
+        Ok(_) => true,
+        Err(e) => {
+            judge.fail(format!("{} got no answer ({e}); the calls after it were not made", what()));
+            false
+        }
+    }
+}
+
+/// Makes one call per item, one after another, until one got no answer
+/// (recorded by [`answered`] as `what` and the item); returns whether every
+/// call was answered. A case then skips waiting for the effect of calls it
+/// never made.
+pub async fn each_answered<I, T, F>(
+    judge: &mut Judge,
+    what: &str,
+    items: impl IntoIterator<Item = I>,
+    mut call: impl FnMut(I) -> F,
+) -> bool
+where
+    I: Display + Copy,
+    F: Future<Output = Result<T, ClientError>>,
+{
+    for item in items {
+        let r = call(item).await;
+        if !answered(judge, || format!("{what} {item}"), &r) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Makes one call per item, one after another, until one got no answer;
+/// returns the answers and, if the series stopped early, why. For a series
+/// in a task of its own, where no `Judge` is at hand: the case records the
+/// stop with [`answered`].
+pub async fn answers<I, T, F>(
+    items: impl IntoIterator<Item = I>,
+    mut call: impl FnMut(I) -> F,
+) -> (Vec<T>, Result<(), ClientError>)
+where
+    F: Future<Output = Result<T, ClientError>>,
+{
+    let mut answers = Vec::new();
+    for item in items {
+        match call(item).await {
+            Ok(answer) => answers.push(answer),
+            Err(e) => return (answers, Err(e)),
+        }
+    }
+    (answers, Ok(()))
 }
 
 /// Connects a client, recording a failure if the backend cannot be reached.

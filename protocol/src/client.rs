@@ -9,8 +9,14 @@
 //! original request id (as the npm client does). It never refuses what a
 //! server sends: a broken chain or a regressing ts is recorded for the
 //! checkers to judge, not hidden.
+//!
+//! How long the client waits for an answer is a [`Patience`], which clients
+//! of one run can share, so that a backend that left one question unanswered
+//! is not waited on as long again. When to give up on a whole case is the
+//! suite runner's business, not the client's.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +56,25 @@ mod tests {
         assert!(socket_url("ftp://x").is_err());
         assert!(socket_url("http://").is_err());
     }
+
+    #[tokio::test]
+    async fn a_wait_that_runs_out_shortens_every_clones_patience() {
+        let (generous, short) = (Duration::from_millis(200), Duration::from_millis(20));
+        let patience = Patience::new(generous, short);
+        let shared = patience.clone();
+        assert_eq!(patience.wait(async { 7 }).await, Ok(7));
+        assert_eq!((shared.lapses(), shared.current()), (0, generous), "an answered wait costs no patience");
+        assert_eq!(patience.wait(std::future::pending::<()>()).await, Err(generous));
+        assert_eq!((shared.lapses(), shared.current()), (1, short));
+        assert_eq!(shared.wait(async { 7 }).await, Ok(7));
+        assert_eq!(patience.current(), short, "patience never grows back");
+        assert_eq!(shared.wait(std::future::pending::<()>()).await, Err(short));
+        assert_eq!(patience.lapses(), 2);
+
+        let fixed = Patience::fixed(short);
+        assert_eq!(fixed.wait(std::future::pending::<()>()).await, Err(short));
+        assert_eq!((fixed.lapses(), fixed.current()), (1, short));
+    }
 }
 
 /// Where and how to connect.
@@ -65,7 +90,71 @@ pub struct Options {
     pub reconnect: bool,
     /// How long `mutation` waits for its outcome before giving up (the
     /// history then records the outcome as unknown).
+    /// [`Client::connect_sharing`] waits as a shared [`Patience`] says instead.
     pub patience: Duration,
+}
+
+/// How long to wait for an answer before giving up: `generous` until a wait
+/// runs out, `short` from then on. Clones share that state, so every client
+/// and raw socket of a run can consult one.
+///
+/// Patience is generous so that a slow moment of a noisy machine never
+/// reads as a lost answer. Once a wait has run out, though, the backend has
+/// shown that it can leave a question unanswered (a transition it never
+/// sends, a response it drops), and each further unanswered question would
+/// cost the generous patience again: a broken backend would take minutes
+/// per case. A short patience is still many times a loopback round trip.
+/// It never grows back, because a backend that answers most questions and
+/// drops some (a fault that skips only empty transitions) would otherwise
+/// cost the generous patience again at every drop.
+#[derive(Clone, Debug)]
+pub struct Patience {
+    generous: Duration,
+    short: Duration,
+    /// How many waits have run out so far, over all clones. Only a count:
+    /// a wait that starts just as another runs out may still get the
+    /// generous patience, which costs time once and changes no verdict, so
+    /// `Relaxed` is enough.
+    lapses: Arc<AtomicU32>,
+}
+
+impl Patience {
+    /// Waits `generous` until a wait runs out, then `short`.
+    pub fn new(generous: Duration, short: Duration) -> Patience {
+        Patience { generous, short, lapses: Arc::new(AtomicU32::new(0)) }
+    }
+
+    /// Always waits `patience`, however many waits ran out.
+    pub fn fixed(patience: Duration) -> Patience {
+        Patience::new(patience, patience)
+    }
+
+    /// How long a wait that starts now may take.
+    pub fn current(&self) -> Duration {
+        if self.lapses() == 0 {
+            self.generous
+        } else {
+            self.short
+        }
+    }
+
+    /// How many waits have run out so far.
+    pub fn lapses(&self) -> u32 {
+        self.lapses.load(Ordering::Relaxed)
+    }
+
+    /// Runs `future` for at most the current patience; if it runs out,
+    /// counts a lapse and returns how long it waited.
+    pub async fn wait<F: Future>(&self, future: F) -> Result<F::Output, Duration> {
+        let limit = self.current();
+        match tokio::time::timeout(limit, future).await {
+            Ok(output) => Ok(output),
+            Err(_) => {
+                self.lapses.fetch_add(1, Ordering::Relaxed);
+                Err(limit)
+            }
+        }
+    }
 }
 
 /// Why the client could not do what was asked.
@@ -176,12 +265,22 @@ pub struct Client {
     next_request: Arc<AtomicU32>,
     recorder: Recorder,
     id: ClientId,
-    patience: Duration,
+    patience: Patience,
 }
 
 impl Client {
-    /// Opens the socket, sends `Connect`, and starts the client's task.
+    /// Opens the socket, sends `Connect`, and starts the client's task;
+    /// `mutation` waits `options.patience` for each outcome.
     pub async fn connect(options: Options) -> Result<Client, ClientError> {
+        let patience = Patience::fixed(options.patience);
+        Client::connect_sharing(options, patience).await
+    }
+
+    /// Like [`Client::connect`], but `mutation` and [`Client::wait_until`]
+    /// wait as `patience` says (ignoring `options.patience`), so that a
+    /// wait that ran out on one client shortens the waits of every other
+    /// client sharing it.
+    pub async fn connect_sharing(options: Options, patience: Patience) -> Result<Client, ClientError> {
         let url = socket_url(&options.url)?;
         let session_id = uuid::Uuid::new_v4();
         let mut task = Task {
@@ -200,7 +299,7 @@ impl Client {
         task.open().await?;
         let (commands, rx) = mpsc::unbounded_channel();
         let view = task.view_tx.subscribe();
-        let (recorder, id, patience) = (task.options.recorder.clone(), task.options.client, task.options.patience);
+        let (recorder, id) = (task.options.recorder.clone(), task.options.client);
         tokio::spawn(task.run(rx));
         Ok(Client {
             commands,
@@ -232,12 +331,12 @@ impl Client {
         self.commands
             .send(Command::Mutation { request_id, function: function.to_owned(), args, reply })
             .map_err(|_| ClientError::Closed)?;
-        match tokio::time::timeout(self.patience, rx).await {
+        match self.patience.wait(rx).await {
             Ok(outcome) => outcome.map_err(|_| ClientError::Closed),
-            Err(_) => {
-                let note = format!("no outcome within {:?}", self.patience);
+            Err(waited) => {
+                let note = format!("no outcome within {waited:?}");
                 self.recorder.record(self.id, EventKind::Info { request_id, note });
-                Err(ClientError::Timeout(self.patience))
+                Err(ClientError::Timeout(waited))
             }
         }
     }
@@ -258,26 +357,42 @@ impl Client {
     }
 
     /// Waits until `ready` holds for the view, or the deadline passes;
-    /// returns the last view either way.
+    /// returns the last view either way. For waits whose length the
+    /// protocol sets (a presence TTL), not the backend's promptness.
     pub async fn wait_for(&self, deadline: Duration, ready: impl Fn(&View) -> bool) -> Result<View, View> {
-        let mut rx = self.view.clone();
-        let wait = async {
-            loop {
-                {
-                    let view = rx.borrow_and_update();
-                    if ready(&view) {
-                        return view.clone();
-                    }
-                }
-                if rx.changed().await.is_err() {
-                    return rx.borrow().clone();
-                }
-            }
-        };
-        match tokio::time::timeout(deadline, wait).await {
+        match tokio::time::timeout(deadline, self.watch(&ready)).await {
             Ok(view) if ready(&view) => Ok(view),
             Ok(view) => Err(view),
             Err(_) => Err(self.view()),
+        }
+    }
+
+    /// Waits until `ready` holds for the view, as long as the client's
+    /// patience says; returns the last view either way, and when the
+    /// patience ran out, how long it waited.
+    pub async fn wait_until(&self, ready: impl Fn(&View) -> bool) -> Result<View, (View, Option<Duration>)> {
+        match self.patience.wait(self.watch(&ready)).await {
+            Ok(view) if ready(&view) => Ok(view),
+            // The client's task ended: no answer can come, whatever the patience.
+            Ok(view) => Err((view, None)),
+            Err(waited) => Err((self.view(), Some(waited))),
+        }
+    }
+
+    /// Resolves with the first view for which `ready` holds, or with the
+    /// last view once the client's task has ended.
+    async fn watch(&self, ready: &impl Fn(&View) -> bool) -> View {
+        let mut rx = self.view.clone();
+        loop {
+            {
+                let view = rx.borrow_and_update();
+                if ready(&view) {
+                    return view.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
         }
     }
 

@@ -6,6 +6,8 @@ use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use syncspec::suite::{PATIENCE, SHORT_PATIENCE};
+
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 
 /// Which cases catch which fault: (fault, the cases run, their category).
@@ -153,6 +155,40 @@ fn the_same_server_without_faults_passes_those_cases() {
     }
     let run = Command::new(BIN).args(&args).output().expect("run syncspec check");
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stdout));
+}
+
+/// Once the backend has left one wait unanswered, the run waits only the
+/// short patience, and every case still fails with its own evidence: a
+/// broken backend costs seconds per case, not minutes.
+#[test]
+fn a_backend_that_stopped_answering_is_waited_on_briefly() {
+    let _turn = turn();
+    // Under this fault no mutation of a client without subscriptions resolves.
+    let server = Server::start(&["skip-empty-transition"]);
+    let out = scratch("patience");
+    let run = Command::new(BIN)
+        .args(["check", "--target", &server.url, "--cases", "4.2", "--cases", "4.11", "--cases", "5.1", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run syncspec check");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    let report = results(&out);
+    let _ = std::fs::remove_dir_all(&out);
+    let evidence = |id: &str| -> String {
+        let cases = report["cases"].as_array().expect("cases");
+        let case = cases.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("case {id} did not run:\n{stdout}"));
+        assert_eq!(case["outcome"], "Fail", "{case}");
+        let messages: Vec<&str> =
+            case["evidence"].as_array().expect("evidence").iter().filter_map(|e| e["message"].as_str()).collect();
+        messages.join("\n")
+    };
+    // The first unanswered wait gets the whole patience; every later one the short one.
+    let (generous, short) = (format!("{PATIENCE:?}"), format!("{SHORT_PATIENCE:?}"));
+    assert!(evidence("4.2").contains(&format!("the mutation never resolved: Err(Timeout({generous}))")), "{stdout}");
+    assert!(evidence("4.11").contains(&format!("mutation 0 got no answer (no outcome within {short})")), "{stdout}");
+    // Twenty clients, each stopping at its first unanswered increment.
+    assert!(evidence("5.1").contains(&format!("an increment got no answer (no outcome within {short})")), "{stdout}");
 }
 
 #[test]

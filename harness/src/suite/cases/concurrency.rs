@@ -9,7 +9,9 @@ use syncspec_protocol::value::Value;
 
 use super::case;
 use crate::checkers::{invariants, order, replay};
-use crate::suite::{connect_many, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge};
+use crate::suite::{
+    answered, answers, connect_many, each_answered, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge,
+};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -62,28 +64,27 @@ async fn hot_counter(ctx: Ctx) -> CaseResult {
         .map(|client| {
             let (client, name) = (client.clone(), name.clone());
             tokio::spawn(async move {
-                let mut failures = 0;
-                for _ in 0..50 {
-                    if !matches!(
-                        client.mutation("counters:increment", obj([("name", name.as_str().into())])).await,
-                        Ok(MutationOutcome::Ok { .. })
-                    ) {
-                        failures += 1;
-                    }
-                }
-                failures
+                answers(0..50, |_| client.mutation("counters:increment", obj([("name", name.as_str().into())]))).await
             })
         })
         .collect();
-    let mut failures = 0;
+    let (mut failures, mut stop) = (0, Ok(()));
     for t in tasks {
-        failures += t.await.unwrap_or(50);
+        match t.await {
+            Ok((outcomes, stopped)) => {
+                failures += outcomes.iter().filter(|o| !matches!(o, MutationOutcome::Ok { .. })).count();
+                stop = stop.and(stopped);
+            }
+            Err(_) => failures += 50,
+        }
     }
     judge.expect(failures == 0, || format!("{failures} of 1000 increments did not succeed"));
-    wait_view(&mut judge, &clients[0], "the count of 1000", |v| {
-        v.results.get(&watcher) == Some(&QueryResult::Value(Value::Int64(1000)))
-    })
-    .await;
+    if answered(&mut judge, || "an increment".to_owned(), &stop) {
+        wait_view(&mut judge, &clients[0], "the count of 1000", |v| {
+            v.results.get(&watcher) == Some(&QueryResult::Value(Value::Int64(1000)))
+        })
+        .await;
+    }
     quiesce().await;
     let h = ctx.history();
     judge.verdict(invariants::no_lost_increment(&h));
@@ -155,7 +156,9 @@ async fn bank_run(ctx: Ctx, accounts: u64, transferring: usize, watching: usize,
     }
     judge.expect(transfers > 20, || format!("only {transfers} transfers ran in {} s", length.as_secs()));
     for (client, q) in clients[transferring..].iter().zip(&watchers) {
-        wait_view(&mut judge, client, "the balances", |v| v.results.contains_key(q)).await;
+        if wait_view(&mut judge, client, "the balances", |v| v.results.contains_key(q)).await.is_none() {
+            break;
+        }
     }
     quiesce().await;
     let h = ctx.history();
@@ -192,6 +195,10 @@ async fn document_race(ctx: Ctx) -> CaseResult {
             })
             .collect();
         let results = futures_util::future::join_all(calls).await;
+        let unanswered = results.iter().find_map(|r| r.as_ref().err().cloned()).map_or(Ok(()), Err);
+        if !answered(&mut judge, || format!("an update of version {version}"), &unanswered) {
+            break;
+        }
         let winners = results.iter().filter(|r| matches!(r, Ok(MutationOutcome::Ok { .. }))).count();
         let conflicts =
             results.iter().filter(|r| r.as_ref().ok().and_then(|o| o.error_code()) == Some("VersionConflict")).count();
@@ -214,23 +221,25 @@ async fn notifications(ctx: Ctx) -> CaseResult {
         .map(|c| {
             let (c, user) = (c.clone(), user.clone());
             tokio::spawn(async move {
-                for i in 0..40 {
-                    let _ = c
-                        .mutation(
-                            "notifications:send",
-                            obj([("user", user.as_str().into()), ("title", format!("n{i}").into())]),
-                        )
-                        .await;
-                }
+                let send = |i| {
+                    c.mutation(
+                        "notifications:send",
+                        obj([("user", user.as_str().into()), ("title", format!("n{i}").into())]),
+                    )
+                };
+                answers(0..40, send).await.1
             })
         })
         .collect();
-    for _ in 0..10 {
-        let _ = clients[2].mutation("notifications:markAllRead", obj([("user", user.as_str().into())])).await;
-    }
+    each_answered(&mut judge, "markAllRead", 0..10, |_| {
+        clients[2].mutation("notifications:markAllRead", obj([("user", user.as_str().into())]))
+    })
+    .await;
+    let mut stop = Ok(());
     for s in senders {
-        let _ = s.await;
+        stop = stop.and(s.await.unwrap_or(Ok(())));
     }
+    answered(&mut judge, || "a notification".to_owned(), &stop);
     wait_view(&mut judge, &clients[3], "the unread list", |v| v.results.contains_key(&q)).await;
     quiesce().await;
     let h = ctx.history();
@@ -254,16 +263,18 @@ async fn many_counters(ctx: Ctx) -> CaseResult {
         .map(|c| {
             let (c, names) = (c.clone(), names.clone());
             tokio::spawn(async move {
-                for i in 0..25 {
-                    let _ =
-                        c.mutation("counters:increment", obj([("name", names[i % names.len()].as_str().into())])).await;
-                }
+                let increment = |i: usize| {
+                    c.mutation("counters:increment", obj([("name", names[i % names.len()].as_str().into())]))
+                };
+                answers(0..25, increment).await.1
             })
         })
         .collect();
+    let mut stop = Ok(());
     for t in tasks {
-        let _ = t.await;
+        stop = stop.and(t.await.unwrap_or(Ok(())));
     }
+    answered(&mut judge, || "an increment".to_owned(), &stop);
     quiesce().await;
     let h = ctx.history();
     judge.verdict(replay::snapshot_consistent(&h));

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use syncspec_protocol::client::MutationOutcome;
+use syncspec_protocol::client::{MutationOutcome, Patience};
 use syncspec_protocol::history::EventKind;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::case;
 use crate::checkers::order;
-use crate::suite::{connect, obj, wait_view, Case, CaseResult, Ctx, Judge, PATIENCE};
+use crate::suite::{connect, obj, wait_view, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -91,28 +91,29 @@ impl Received {
     }
 }
 
-/// Reads frames until one contains `until`, the socket closes, or the deadline.
-pub(super) async fn read_until(ws: &mut RawSocket, until: &str, deadline: Duration) -> Received {
+/// Reads frames until one contains `until`, the socket closes, or `patience` runs out.
+pub(super) async fn read_until(ws: &mut RawSocket, until: &str, patience: &Patience) -> Received {
     let mut received = Received::default();
-    let _ = tokio::time::timeout(deadline, async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let done = t.contains(until);
-                    received.texts.push(t.to_string());
-                    if done {
+    let _ = patience
+        .wait(async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        let done = t.contains(until);
+                        received.texts.push(t.to_string());
+                        if done {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        received.closed = true;
                         return;
                     }
+                    Some(Ok(_)) => {}
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    received.closed = true;
-                    return;
-                }
-                Some(Ok(_)) => {}
             }
-        }
-    })
-    .await;
+        })
+        .await;
     received
 }
 
@@ -146,7 +147,7 @@ async fn versioned_route(ctx: Ctx) -> CaseResult {
     let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
         "modifications": [{"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": ctx.fresh("v")}]}]});
     let _ = ws.send(Message::text(add.to_string())).await;
-    let got = read_until(&mut ws, "\"Transition\"", PATIENCE).await;
+    let got = read_until(&mut ws, "\"Transition\"", &ctx.patience).await;
     judge.expect(got.has("\"Transition\""), || format!("no transition on the versioned route; got {:?}", got.texts));
     judge.finish()
 }
@@ -165,7 +166,7 @@ async fn authenticate_none(ctx: Ctx) -> CaseResult {
     let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
         "modifications": [{"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": ctx.fresh("a")}]}]});
     let _ = ws.send(Message::text(add.to_string())).await;
-    let got = read_until(&mut ws, "\"querySet\":1,\"identity\":1", PATIENCE).await;
+    let got = read_until(&mut ws, "\"querySet\":1,\"identity\":1", &ctx.patience).await;
     let confirmed = got.texts.iter().any(|t| {
         serde_json::from_str::<serde_json::Value>(t)
             .ok()
@@ -191,17 +192,26 @@ async fn action_fails(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     client.send_raw(Message::text(r#"{"type":"Action","requestId":900000,"udfPath":"nope:action","args":[{}]}"#));
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let answered = loop {
-        let answer = ctx.history().events.iter().find_map(|e| match &e.kind {
+    // The answer changes no view, and a recorder cannot be waited on, so the
+    // history is read every 20 ms until it shows the answer.
+    let answer = || {
+        ctx.history().events.iter().find_map(|e| match &e.kind {
             EventKind::ActionResponse { request_id: 900000, success } => Some(*success),
             _ => None,
-        });
-        if answer.is_some() || tokio::time::Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        })
     };
+    let answered = ctx
+        .patience
+        .wait(async {
+            loop {
+                if let Some(success) = answer() {
+                    return success;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .ok();
     judge.expect(answered == Some(false), || format!("expected a failed ActionResponse, got {answered:?}"));
     let r = client.mutation("counters:increment", obj([("name", ctx.fresh("after").into())])).await;
     judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || {
@@ -221,7 +231,7 @@ async fn expect_fatal(ctx: Ctx, frame: Message, what: &str) -> CaseResult {
         }
     };
     let _ = ws.send(frame).await;
-    let got = read_until(&mut ws, "FatalError", PATIENCE).await;
+    let got = read_until(&mut ws, "FatalError", &ctx.patience).await;
     judge.expect(got.has("FatalError"), || {
         format!("{what}: expected a FatalError, got {:?} (closed: {})", got.texts, got.closed)
     });

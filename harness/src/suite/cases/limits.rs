@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::case;
 use super::handshake::{raw_socket, read_until};
-use crate::suite::{connect, obj, Case, CaseResult, Ctx, Judge, PATIENCE};
+use crate::suite::{connect, obj, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -67,7 +67,7 @@ async fn expect_failed_call(ctx: Ctx, args_json: &str, what: &str) -> CaseResult
     };
     let frame = format!(r#"{{"type":"Mutation","requestId":7,"udfPath":"counters:increment","args":{args_json}}}"#);
     let _ = ws.send(Message::text(frame)).await;
-    let got = read_until(&mut ws, "\"requestId\":7", PATIENCE).await;
+    let got = read_until(&mut ws, "\"requestId\":7", &ctx.patience).await;
     let response = got.texts.iter().find(|t| t.contains("\"requestId\":7"));
     judge.expect(response.is_some_and(|r| r.contains("\"success\":false")), || {
         format!("{what}: expected a failed MutationResponse, got {:?} (closed: {})", got.texts, got.closed)
@@ -75,7 +75,7 @@ async fn expect_failed_call(ctx: Ctx, args_json: &str, what: &str) -> CaseResult
     let follow =
         r#"{"type":"Mutation","requestId":8,"udfPath":"counters:increment","args":[{"name":"after-bad-input"}]}"#;
     let _ = ws.send(Message::text(follow)).await;
-    let after = read_until(&mut ws, "\"requestId\":8", PATIENCE).await;
+    let after = read_until(&mut ws, "\"requestId\":8", &ctx.patience).await;
     judge.expect(after.texts.iter().any(|t| t.contains("\"requestId\":8") && t.contains("\"success\":true")), || {
         format!("{what}: the session should go on, got {:?}", after.texts)
     });
@@ -149,7 +149,7 @@ async fn future_timestamp(ctx: Ctx) -> CaseResult {
     let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
         "modifications": [{"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": "x"}]}]});
     let _ = ws.send(Message::text(add.to_string())).await;
-    let got = read_until(&mut ws, "FatalError", PATIENCE).await;
+    let got = read_until(&mut ws, "FatalError", &ctx.patience).await;
     let served = got.has("\"Transition\"");
     judge.expect(!served && (got.closed || got.has("FatalError")), || {
         format!("a client claiming a ts a day ahead was served: {:?}", got.texts)
@@ -168,7 +168,7 @@ async fn query_set_violation(ctx: Ctx, modifications: serde_json::Value, what: &
     };
     let frame = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": modifications});
     let _ = ws.send(Message::text(frame.to_string())).await;
-    let got = read_until(&mut ws, "FatalError", PATIENCE).await;
+    let got = read_until(&mut ws, "FatalError", &ctx.patience).await;
     judge.expect(got.has("FatalError") || got.closed, || {
         format!("{what}: expected the session to end, got {:?}", got.texts)
     });

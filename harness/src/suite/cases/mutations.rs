@@ -6,7 +6,7 @@ use syncspec_protocol::value::Value;
 
 use super::case;
 use crate::checkers::{order, replay};
-use crate::suite::{connect, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge};
+use crate::suite::{answered, connect, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -83,6 +83,9 @@ async fn own_write_visible(ctx: Ctx) -> CaseResult {
                 obj([("channel", channel.as_str().into()), ("author", "me".into()), ("body", body.into())]),
             )
             .await;
+        if !answered(&mut judge, || format!("message {i}"), &r) {
+            break;
+        }
         let view = client.view();
         let shown = match (&r, view.results.get(&q)) {
             (
@@ -281,7 +284,11 @@ async fn commit_ts_increases(ctx: Ctx) -> CaseResult {
     let name = ctx.fresh("ts");
     let mut last = 0;
     for i in 0..10 {
-        match client.mutation("counters:increment", obj([("name", name.as_str().into())])).await {
+        let r = client.mutation("counters:increment", obj([("name", name.as_str().into())])).await;
+        if !answered(&mut judge, || format!("mutation {i}"), &r) {
+            break;
+        }
+        match r {
             Ok(MutationOutcome::Ok { ts, .. }) => {
                 judge.expect(ts > last, || format!("mutation {i} committed at ts {ts}, not after the previous {last}"));
                 last = ts;

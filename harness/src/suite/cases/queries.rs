@@ -6,7 +6,9 @@ use syncspec_protocol::value::Value;
 
 use super::case;
 use crate::checkers::{order, replay};
-use crate::suite::{connect, connect_many, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge};
+use crate::suite::{
+    answered, connect, connect_many, each_answered, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge,
+};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -118,22 +120,22 @@ async fn one_timestamp(ctx: Ctx) -> CaseResult {
         v.results.contains_key(&last) && v.results.contains_key(&all)
     })
     .await;
-    for i in 0..20 {
-        let body = format!("m{i}");
-        let _ = c[1]
-            .mutation(
-                "messages:send",
-                obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", body.into())]),
-            )
-            .await;
-    }
-    wait_view(
-        &mut judge,
-        &c[0],
-        "all twenty messages",
-        |v| matches!(v.results.get(&all), Some(QueryResult::Value(Value::Array(rows))) if rows.len() == 20),
-    )
+    let sent = each_answered(&mut judge, "message", 0..20, |i| {
+        c[1].mutation(
+            "messages:send",
+            obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", format!("m{i}").into())]),
+        )
+    })
     .await;
+    if sent {
+        wait_view(
+            &mut judge,
+            &c[0],
+            "all twenty messages",
+            |v| matches!(v.results.get(&all), Some(QueryResult::Value(Value::Array(rows))) if rows.len() == 20),
+        )
+        .await;
+    }
     quiesce().await;
     let h = ctx.history();
     judge.verdict(replay::snapshot_consistent(&h));
@@ -204,17 +206,20 @@ async fn many_subscribers(ctx: Ctx) -> CaseResult {
     let name = ctx.fresh("shared");
     let ids: Vec<_> =
         c[..20].iter().map(|c| c.subscribe("counters:get", obj([("name", name.as_str().into())]))).collect();
-    for _ in 0..10 {
-        let _ = c[20].mutation("counters:increment", obj([("name", name.as_str().into())])).await;
-    }
-    for (client, id) in c[..20].iter().zip(&ids) {
-        if wait_view(&mut judge, client, "the latest count", |v| {
-            v.results.get(id) == Some(&QueryResult::Value(Value::Int64(10)))
-        })
-        .await
-        .is_none()
-        {
-            break;
+    let sent = each_answered(&mut judge, "increment", 0..10, |_| {
+        c[20].mutation("counters:increment", obj([("name", name.as_str().into())]))
+    })
+    .await;
+    if sent {
+        for (client, id) in c[..20].iter().zip(&ids) {
+            if wait_view(&mut judge, client, "the latest count", |v| {
+                v.results.get(id) == Some(&QueryResult::Value(Value::Int64(10)))
+            })
+            .await
+            .is_none()
+            {
+                break;
+            }
         }
     }
     quiesce().await;
@@ -231,9 +236,10 @@ async fn unchanged_not_resent(ctx: Ctx) -> CaseResult {
     let q = c[0].subscribe("counters:get", obj([("name", watched.as_str().into())]));
     wait_view(&mut judge, &c[0], "the initial result", |v| v.results.contains_key(&q)).await;
     let other = ctx.fresh("other");
-    for _ in 0..5 {
-        let _ = c[1].mutation("counters:increment", obj([("name", other.as_str().into())])).await;
-    }
+    each_answered(&mut judge, "increment", 0..5, |_| {
+        c[1].mutation("counters:increment", obj([("name", other.as_str().into())]))
+    })
+    .await;
     quiesce().await;
     let updates = ctx
         .history()
@@ -270,6 +276,9 @@ async fn document_follow(ctx: Ctx) -> CaseResult {
                 ]),
             )
             .await;
+        if !answered(&mut judge, || format!("update {version}"), &r) {
+            break;
+        }
         judge.expect(r.as_ref().is_ok_and(|o| o.value().is_some()), || format!("update {version} failed: {r:?}"));
     }
     wait_view(&mut judge, &c[0], "version 4", |v| {

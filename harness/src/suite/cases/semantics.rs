@@ -8,7 +8,9 @@ use syncspec_protocol::value::Value;
 
 use super::case;
 use crate::checkers::replay;
-use crate::suite::{connect_many, obj, quiesce, text, wait_view, Case, CaseResult, Ctx, Judge};
+use crate::suite::{
+    answered, connect_many, each_answered, obj, quiesce, text, wait_view, Case, CaseResult, Ctx, Judge,
+};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -70,23 +72,16 @@ async fn chat_order(ctx: Ctx) -> CaseResult {
     let channel = ctx.fresh("chat");
     let q =
         c[0].subscribe("messages:list", obj([("channel", channel.as_str().into()), ("limit", Value::Float64(5.0))]));
-    for i in 0..8 {
-        let _ = c[1]
-            .mutation(
-                "messages:send",
-                obj([
-                    ("channel", channel.as_str().into()),
-                    ("author", "w".into()),
-                    ("body", format!("  m{i}  ").into()),
-                ]),
-            )
-            .await;
-    }
-    if let Some(view) = wait_view(&mut judge, &c[0], "the last five", |v| {
-        rows(v, q).last().is_some_and(|r| text(field(r, "body")) == "m7")
+    let sent = each_answered(&mut judge, "message", 0..8, |i| {
+        c[1].mutation(
+            "messages:send",
+            obj([("channel", channel.as_str().into()), ("author", "w".into()), ("body", format!("  m{i}  ").into())]),
+        )
     })
-    .await
-    {
+    .await;
+    let last_five = |v: &View| rows(v, q).last().is_some_and(|r| text(field(r, "body")) == "m7");
+    let view = if sent { wait_view(&mut judge, &c[0], "the last five", last_five).await } else { None };
+    if let Some(view) = view {
         let bodies: Vec<String> = rows(&view, q).iter().map(|r| text(field(r, "body")).to_owned()).collect();
         judge.expect(bodies == ["m3", "m4", "m5", "m6", "m7"], || {
             format!("expected the last five, trimmed, oldest first; got {bodies:?}")
@@ -109,17 +104,24 @@ async fn stream(ctx: Ctx) -> CaseResult {
         judge.fail("messages:startStream failed");
         return judge.finish();
     };
+    let mut streamed = true;
     for token in ["Hel", "lo, ", "wor", "ld"] {
         let r = c[1].mutation("messages:appendToken", obj([("id", id.clone()), ("token", token.into())])).await;
+        if !answered(&mut judge, || format!("appendToken {token:?}"), &r) {
+            streamed = false;
+            break;
+        }
         judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("appendToken {token:?} failed: {r:?}"));
     }
-    let _ = c[1].mutation("messages:finishStream", obj([("id", id.clone())])).await;
-    wait_view(&mut judge, &c[0], "the finished message", |v| {
-        rows(v, q).first().is_some_and(|r| {
-            text(field(r, "body")) == "Hello, world" && field(r, "streaming") == &Value::Boolean(false)
+    if streamed {
+        let _ = c[1].mutation("messages:finishStream", obj([("id", id.clone())])).await;
+        wait_view(&mut judge, &c[0], "the finished message", |v| {
+            rows(v, q).first().is_some_and(|r| {
+                text(field(r, "body")) == "Hello, world" && field(r, "streaming") == &Value::Boolean(false)
+            })
         })
-    })
-    .await;
+        .await;
+    }
     quiesce().await;
     let h = ctx.history();
     judge.verdict(replay::snapshot_consistent(&h));
@@ -132,6 +134,7 @@ async fn presence_join(ctx: Ctx) -> CaseResult {
     let Some(c) = connect_many(&ctx, &mut judge, 3).await else { return judge.finish() };
     let room = ctx.fresh("room");
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
+    let mut joined = true;
     for (i, client) in c[1..].iter().enumerate() {
         let user = format!("u{i}");
         let r = client
@@ -140,9 +143,14 @@ async fn presence_join(ctx: Ctx) -> CaseResult {
                 obj([("room", room.as_str().into()), ("user", user.into()), ("name", format!("User {i}").into())]),
             )
             .await;
+        if !answered(&mut judge, || format!("the heartbeat of u{i}"), &r) {
+            joined = false;
+            break;
+        }
         judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("heartbeat failed: {r:?}"));
     }
-    if let Some(view) = wait_view(&mut judge, &c[0], "both users", |v| rows(v, q).len() == 2).await {
+    let view = if joined { wait_view(&mut judge, &c[0], "both users", |v| rows(v, q).len() == 2).await } else { None };
+    if let Some(view) = view {
         let users: Vec<String> = rows(&view, q).iter().map(|r| text(field(r, "user")).to_owned()).collect();
         judge.expect(users == ["u0", "u1"], || format!("expected u0 and u1 sorted by user, got {users:?}"));
         let seen = rows(&view, q).iter().all(|r| matches!(field(r, "lastSeen"), Value::Float64(ms) if *ms > 0.0));
@@ -193,24 +201,21 @@ async fn cursor_latest(ctx: Ctx) -> CaseResult {
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let room = ctx.fresh("room");
     let q = c[0].subscribe("cursors:list", obj([("room", room.as_str().into())]));
-    for i in 1..=5 {
-        let _ = c[1]
-            .mutation(
-                "cursors:move",
-                obj([
-                    ("room", room.as_str().into()),
-                    ("user", "u".into()),
-                    ("x", Value::Float64(f64::from(i))),
-                    ("y", Value::Float64(0.5)),
-                ]),
-            )
-            .await;
-    }
-    if let Some(view) = wait_view(&mut judge, &c[0], "the last position", |v| {
-        rows(v, q).first().is_some_and(|r| field(r, "x") == &Value::Float64(5.0))
+    let moved = each_answered(&mut judge, "move", 1..=5, |i| {
+        c[1].mutation(
+            "cursors:move",
+            obj([
+                ("room", room.as_str().into()),
+                ("user", "u".into()),
+                ("x", Value::Float64(f64::from(i))),
+                ("y", Value::Float64(0.5)),
+            ]),
+        )
     })
-    .await
-    {
+    .await;
+    let last = |v: &View| rows(v, q).first().is_some_and(|r| field(r, "x") == &Value::Float64(5.0));
+    let view = if moved { wait_view(&mut judge, &c[0], "the last position", last).await } else { None };
+    if let Some(view) = view {
         judge.expect(rows(&view, q).len() == 1, || format!("one row per user expected, got {:?}", rows(&view, q)));
     }
     quiesce().await;

@@ -7,7 +7,7 @@ use syncspec_protocol::value::Value;
 
 use super::case;
 use crate::checkers::invariants;
-use crate::suite::{connect, connect_many, obj, Case, CaseResult, Ctx, Judge};
+use crate::suite::{answered, connect, connect_many, obj, Case, CaseResult, Ctx, Judge};
 
 const LIMITED: &[&str] = &["cursors:move", "presence:heartbeat"];
 
@@ -67,9 +67,12 @@ async fn paced(ctx: Ctx) -> CaseResult {
         // An open schedule: the i-th move is due at i × 50 ms.
         let due = start + Duration::from_millis(50) * i;
         tokio::time::sleep_until(due.into()).await;
-        match client.mutation("cursors:move", cursor(&room, &user, f64::from(i))).await {
-            Ok(MutationOutcome::Ok { .. }) => {}
-            _ => refused += 1,
+        let r = client.mutation("cursors:move", cursor(&room, &user, f64::from(i))).await;
+        if !answered(&mut judge, || format!("move {i}"), &r) {
+            break;
+        }
+        if !matches!(r, Ok(MutationOutcome::Ok { .. })) {
+            refused += 1;
         }
     }
     judge.expect(refused == 0, || format!("{refused} of 40 moves paced at 20 per second were refused"));

@@ -24,11 +24,10 @@ async fn echo_all(ctx: Ctx, values: Vec<Value>) -> CaseResult {
     for value in values {
         let id = client.subscribe("values:echo", obj([("value", value.clone())]));
         let view = crate::suite::wait_view(&mut judge, &client, "the echo", |v| v.results.contains_key(&id)).await;
-        if let Some(view) = view {
-            let got = view.results.get(&id);
-            let same = matches!(got, Some(syncspec_protocol::client::QueryResult::Value(v)) if same_bits(v, &value));
-            judge.expect(same, || format!("sent {value:?}, got back {got:?}"));
-        }
+        let Some(view) = view else { break };
+        let got = view.results.get(&id);
+        let same = matches!(got, Some(syncspec_protocol::client::QueryResult::Value(v)) if same_bits(v, &value));
+        judge.expect(same, || format!("sent {value:?}, got back {got:?}"));
         client.unsubscribe(id);
     }
     judge.verdict(crate::checkers::order::version_chain(&ctx.history()));
