@@ -1,7 +1,11 @@
 //! Integration tests of the `syncspec` binary, one test binary for the crate.
 
+/// The HTML report in headless chromium from disk, network off (runs `tests/browser`).
+mod browser;
 /// `syncspec check` end to end: the reference passes, every fault is caught.
 mod check;
+/// `examples/`: the manifests validate offline; the Indexed Job's shard-then-merge runs here.
+mod examples;
 /// `syncspec load`: the measuring itself (a known delay, a stall, closed-loop control).
 mod load;
 /// `syncspec model` end to end: passes by default, names a fault's property.
