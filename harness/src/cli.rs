@@ -57,7 +57,8 @@ pub(crate) enum Command {
     /// Writes DIR/index.html (one self-contained file), report.md (for a pull-request
     /// comment), junit.xml and report.json, and prints the path of index.html last.
     /// Exit code 0 when every backend passed the suite and the model check, 1 when one
-    /// did not, 2 when it could not run (bad arguments, unreachable target).
+    /// did not, 2 when it could not run (bad arguments, an unreachable target, a load
+    /// phase that could not run: the report is still written).
     Run(RunArgs),
     /// Render saved results side by side (HTML, Markdown, JUnit XML, JSON), or merge shards.
     ///
@@ -113,7 +114,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub(crate) users: usize,
     /// How long the mix writes once every client has joined.
-    #[arg(long, value_name = "DUR", default_value = "45s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "45s", value_parser = parse_positive_duration)]
     pub(crate) run_time: Duration,
     /// Cursor rates offered per client in the sweep.
     #[arg(long, value_name = "HZ,...", value_delimiter = ',', default_value = "5,10,20,40")]
@@ -122,7 +123,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub(crate) sweep_users: usize,
     /// How long each sweep step writes.
-    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
     pub(crate) sweep_time: Duration,
 }
 
@@ -197,7 +198,7 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "HZ", default_value_t = 20.0)]
     pub(crate) rate: f64,
     /// How long clients write once all have joined (e.g. 60s, 2m); per step for --sweep.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration)]
     pub(crate) run_time: Option<Duration>,
     /// Clients started per second while ramping up.
     #[arg(long, value_name = "N", default_value_t = 500.0)]
@@ -299,6 +300,26 @@ pub(crate) fn parse_faults(
         .collect()
 }
 
+/// A duration as people write it: `45s`, `1.5s`, `500ms`, `2m`.
+pub(crate) fn show_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// [`parse_duration`], refusing zero (a run of no length measures nothing).
+pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("expected a duration above zero, got {text:?}")),
+        d => Ok(d),
+    }
+}
+
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -332,6 +353,9 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(show_duration(Duration::from_millis(500)), "500 ms");
+        assert_eq!(show_duration(Duration::from_secs(45)), "45 s");
     }
 
     #[test]

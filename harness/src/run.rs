@@ -36,6 +36,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         for target in &args.targets {
             let url = target.trim_end_matches('/').to_owned();
+            if backends.iter().any(|(seen, _)| *seen == url) {
+                eprintln!("error: --target {url} is given twice");
+                return Ok(ExitCode::from(2));
+            }
             status("Checking", &format!("that {url} answers the sync protocol"));
             if let Err(e) = crate::check::reachable(&url).await {
                 eprintln!("error: {url} is unreachable: {e}");
@@ -51,8 +55,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut columns = Vec::new();
         for (url, reference) in &backends {
             let mut column = crate::column::new(url, reference.then_some(&[][..])).await;
-            let dir = args.out.join("backends").join(slug(&column.name));
-            run_backend(&args, &phases, &patterns, &mut plan, &mut column, &dir).await?;
+            let relative = Path::new("backends").join(slug(&column.name));
+            run_backend(&args, &phases, &patterns, &mut plan, &mut column, &args.out.join(&relative)).await?;
+            // History files are named relative to the report's directory.
+            for case in column.conformance.iter_mut().flat_map(|c| c.cases.iter_mut()) {
+                if let Some(file) = case.history_file.take() {
+                    case.history_file = Some(relative.join(file).to_string_lossy().into_owned());
+                }
+            }
             columns.push(column);
         }
         let report = Report::new(columns);
@@ -82,7 +92,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             &format!("in {:.0} s; report.json, report.md and junit.xml beside", plan.started.elapsed().as_secs_f64()),
         );
         println!("{}", index.display());
-        Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        // A phase that could not run is "could not run", even where another failed.
+        Ok(if report.backends.iter().any(|b| !b.problems.is_empty()) {
+            ExitCode::from(2)
+        } else if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
     })
 }
 
@@ -147,7 +164,7 @@ async fn run_backend(
         let started = plan.begin(
             "load",
             &name,
-            &format!("the standard mix, {} clients for {} s", args.users, args.run_time.as_secs()),
+            &format!("the standard mix, {} clients for {} s", args.users, crate::cli::show_duration(args.run_time)),
         );
         let config = load_config(&url, ScenarioName::Mix, args.users, args.run_time, 20.0, dir.join("load"));
         match syncspec_scenarios::run(&config).await {
@@ -165,7 +182,10 @@ async fn run_backend(
                 );
                 column.load = Some(result);
             }
-            Err(e) => status("Failed", &format!("the load run could not run: {e}")),
+            Err(e) => {
+                status("Failed", &format!("the load run could not run: {e}"));
+                column.problems.push(format!("the load run could not run: {e}"));
+            }
         }
     }
     if phases.contains(&Phase::Sweep) {
@@ -177,7 +197,7 @@ async fn run_backend(
                 "{} cursor clients at {} Hz, {} s a step",
                 args.sweep_users,
                 rates.join(", "),
-                args.sweep_time.as_secs()
+                crate::cli::show_duration(args.sweep_time)
             ),
         );
         let config = load_config(
@@ -200,7 +220,10 @@ async fn run_backend(
                 );
                 column.sweep = Some(sweep);
             }
-            Err(e) => status("Failed", &format!("the sweep could not run: {e}")),
+            Err(e) => {
+                status("Failed", &format!("the sweep could not run: {e}"));
+                column.problems.push(format!("the sweep could not run: {e}"));
+            }
         }
     }
     if phases.contains(&Phase::Model) && column.reference {

@@ -176,6 +176,12 @@ pub fn parse(expr: &str) -> Result<Threshold, ParseError> {
             ))
         }
     };
+    if limit < 0.0 {
+        return Err(err(value_at, number.chars().count().max(1), format!("{metric} is never negative; got {number}")));
+    }
+    if quantity == Quantity::Count && limit.fract() != 0.0 {
+        return Err(err(value_at, number.chars().count().max(1), format!("{metric} is a count; got {number}")));
+    }
     Ok(Threshold { text: expr.trim().to_owned(), metric, op, limit, quantity })
 }
 
@@ -429,27 +435,26 @@ pub fn regression(
             None => rules.push(RuleResult { rule, passed, observed: vec![(name.to_owned(), text)] }),
         };
     for b in backends {
-        let base = baseline.backend(&b.name).or(match baseline.backends.as_slice() {
-            [only] if report.backends.len() == 1 || backend.is_some() => Some(only),
+        // The same column, or the one column of a one-column baseline for a one-column result.
+        let base = baseline.backend(&b.name).or(match (baseline.backends.as_slice(), report.backends.len()) {
+            ([only], 1) => Some(only),
             _ => None,
         });
         let Some(base) = base else {
-            push(
-                "regression: baseline present".into(),
-                &b.name,
-                false,
-                "no backend of this name in the baseline".into(),
-            );
+            let names: Vec<&str> = baseline.backends.iter().map(|b| b.name.as_str()).collect();
+            let text = format!("no backend {:?} in the baseline; it has {}", b.name, names.join(", "));
+            push("regression: the baseline has this backend".into(), &b.name, false, text);
             continue;
         };
         for (metric, stat) in [("sync", "p50"), ("sync", "p95"), ("sync", "p99"), ("mutation", "p95")] {
             let rule = format!("regression: {metric}.{stat} over the echo floor");
+            // A floor of 0 µs is not a measurement: no ratio.
             let ratio = |x: &Backend| -> Option<f64> {
-                let echo = observe(x, &format!("echo.{stat}"))?;
+                let echo = observe(x, &format!("echo.{stat}")).filter(|e| *e > 0.0)?;
                 Some(observe(x, &format!("{metric}.{stat}"))? / echo)
             };
             match (ratio(base), ratio(b)) {
-                (Some(before), Some(now)) => {
+                (Some(before), Some(now)) if before > 0.0 => {
                     let change = now / before - 1.0;
                     push(
                         rule,
@@ -465,7 +470,7 @@ pub fn regression(
                     );
                 }
                 (Some(_), None) => push(rule, &b.name, false, "measured in the baseline, not now".into()),
-                (None, _) => {}
+                _ => {}
             }
         }
         for metric in ["conformance.failed", "model.failed", "errors", "updates_missing", "stale_views", "sweep.errors"]
@@ -483,14 +488,26 @@ pub fn regression(
         if let (Some(before), Some(now)) =
             (observe(base, "sweep.accepted_per_user"), observe(b, "sweep.accepted_per_user"))
         {
-            let change = now / before - 1.0;
-            push(
-                rule,
-                &b.name,
-                change.abs() <= max_regression,
-                format!("{before:.2} → {now:.2} ({:+.1}%, allowed ±{:.0}%)", change * 100.0, max_regression * 100.0),
-            );
+            if before > 0.0 {
+                let change = now / before - 1.0;
+                let text = format!(
+                    "{before:.2} → {now:.2} ({:+.1}%, allowed ±{:.0}%)",
+                    change * 100.0,
+                    max_regression * 100.0
+                );
+                push(rule, &b.name, change.abs() <= max_regression, text);
+            } else {
+                push(rule, &b.name, now == 0.0, format!("{before:.2} → {now:.2} (the baseline accepted nothing)"));
+            }
         }
+    }
+    // A regression check that found nothing to compare must not pass.
+    if rules.is_empty() {
+        rules.push(RuleResult {
+            rule: "regression: the baseline and the result share a measurement".into(),
+            passed: false,
+            observed: vec![("".into(), "nothing to compare (different phases?)".into())],
+        });
     }
     Ok(rules)
 }
@@ -503,6 +520,9 @@ pub fn parse_fraction(text: &str) -> Result<f64, String> {
         None => (t, 1.0),
     };
     match number.trim().parse::<f64>() {
+        Ok(x) if scale == 1.0 && x > 1.0 => {
+            Err(format!("{text} would allow {}% worse; did you mean {text}%?", x * 100.0))
+        }
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x / scale),
         _ => Err(format!("expected a regression allowance like 10% or 0.1, got {text:?}")),
     }
@@ -556,6 +576,10 @@ mod tests {
         assert_eq!(e.at, 0, "{e}");
         let e = parse("sync.p95").unwrap_err();
         assert_eq!(e.at, 8, "{e}");
+        let e = parse("sync.p95<-5ms").unwrap_err();
+        assert!(e.message.contains("never negative"), "{e}");
+        let e = parse("conformance.failed==0.5").unwrap_err();
+        assert!(e.message.contains("is a count"), "{e}");
         let e = parse("conformance.broken==0").unwrap_err();
         assert_eq!(e.at, 12, "{e}");
         assert_eq!(e.to_string().lines().nth(2), Some("              ^^^^^^"));
@@ -566,6 +590,7 @@ mod tests {
         assert_eq!(parse_fraction("10%"), Ok(0.1));
         assert_eq!(parse_fraction("0.25"), Ok(0.25));
         assert!(parse_fraction("ten").is_err());
+        assert!(parse_fraction("10").unwrap_err().contains("did you mean 10%"));
         assert!(parse_fraction("-5%").is_err());
     }
 }

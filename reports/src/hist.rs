@@ -29,10 +29,9 @@ impl Hist {
     }
 
     /// Adds every sample of `other`. Both have the kit's bounds (a decoded
-    /// histogram with other bounds is refused when read), so this is exact.
+    /// histogram out of them is refused when read), so this is exact.
     pub fn add(&mut self, other: &Hist) {
-        // Same bounds on both sides: adding cannot go out of range.
-        let _ = self.0.add(&other.0);
+        self.0.add(&other.0).expect("two histograms with the kit's bounds always add");
     }
 
     /// The histogram itself, for iteration and quantiles.
@@ -75,7 +74,10 @@ impl Hist {
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("expected an HdrHistogram V2 encoding: {e:?}"))?;
         let mut h = Hist::new();
-        if !read.is_empty() && read.max() > HIGHEST_US {
+        // A sample clamped to the highest value is stored as the top of its
+        // bucket, a little above it: that is still in range.
+        let highest = h.0.highest_equivalent(HIGHEST_US);
+        if !read.is_empty() && read.max() > highest {
             return Err(format!("a histogram holds {} µs, above the kit's highest {HIGHEST_US}", read.max()));
         }
         h.0.add(&read).map_err(|e| format!("a histogram does not fit the kit's bounds: {e:?}"))?;
@@ -86,18 +88,6 @@ impl Hist {
 impl Default for Hist {
     fn default() -> Hist {
         Hist::new()
-    }
-}
-
-impl From<Histogram<u64>> for Hist {
-    /// Takes a histogram recorded elsewhere (with any bounds), adding its samples into the kit's bounds.
-    fn from(h: Histogram<u64>) -> Hist {
-        let mut out = Hist::new();
-        for v in h.iter_recorded() {
-            let value = h.highest_equivalent(v.value_iterated_to()).clamp(1, HIGHEST_US);
-            let _ = out.0.record_n(value, v.count_at_value());
-        }
-        out
     }
 }
 
@@ -169,6 +159,14 @@ mod tests {
         assert_eq!(Summary::of(&back), Summary::of(&h));
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<Hist>(&json).unwrap(), h);
+    }
+
+    #[test]
+    fn a_clamped_sample_survives_the_round_trip() {
+        let mut h = Hist::new();
+        h.record(u64::MAX);
+        h.record(0);
+        assert_eq!(Hist::decode(&h.encode()).unwrap(), h);
     }
 
     #[test]

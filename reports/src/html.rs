@@ -107,7 +107,7 @@ fn verdict(report: &Report) -> Markup {
         ),
         (
             "Rate limit",
-            "the highest rate the backend accepted per user, over the cursor sweep (limit 20 per second)",
+            "the rates the backend accepted per user over the cursor sweep, against the catalogue's limit",
             |v| (v.rate, &v.rate_text),
         ),
         ("Model check", "stateright over every interleaving of small configurations of the reference core", |v| {
@@ -143,6 +143,16 @@ fn verdict(report: &Report) -> Markup {
                                 }
                             }
                         }
+                        @if report.backends.iter().any(|b| !b.problems.is_empty()) {
+                            tr {
+                                th scope="row" { "Could not run" }
+                                @for b in &report.backends {
+                                    td class=(if b.problems.is_empty() { "verdict-cell absent" } else { "verdict-cell bad" }) data-backend=(b.name) {
+                                        (b.problems.join("; "))
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -168,8 +178,7 @@ fn matrix(report: &Report) -> Markup {
     let category_name = |n: u32| {
         with.iter().find_map(|b| b.conformance.as_ref().and_then(|c| c.categories.get(&n).cloned())).unwrap_or_default()
     };
-    let mut categories: Vec<u32> = cases.iter().map(|c| c.category()).collect();
-    categories.dedup();
+    let categories: std::collections::BTreeSet<u32> = cases.iter().map(|c| c.category()).collect();
     html! {
         section #matrix {
             h2 { "Conformance" }
@@ -403,11 +412,9 @@ fn sweep(report: &Report) -> Markup {
         y_desc: "accepted per user per second",
         horizontal: {
             let mut lines = vec![(limit, format!("limit: {limit} per second"))];
-            if let Some((_, _, s)) = sweeps.first() {
-                lines.push((
-                    s.allowed_per_user_s(),
-                    format!("limit plus one second's burst over {:.0} s", s.step_run_time_s),
-                ));
+            if let Some(allowed) = sweeps.first().and_then(|(_, _, s)| s.allowed_per_user_s()) {
+                let step = sweeps.first().map_or(0.0, |(_, _, s)| s.step_run_time_s);
+                lines.push((allowed, format!("limit plus one second's burst over {step:.0} s")));
             }
             lines
         },
@@ -443,7 +450,7 @@ fn sweep(report: &Report) -> Markup {
                                 tr {
                                     td { (step.rate_hz) }
                                     td { (format!("{:.2}", step.figures.attempted_per_user_s)) }
-                                    td class=(if step.figures.accepted_per_user_s > s.allowed_per_user_s() * 1.02 { "bad" } else { "" }) { (format!("{:.2}", step.figures.accepted_per_user_s)) }
+                                    td class=(if s.allowed_per_user_s().is_none_or(|a| step.figures.accepted_per_user_s > a * 1.02) { "bad" } else { "" }) { (format!("{:.2}", step.figures.accepted_per_user_s)) }
                                     td { (group(step.figures.rate_limited as f64)) }
                                     td { (ms(step.figures.sync_latency_us.p50)) " / " (ms(step.figures.sync_latency_us.p95)) " / " (ms(step.figures.sync_latency_us.p99)) }
                                     td { (step.figures.errors) }

@@ -10,6 +10,7 @@
 //! - `hist`: `Hist`, an HdrHistogram that travels in JSON, and `Summary`.
 //! - `merge`: `report merge`, the shards of one load run added up exactly.
 //! - `gate`: threshold expressions and the regression check against a baseline, for CI.
+//! - `verdict`: what every renderer shows first, per backend, decided once.
 //! - `html`, `markdown`, `junit`: the renderers.
 //!
 //! **This crate does no network IO**: it reads finished results and writes files.

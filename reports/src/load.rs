@@ -3,9 +3,11 @@
 //! (steady totals per kind and metric, and every second of the run); and the
 //! echo floor measured in the same run.
 //!
-//! **Every latency figure is derived from a histogram the result carries**,
-//! in one place ([`LoadResult::finish`]), so a result read back from disk,
-//! or merged from shards, gives the same figures as the run that wrote it.
+//! **Every latency figure of a load run is derived from a histogram the
+//! result carries**, in one place ([`LoadResult::finish`]), when the run ends,
+//! when shards merge and whenever a report is read, so a result read back
+//! from disk or merged gives the figures of the samples, whatever its summary
+//! fields say. A sweep step keeps only its summaries.
 
 use std::collections::BTreeMap;
 
@@ -367,12 +369,10 @@ impl Sweep {
     /// second over one step: the limit, plus one second's worth spent at
     /// once. "At most `limit` in any one second" allows `limit × (T + 1)`
     /// over `T` seconds, so short steps show the burst (24 a second over 5 s).
-    pub fn allowed_per_user_s(&self) -> f64 {
-        if self.step_run_time_s > 0.0 {
-            self.limit_per_user_s * (self.step_run_time_s + 1.0) / self.step_run_time_s
-        } else {
-            f64::INFINITY
-        }
+    /// `None` for steps of no length, where no rate can be judged.
+    pub fn allowed_per_user_s(&self) -> Option<f64> {
+        (self.step_run_time_s > 0.0)
+            .then(|| self.limit_per_user_s * (self.step_run_time_s + 1.0) / self.step_run_time_s)
     }
 
     /// The highest rate accepted per client per second at any step.
@@ -382,7 +382,7 @@ impl Sweep {
 }
 
 /// `a / b` to two places, when both are measured.
-pub fn ratio(a: u64, b: u64) -> Option<f64> {
+pub(crate) fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0 && a > 0).then(|| round2(a as f64 / b as f64))
 }
 

@@ -27,6 +27,9 @@ pub fn render(report: &Report) -> String {
     row(&mut out, "Sync latency (claim: P95 < 100 ms)", verdicts.iter().map(|v| cell(v.latency, &v.latency_text)));
     row(&mut out, "Highest accepted rate", verdicts.iter().map(|v| cell(v.rate, &v.rate_text)));
     row(&mut out, "Model check", verdicts.iter().map(|v| cell(v.model, &v.model_text)));
+    if report.backends.iter().any(|b| !b.problems.is_empty()) {
+        row(&mut out, "Could not run", report.backends.iter().map(|b| escape(&b.problems.join("; "))));
+    }
 
     // Cases that differ between backends, or failed anywhere.
     let mut ids: Vec<&str> = Vec::new();
@@ -40,10 +43,12 @@ pub fn render(report: &Report) -> String {
     let differing: Vec<&str> = ids
         .into_iter()
         .filter(|id| {
+            // Only the backends whose suite ran are compared.
             let outcomes: Vec<Option<Outcome>> = report
                 .backends
                 .iter()
-                .map(|b| b.conformance.as_ref().and_then(|c| c.case(id)).map(|c| c.outcome))
+                .filter_map(|b| b.conformance.as_ref())
+                .map(|c| c.case(id).map(|c| c.outcome))
                 .collect();
             outcomes.contains(&Some(Outcome::Fail)) || outcomes.windows(2).any(|w| w[0] != w[1])
         })
@@ -64,7 +69,7 @@ pub fn render(report: &Report) -> String {
                 report.backends.iter().map(|b| match b.conformance.as_ref().and_then(|c| c.case(id)) {
                     Some(c) if c.outcome == Outcome::Fail => {
                         let why = c.evidence.first().map_or(String::new(), |e| shorten(&e.message));
-                        format!("❌ FAIL: {}", escape(&why))
+                        format!("❌ FAIL: {}", code(&why))
                     }
                     Some(c) => c.outcome.label().to_owned(),
                     None => "not run".to_owned(),
@@ -129,6 +134,18 @@ fn row(out: &mut String, first: &str, rest: impl IntoIterator<Item = String>) {
 
 fn escape(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Text a backend chose (evidence quotes its answers) as an inline code
+/// span, so a pull-request comment renders no link, image or markup from it.
+fn code(text: &str) -> String {
+    let text = text.replace('\n', " ").replace('|', "\\|");
+    let ticks = "`".repeat(longest_run(&text, '`') + 1);
+    format!("{ticks} {text} {ticks}")
+}
+
+fn longest_run(text: &str, c: char) -> usize {
+    text.split(|x| x != c).map(str::len).max().unwrap_or(0)
 }
 
 fn shorten(text: &str) -> String {

@@ -55,6 +55,11 @@ pub fn merge(shards: Vec<(PathBuf, Report)>) -> Result<Report, ReportError> {
 
     // Each shard exactly once.
     let count = first.shards.of;
+    for (path, _, load) in &loads {
+        if let Some(bad) = load.shards.held.iter().find(|i| **i == 0 || **i > count) {
+            return Err(invalid(format!("{}: shard {bad} of {count} is not a shard of the run", path.display())));
+        }
+    }
     let mut seen: BTreeMap<u32, &PathBuf> = BTreeMap::new();
     for (path, _, load) in &loads {
         for index in &load.shards.held {
@@ -83,9 +88,9 @@ pub fn merge(shards: Vec<(PathBuf, Report)>) -> Result<Report, ReportError> {
     let latest_start = loads.iter().max_by_key(|(_, _, l)| l.started_unix_ms).expect("at least one shard");
     let earliest_end = loads
         .iter()
-        .min_by_key(|(_, _, l)| l.started_unix_ms + (l.wall_time_s * 1000.0) as u64)
+        .min_by_key(|(_, _, l)| l.started_unix_ms.saturating_add((l.wall_time_s * 1000.0) as u64))
         .expect("at least one shard");
-    let end_ms = |l: &LoadResult| l.started_unix_ms + (l.wall_time_s * 1000.0) as u64;
+    let end_ms = |l: &LoadResult| l.started_unix_ms.saturating_add((l.wall_time_s * 1000.0) as u64);
     if latest_start.2.started_unix_ms > end_ms(&earliest_end.2) {
         return Err(invalid(format!(
             "these shards did not run at the same time: {} started {} s after {} ended",

@@ -50,6 +50,9 @@ pub struct Backend {
     pub sweep: Option<Sweep>,
     /// The model check, for the reference (the model drives the reference's own core).
     pub model: Option<ModelCheck>,
+    /// Phases that could not run against it, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// The machine and software a backend was measured with.
@@ -148,7 +151,13 @@ impl Report {
                 })
             }
         }
-        serde_json::from_value(value).map_err(json)
+        let mut report: Report = serde_json::from_value(value).map_err(json)?;
+        // A load run's figures are derived from the histograms it carries,
+        // never taken from the file, so an edited summary cannot pass a gate.
+        for load in report.backends.iter_mut().filter_map(|b| b.load.as_mut()) {
+            load.finish();
+        }
+        Ok(report)
     }
 
     /// Writes the report as pretty JSON.
@@ -163,8 +172,11 @@ impl Report {
     pub fn combine(reports: Vec<Report>) -> Report {
         let mut backends: Vec<Backend> = Vec::new();
         for backend in reports.into_iter().flat_map(|r| r.backends) {
-            match backends.iter_mut().find(|b| b.name == backend.name && b.url == backend.url && !b.overlaps(&backend))
-            {
+            // The embedded reference listens on a new port every time, so
+            // its parts join on the name alone.
+            let same =
+                |b: &Backend| b.name == backend.name && (b.url == backend.url || (b.reference && backend.reference));
+            match backends.iter_mut().find(|b| same(b) && !b.overlaps(&backend)) {
                 Some(existing) => existing.absorb(backend),
                 None => {
                     let mut backend = backend;
@@ -200,6 +212,7 @@ impl Backend {
             load: None,
             sweep: None,
             model: None,
+            problems: Vec::new(),
         }
     }
 
@@ -216,11 +229,12 @@ impl Backend {
         self.load = self.load.take().or(other.load);
         self.sweep = self.sweep.take().or(other.sweep);
         self.model = self.model.take().or(other.model);
+        self.problems.extend(other.problems);
     }
 }
 
 /// Now, as RFC 3339 in UTC to the second.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -261,14 +275,18 @@ mod tests {
         load.sweep = Some(Default::default());
         let mut again = Backend::new("a", "http://a", false, "0");
         again.conformance = Some(Default::default());
-        let reference = Backend::new("reference", "http://r", true, "0");
+        let reference = Backend::new("reference", "http://127.0.0.1:41000", true, "0");
+        let mut reference_load = Backend::new("reference", "http://127.0.0.1:42000", true, "0");
+        reference_load.sweep = Some(Default::default());
         let report = Report::combine(vec![
             Report::new(vec![check]),
             Report::new(vec![load, again]),
             Report::new(vec![reference]),
+            Report::new(vec![reference_load]),
         ]);
         let names: Vec<&str> = report.backends.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["reference", "a", "a (2)"]);
+        assert!(report.backends[0].sweep.is_some(), "the embedded reference's parts join on its name");
         assert!(report.backends[1].conformance.is_some() && report.backends[1].sweep.is_some());
     }
 }

@@ -7,7 +7,7 @@
 use crate::report::Backend;
 
 /// Convex's published claim: P95 sync latency under 100 ms.
-pub const CLAIM_P95_US: u64 = 100_000;
+pub(crate) const CLAIM_P95_US: u64 = 100_000;
 
 /// How one part of a verdict came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,21 +78,7 @@ impl Verdict {
             None => (Mark::Absent, "not run".to_owned()),
         };
         let (rate, rate_text) = match &b.sweep {
-            Some(s) => match s.highest_accepted() {
-                Some(x) => {
-                    let within = x <= s.allowed_per_user_s() * 1.02;
-                    let text = format!(
-                        "{} the {}/s limit: at most {x:.2} accepted per user per second over {:.0} s steps, where {}/s plus a one-second burst allows {:.1}",
-                        if within { "within" } else { "over" },
-                        s.limit_per_user_s,
-                        s.step_run_time_s,
-                        s.limit_per_user_s,
-                        s.allowed_per_user_s(),
-                    );
-                    (if within { Mark::Good } else { Mark::Bad }, text)
-                }
-                None => (Mark::Bad, "the sweep has no step".to_owned()),
-            },
+            Some(s) => rate(s),
             None => (Mark::Absent, "not run".to_owned()),
         };
         let (model, model_text) = match &b.model {
@@ -119,6 +105,38 @@ impl Verdict {
             model,
             model_text,
         }
+    }
+}
+
+/// The sweep's verdict: good when no step accepted more than the limit
+/// allows over a step (2% slack), every step offered at or under the limit
+/// had at least 90% of its writes accepted (a backend that accepts nothing is
+/// not keeping a rate limit), and nothing errored.
+fn rate(s: &crate::load::Sweep) -> (Mark, String) {
+    let (Some(highest), Some(allowed)) = (s.highest_accepted(), s.allowed_per_user_s()) else {
+        return (Mark::Bad, "the sweep has no step with a length".to_owned());
+    };
+    let starved = s
+        .steps
+        .iter()
+        .find(|step| step.rate_hz <= s.limit_per_user_s && step.figures.accepted_per_user_s < 0.9 * step.rate_hz);
+    let errors: u64 = s.steps.iter().map(|step| step.figures.errors).sum();
+    let allowance = format!(
+        "{}/s plus a one-second burst allows {allowed:.1} over {:.0} s steps",
+        s.limit_per_user_s, s.step_run_time_s
+    );
+    if let Some(step) = starved {
+        let text = format!(
+            "refuses writes under the limit: {:.2} of {} offered per user per second accepted",
+            step.figures.accepted_per_user_s, step.rate_hz
+        );
+        (Mark::Bad, text)
+    } else if errors > 0 {
+        (Mark::Bad, format!("{errors} errors over the sweep; highest {highest:.2} accepted per user per second"))
+    } else if highest <= allowed * 1.02 {
+        (Mark::Good, format!("within the allowance: highest {highest:.2} accepted per user per second ({allowance})"))
+    } else {
+        (Mark::Bad, format!("over the allowance: {highest:.2} accepted per user per second ({allowance})"))
     }
 }
 

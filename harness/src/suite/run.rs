@@ -90,7 +90,7 @@ fn failure(message: String) -> CaseResult {
 }
 
 /// Runs the selected cases, writing each history when asked; returns the
-/// results, with the whole history of every case that did not pass.
+/// results, with an excerpt of the history of every case that did not pass.
 pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<Conformance> {
     let selected = select(cases, &config.patterns);
     let run_tag = format!(
@@ -124,7 +124,7 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<Conforma
             eprint!("\r{:<80}\r", "");
         }
         if config.verbose {
-            println!("{:<6} {:<14} {:>6} ms  {}", case.id, label(result.outcome), elapsed.as_millis(), case.title);
+            println!("{:<6} {:<14} {:>6} ms  {}", case.id, result.outcome.label(), elapsed.as_millis(), case.title);
             if result.outcome == Outcome::Fail {
                 for e in result.evidence.iter().take(5) {
                     println!("         {}", e.message);
@@ -152,10 +152,6 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<Conforma
         });
     }
     Ok(Conformance::new(super::cases::categories(), reports, started.elapsed().as_millis() as u64))
-}
-
-fn label(outcome: Outcome) -> &'static str {
-    outcome.label()
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {

@@ -68,8 +68,15 @@ fn a_torn_backend_beside_the_reference_fails_its_case_and_the_gate() {
     // The failed case's history travels with it, for the timeline.
     let failed = backends[1]["conformance"]["cases"].as_array().unwrap().iter().find(|c| c["id"] == "3.3").unwrap();
     assert!(failed["history"]["events"].as_array().is_some_and(|e| !e.is_empty()));
+    let file = failed["history_file"].as_str().expect("the failed case's history file is named");
+    assert!(out.join(file).is_file(), "{file} is not where the report says");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("<td class=\"cell outcome-fail\" data-case=\"3.3\""));
+
+    // A target given twice would share a column and a directory: refused.
+    let twice = Command::new(BIN).args(["run", "--target", &torn.url, "--target", &torn.url]).output().unwrap();
+    assert_eq!(twice.status.code(), Some(2), "{}", text(&twice));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("is given twice"), "{}", text(&twice));
 
     // The gate fails on the pair and passes on the reference alone.
     let gate = syncspec(&["gate", "--threshold", "conformance.failed==0"], Some(&out));

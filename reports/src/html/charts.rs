@@ -173,6 +173,12 @@ pub(crate) struct Lines<'a> {
 
 /// Draws [`Lines`].
 pub(crate) fn lines(spec: &Lines<'_>) -> Result {
+    // A value that is not finite (a hand-edited result) would make the axis endless.
+    if spec.series.iter().flat_map(|s| s.points.iter()).any(|p| !(p.0.is_finite() && p.1.is_finite()))
+        || spec.horizontal.iter().chain(&spec.vertical).any(|(v, _)| !v.is_finite())
+    {
+        return Err("a value to draw is not a finite number".into());
+    }
     let all = spec.series.iter().flat_map(|s| s.points.iter());
     let (mut x_max, mut y_max) = all.fold((0.0f64, 0.0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
     for (y, _) in &spec.horizontal {

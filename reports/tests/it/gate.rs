@@ -87,3 +87,63 @@ fn a_regression_over_the_echo_floor_fails_and_the_same_run_passes() {
     let judged = gate::regression(&broken, &baseline, 0.10, Some("reference")).unwrap();
     assert!(!judged.iter().find(|r| r.rule.contains("conformance.failed")).unwrap().passed);
 }
+
+#[test]
+fn a_regression_check_with_nothing_to_compare_fails() {
+    let mut conformance_only = two_backends();
+    for b in &mut conformance_only.backends {
+        (b.load, b.sweep, b.model) = (None, None, None);
+    }
+    let mut load_only = two_backends();
+    for b in &mut load_only.backends {
+        (b.conformance, b.sweep, b.model) = (None, None, None);
+    }
+    let judged = gate::regression(&load_only, &conformance_only, 0.10, None).unwrap();
+    assert!(!judged.is_empty() && judged.iter().all(|r| !r.passed), "{judged:#?}");
+}
+
+#[test]
+fn a_backend_is_judged_against_its_own_baseline_column_only() {
+    let mut target_only = two_backends();
+    target_only.backends.remove(0);
+    let judged = gate::regression(&two_backends(), &target_only, 0.10, Some("reference")).unwrap();
+    let missing = judged.iter().find(|r| r.rule.contains("the baseline has this backend")).unwrap();
+    assert!(!missing.passed && missing.observed[0].1.contains("127.0.0.1:3211"), "{missing:?}");
+}
+
+#[test]
+fn a_baseline_that_accepted_nothing_is_no_division_by_zero() {
+    let mut nothing = two_backends();
+    for step in &mut nothing.backends[0].sweep.as_mut().unwrap().steps {
+        step.figures.accepted_per_user_s = 0.0;
+    }
+    let same = gate::regression(&nothing, &nothing, 0.10, Some("reference")).unwrap();
+    let rule = same.iter().find(|r| r.rule.contains("sweep.accepted_per_user")).unwrap();
+    assert!(rule.passed && !rule.observed[0].1.contains("NaN"), "{rule:?}");
+    let judged = gate::regression(&two_backends(), &nothing, 0.10, Some("reference")).unwrap();
+    assert!(!judged.iter().find(|r| r.rule.contains("sweep.accepted_per_user")).unwrap().passed);
+}
+
+#[test]
+fn an_edited_summary_in_the_file_does_not_pass_a_gate() {
+    let text = crate::support::TWO_BACKENDS;
+    let mut json: serde_json::Value = serde_json::from_str(text).unwrap();
+    let true_p95 = json["backends"][0]["load"]["sync_latency_us"]["p95"].as_u64().unwrap();
+    json["backends"][0]["load"]["sync_latency_us"]["p95"] = 1.into();
+    let report = Report::parse(&json.to_string()).unwrap();
+    assert_eq!(report.backends[0].load.as_ref().unwrap().figures.sync_latency_us.p95, true_p95);
+    assert!(!judge(&report, "sync.p95<1ms", Some("reference")).passed);
+}
+
+#[test]
+fn the_rate_verdict_fails_a_backend_that_accepts_nothing() {
+    use syncspec_reports::verdict::{Mark, Verdict};
+    let mut report = two_backends();
+    assert_eq!(Verdict::of(&report.backends[0]).rate, Mark::Good);
+    for step in &mut report.backends[0].sweep.as_mut().unwrap().steps {
+        step.figures.accepted_per_user_s = 0.0;
+    }
+    let v = Verdict::of(&report.backends[0]);
+    assert_eq!(v.rate, Mark::Bad, "{}", v.rate_text);
+    assert!(v.rate_text.contains("refuses writes under the limit"), "{}", v.rate_text);
+}

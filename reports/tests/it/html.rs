@@ -67,3 +67,25 @@ fn a_failed_model_property_shows_its_shortest_trace() {
     assert!(html.contains(&name) && html.contains("Shortest counterexample, 2 steps"), "no trace shown");
     assert!(html.contains("<code>the server commits ts 2</code>"));
 }
+
+#[test]
+fn each_category_shows_once_whatever_order_the_columns_list_cases_in() {
+    // A case only the second column ran, of a category the first column listed first.
+    let mut report = two_backends();
+    let cases = &mut report.backends[1].conformance.as_mut().unwrap().cases;
+    let mut extra = cases[0].clone();
+    extra.id = "1.9".into();
+    cases.push(extra);
+    let html = syncspec_reports::html::render(&report);
+    assert_eq!(html.matches("<tr class=\"category\">").count(), 5, "categories 1, 2, 3, 4 and 7 once each");
+    assert_eq!(html.matches("data-case=\"1.9\"").count(), 2, "1.9 in category 1: run on one column, not on the other");
+}
+
+#[test]
+fn a_phase_that_could_not_run_is_shown_in_the_verdict() {
+    let mut report = two_backends();
+    report.backends[1].problems.push("the load run could not run: could not reach it".into());
+    let html = syncspec_reports::html::render(&report);
+    assert!(html.contains("Could not run") && html.contains("the load run could not run: could not reach it"));
+    assert!(syncspec_reports::markdown::render(&report).contains("| Could not run |  | the load run could not run"));
+}

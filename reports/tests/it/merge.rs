@@ -71,6 +71,14 @@ fn a_missing_shard_is_refused() {
 }
 
 #[test]
+fn a_shard_outside_the_run_is_refused() {
+    for (index, of) in [(0, 2), (3, 2), (1, 0)] {
+        let e = merge(vec![shard(index, of, &[1])]).unwrap_err().to_string();
+        assert!(e.contains("is not a shard of the run"), "{index}/{of}: {e}");
+    }
+}
+
+#[test]
 fn a_shard_given_twice_is_refused() {
     let e = merge(vec![shard(1, 2, &[1]), shard(2, 2, &[1]), shard(2, 2, &[1])]).unwrap_err().to_string();
     assert!(e.contains("shard 2/2 is in both shard-2 and shard-2"), "{e}");
