@@ -164,7 +164,7 @@ async fn run_backend(
         let started = plan.begin(
             "load",
             &name,
-            &format!("the standard mix, {} clients for {} s", args.users, crate::cli::show_duration(args.run_time)),
+            &format!("the standard mix, {} clients for {}", args.users, crate::cli::show_duration(args.run_time)),
         );
         let config = load_config(&url, ScenarioName::Mix, args.users, args.run_time, 20.0, dir.join("load"));
         match syncspec_scenarios::run(&config).await {
@@ -194,7 +194,7 @@ async fn run_backend(
             "sweep",
             &name,
             &format!(
-                "{} cursor clients at {} Hz, {} s a step",
+                "{} cursor clients at {} Hz, {} a step",
                 args.sweep_users,
                 rates.join(", "),
                 crate::cli::show_duration(args.sweep_time)
