@@ -4,10 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use syncspec_reports::assessment::group;
 use syncspec_reports::hist::Summary;
 use syncspec_reports::load::{LoadResult, Sweep};
 use syncspec_reports::report::Report;
-use syncspec_reports::verdict::group;
 use syncspec_scenarios::{Kind, LoadConfig, LoadError, ScenarioName, Schedule};
 
 use crate::cli::LoadArgs;
@@ -98,17 +98,18 @@ fn could_not_run(e: LoadError) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn ms(us: u64) -> String {
+/// Milliseconds to two places, for aligned columns.
+fn fixed_ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
 fn line(name: &str, s: &Summary) -> String {
     format!(
         "{name:<26} p50 {:>8} ms  p95 {:>8} ms  p99 {:>8} ms  max {:>8} ms  n={}",
-        ms(s.p50),
-        ms(s.p95),
-        ms(s.p99),
-        ms(s.max),
+        fixed_ms(s.p50),
+        fixed_ms(s.p95),
+        fixed_ms(s.p99),
+        fixed_ms(s.max),
         s.count
     )
 }
@@ -127,9 +128,9 @@ pub(crate) fn print_sweep(sweep: &Sweep) {
             f.attempted_per_user_s,
             f.accepted_per_user_s,
             f.rate_limited,
-            ms(f.sync_latency_us.p50),
-            ms(f.sync_latency_us.p95),
-            ms(f.sync_latency_us.p99),
+            fixed_ms(f.sync_latency_us.p50),
+            fixed_ms(f.sync_latency_us.p95),
+            fixed_ms(f.sync_latency_us.p99),
             f.errors
         );
     }

@@ -45,7 +45,7 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         load.shards.held.len(),
         load.scenario,
         load.figures.users,
-        syncspec_reports::verdict::ms(load.figures.sync_latency_us.p95),
+        syncspec_reports::assessment::ms(load.figures.sync_latency_us.p95),
         load.figures.sync_latency_us.count
     );
     let index = crate::output::write(&merged, &args.out, None)?;

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use syncspec::suite::run::Histories;
+use syncspec_reports::assessment::{group, Assessment, Mark};
 use syncspec_reports::report::{Backend, Report};
-use syncspec_reports::verdict::{group, Mark, Verdict};
 use syncspec_scenarios::{Kind, LoadConfig, ScenarioName, Schedule, Shard};
 
 use crate::cli::{Phase, RunArgs};
@@ -70,7 +70,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!();
         let mut failed = false;
         for b in &report.backends {
-            let v = Verdict::of(b);
+            let v = Assessment::of(b);
             failed |= v.conformance == Mark::Bad || v.model == Mark::Bad;
             eprintln!("{}:", b.name);
             for (what, mark, text) in [
@@ -173,7 +173,7 @@ async fn run_backend(
                     "Measured",
                     &format!(
                         "sync p95 {} over {} samples, {} errors, {} missing, in {:.0} s",
-                        syncspec_reports::verdict::ms(result.figures.sync_latency_us.p95),
+                        syncspec_reports::assessment::ms(result.figures.sync_latency_us.p95),
                         group(result.figures.sync_latency_us.count as f64),
                         result.figures.errors,
                         result.figures.updates_missing,

@@ -9,10 +9,10 @@
 
 use std::fmt;
 
+use crate::assessment::{group, ms};
 use crate::conformance::Outcome;
 use crate::load::{LoadResult, Metric};
 use crate::report::{Backend, Report};
-use crate::verdict::{group, ms};
 
 /// A comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,11 +14,11 @@ mod timeline;
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use crate::assessment::{group, ms, Assessment, Mark, CLAIM_P95_US};
 use crate::conformance::{CaseReport, Outcome};
 use crate::hist::Summary;
 use crate::load::Metric;
 use crate::report::{Backend, Report};
-use crate::verdict::{group, ms, Mark, Verdict, CLAIM_P95_US};
 
 const STYLE: &str = include_str!("html/report.css");
 
@@ -42,7 +42,7 @@ pub fn render(report: &Report) -> String {
                         (names.join(" · ")) " · rendered " (report.created) " (measured: see Environment)"
                     }
                     nav {
-                        a href="#verdict" { "Verdict" }
+                        a href="#verdict" { "Assessment" }
                         a href="#matrix" { "Conformance" }
                         a href="#latency" { "Latency" }
                         a href="#sweep" { "Rate sweep" }
@@ -94,10 +94,10 @@ fn backend_head(report: &Report) -> Markup {
 }
 
 /// A verdict row: its name, what it means, and how to read it off a verdict.
-type VerdictRow = (&'static str, &'static str, fn(&Verdict) -> (Mark, &str));
+type VerdictRow = (&'static str, &'static str, fn(&Assessment) -> (Mark, &str));
 
 fn verdict(report: &Report) -> Markup {
-    let verdicts: Vec<Verdict> = report.backends.iter().map(Verdict::of).collect();
+    let verdicts: Vec<Assessment> = report.backends.iter().map(Assessment::of).collect();
     let rows: [VerdictRow; 4] = [
         ("Correct?", "the conformance suite: every numbered case", |v| (v.conformance, &v.conformance_text)),
         (
@@ -116,7 +116,7 @@ fn verdict(report: &Report) -> Markup {
     ];
     html! {
         section #verdict {
-            h2 { "Verdict" }
+            h2 { "Assessment" }
             @if report.backends.is_empty() {
                 p { "The report has no backend." }
             } @else {

@@ -10,11 +10,12 @@
 //! - `hist`: `Hist`, an HdrHistogram that travels in JSON, and `Summary`.
 //! - `merge`: `report merge`, the shards of one load run added up exactly.
 //! - `gate`: threshold expressions and the regression check against a baseline, for CI.
-//! - `verdict`: what every renderer shows first, per backend, decided once.
+//! - `assessment`: the verdict every renderer shows first, per backend, decided once.
 //! - `html`, `markdown`, `junit`: the renderers.
 //!
 //! **This crate does no network IO**: it reads finished results and writes files.
 
+pub mod assessment;
 pub mod conformance;
 pub mod gate;
 pub mod hist;
@@ -25,4 +26,3 @@ pub mod markdown;
 pub mod merge;
 pub mod model;
 pub mod report;
-pub mod verdict;

@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 
+use crate::assessment::{ms, Assessment, Mark};
 use crate::conformance::Outcome;
 use crate::report::Report;
-use crate::verdict::{ms, Mark, Verdict};
 
 /// Evidence shown per differing case, at most this many characters.
 const EVIDENCE_CHARS: usize = 160;
@@ -20,7 +20,7 @@ pub fn render(report: &Report) -> String {
         out.push_str("The report has no backend.\n");
         return out;
     }
-    let verdicts: Vec<Verdict> = report.backends.iter().map(Verdict::of).collect();
+    let verdicts: Vec<Assessment> = report.backends.iter().map(Assessment::of).collect();
     row(&mut out, "", names.iter().map(|n| format!("**{n}**")));
     row(&mut out, "---", names.iter().map(|_| "---".to_owned()));
     row(&mut out, "Correct?", verdicts.iter().map(|v| cell(v.conformance, &v.conformance_text)));

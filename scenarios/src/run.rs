@@ -30,7 +30,7 @@ const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// How often the progress line is printed.
 const PROGRESS_EVERY: u64 = 5;
 /// The catalogue's promise for high-frequency functions: accepted updates per user per second.
-pub const RATE_LIMIT_PER_USER_S: f64 = 20.0;
+pub(crate) const RATE_LIMIT_PER_USER_S: f64 = 20.0;
 
 /// What a load run is asked to do.
 #[derive(Clone, Debug)]

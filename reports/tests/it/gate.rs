@@ -137,13 +137,13 @@ fn an_edited_summary_in_the_file_does_not_pass_a_gate() {
 
 #[test]
 fn the_rate_verdict_fails_a_backend_that_accepts_nothing() {
-    use syncspec_reports::verdict::{Mark, Verdict};
+    use syncspec_reports::assessment::{Assessment, Mark};
     let mut report = two_backends();
-    assert_eq!(Verdict::of(&report.backends[0]).rate, Mark::Good);
+    assert_eq!(Assessment::of(&report.backends[0]).rate, Mark::Good);
     for step in &mut report.backends[0].sweep.as_mut().unwrap().steps {
         step.figures.accepted_per_user_s = 0.0;
     }
-    let v = Verdict::of(&report.backends[0]);
+    let v = Assessment::of(&report.backends[0]);
     assert_eq!(v.rate, Mark::Bad, "{}", v.rate_text);
     assert!(v.rate_text.contains("refuses writes under the limit"), "{}", v.rate_text);
 }

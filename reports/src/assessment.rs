@@ -22,7 +22,7 @@ pub enum Mark {
 
 /// One backend's verdict, as figures and marks.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Verdict {
+pub struct Assessment {
     /// Conformance: good when no case failed.
     pub conformance: Mark,
     /// `70 passed, 0 failed` or why it is absent.
@@ -43,9 +43,9 @@ pub struct Verdict {
     pub model_text: String,
 }
 
-impl Verdict {
+impl Assessment {
     /// The verdict of one backend.
-    pub fn of(b: &Backend) -> Verdict {
+    pub fn of(b: &Backend) -> Assessment {
         let (conformance, conformance_text, failed_cases) = match &b.conformance {
             Some(c) => (
                 if c.failed == 0 { Mark::Good } else { Mark::Bad },
@@ -94,7 +94,7 @@ impl Verdict {
             None if b.reference => (Mark::Absent, "not run".to_owned()),
             None => (Mark::Absent, "not applicable (the model checks the reference core)".to_owned()),
         };
-        Verdict {
+        Assessment {
             conformance,
             conformance_text,
             failed_cases,
