@@ -23,9 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 /// The echo server runs on a thread of its own, as a backend does; the
 /// client on a blocking thread of the caller's runtime.
 pub async fn floor(size: usize, rounds: usize, budget: Duration) -> std::io::Result<Hist> {
-    tokio::task::spawn_blocking(move || measure(size, rounds, budget))
-        .await
-        .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || measure(size, rounds, budget)).await.map_err(std::io::Error::other)?
 }
 
 fn measure(size: usize, rounds: usize, budget: Duration) -> std::io::Result<Hist> {

@@ -10,9 +10,9 @@ mod examples;
 mod load;
 /// `syncspec model` end to end: passes by default, names a fault's property.
 mod model;
-/// `syncspec run` end to end, and `report` and `gate` on what it wrote.
-mod run;
 /// The npm `convex` client against `syncspec serve` (runs `tests/node`).
 mod official_js_client;
+/// `syncspec run` end to end, and `report` and `gate` on what it wrote.
+mod run;
 /// Workspace rules a compiler does not check: file headers, banned attributes.
 mod tidy;
