@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use syncspec::suite::{cases, run};
-use syncspec_protocol::client::{Client, Options};
+use syncspec_protocol::client::{Client, Options, Patience};
 use syncspec_protocol::history::Recorder;
 use syncspec_reports::conformance::Conformance;
 use syncspec_reports::report::Report;
@@ -61,7 +61,7 @@ pub(crate) async fn reachable(url: &str) -> Result<(), String> {
         client: 0,
         recorder: Recorder::new(),
         reconnect: false,
-        patience: std::time::Duration::from_secs(5),
+        patience: Patience::fixed(std::time::Duration::from_secs(5)),
     };
     Client::connect(probe).await.map(|_| ()).map_err(|e| e.to_string())
 }

@@ -55,7 +55,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut columns = Vec::new();
         for (url, reference) in &backends {
             let mut column = crate::column::new(url, reference.then_some(&[][..])).await;
-            let relative = Path::new("backends").join(slug(&column.name));
+            let relative = Path::new("backends").join(column.slug());
             run_backend(&args, &phases, &patterns, &mut plan, &mut column, &args.out.join(&relative)).await?;
             // History files are named relative to the report's directory.
             for case in column.conformance.iter_mut().flat_map(|c| c.cases.iter_mut()) {
@@ -123,10 +123,6 @@ impl Plan {
 /// A cargo-style status line.
 fn status(word: &str, text: &str) {
     eprintln!("{word:>12} {text}");
-}
-
-fn slug(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect()
 }
 
 async fn run_backend(

@@ -87,9 +87,9 @@ impl Ctx {
             client: id,
             recorder: self.recorder.clone(),
             reconnect: true,
-            patience: self.patience.current(),
+            patience: self.patience.clone(),
         };
-        Client::connect_sharing(options, self.patience.clone()).await
+        Client::connect(options).await
     }
 
     /// A name no other case or run uses.

@@ -88,10 +88,10 @@ pub struct Options {
     pub recorder: Recorder,
     /// Reconnect by itself after a lost socket, as the official clients do.
     pub reconnect: bool,
-    /// How long `mutation` waits for its outcome before giving up (the
-    /// history then records the outcome as unknown).
-    /// [`Client::connect_sharing`] waits as a shared [`Patience`] says instead.
-    pub patience: Duration,
+    /// How long `mutation` and [`Client::wait_until`] wait before giving up
+    /// (the history then records a mutation's outcome as unknown); clients
+    /// given clones of one [`Patience`] shorten each other's waits.
+    pub patience: Patience,
 }
 
 /// How long to wait for an answer before giving up: `generous` until a wait
@@ -269,18 +269,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Opens the socket, sends `Connect`, and starts the client's task;
-    /// `mutation` waits `options.patience` for each outcome.
+    /// Opens the socket, sends `Connect`, and starts the client's task.
     pub async fn connect(options: Options) -> Result<Client, ClientError> {
-        let patience = Patience::fixed(options.patience);
-        Client::connect_sharing(options, patience).await
-    }
-
-    /// Like [`Client::connect`], but `mutation` and [`Client::wait_until`]
-    /// wait as `patience` says (ignoring `options.patience`), so that a
-    /// wait that ran out on one client shortens the waits of every other
-    /// client sharing it.
-    pub async fn connect_sharing(options: Options, patience: Patience) -> Result<Client, ClientError> {
         let url = socket_url(&options.url)?;
         let session_id = uuid::Uuid::new_v4();
         let mut task = Task {
@@ -299,7 +289,8 @@ impl Client {
         task.open().await?;
         let (commands, rx) = mpsc::unbounded_channel();
         let view = task.view_tx.subscribe();
-        let (recorder, id) = (task.options.recorder.clone(), task.options.client);
+        let (recorder, id, patience) =
+            (task.options.recorder.clone(), task.options.client, task.options.patience.clone());
         tokio::spawn(task.run(rx));
         Ok(Client {
             commands,

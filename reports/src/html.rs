@@ -135,7 +135,7 @@ fn verdict(report: &Report) -> Markup {
                                                 "failed: "
                                                 @for (i, id) in v.failed_cases.iter().enumerate() {
                                                     @if i > 0 { ", " }
-                                                    a href=(format!("#ev-{}-{}", slug(&b.name), id)) { (id) }
+                                                    a href=(format!("#ev-{}-{}", b.slug(), id)) { (id) }
                                                 }
                                             }
                                         }
@@ -158,10 +158,6 @@ fn verdict(report: &Report) -> Markup {
             }
         }
     }
-}
-
-fn slug(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
 fn matrix(report: &Report) -> Markup {
@@ -212,7 +208,7 @@ fn matrix(report: &Report) -> Markup {
                                                 td class=(format!("cell outcome-{}", r.outcome.slug())) data-case=(c.id) data-backend=(b.name)
                                                     title=(r.evidence.first().map_or(String::new(), |e| e.message.clone())) {
                                                     @if r.outcome == Outcome::Fail {
-                                                        a href=(format!("#ev-{}-{}", slug(&b.name), c.id)) { (r.outcome.label()) }
+                                                        a href=(format!("#ev-{}-{}", b.slug(), c.id)) { (r.outcome.label()) }
                                                     } @else {
                                                         (r.outcome.label())
                                                     }
@@ -244,7 +240,7 @@ fn evidence(report: &Report) -> Markup {
             section #evidence {
                 h2 { "Evidence" }
                 @for (b, c) in failures {
-                    article.failure id=(format!("ev-{}-{}", slug(&b.name), c.id)) {
+                    article.failure id=(format!("ev-{}-{}", b.slug(), c.id)) {
                         h3 { span.id { (c.id) } " " (c.title) " " span.on { "on " (b.name) } }
                         p.guarantee { "Guarantee: " (c.guarantee) }
                         @for e in c.evidence.iter().take(EVIDENCE_SHOWN) {

@@ -35,9 +35,7 @@ pub fn render(report: &Report, gate: Option<&[RuleResult]>) -> String {
             };
             let mut test = TestCase::new(format!("{} {}", case.id, case.title), status);
             // CI tools split a class name on dots into packages: no dots from a host name.
-            let backend_name: String =
-                backend.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-            test.set_classname(format!("syncspec.conformance.{backend_name}"));
+            test.set_classname(format!("syncspec.conformance.{}", backend.slug()));
             test.set_time(Duration::from_millis(case.duration_ms));
             if matches!(case.outcome, Outcome::NonStrict | Outcome::Info) {
                 let notes: Vec<&str> = case.evidence.iter().map(|e| e.message.as_str()).collect();

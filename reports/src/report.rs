@@ -139,9 +139,15 @@ impl Report {
     /// Parses a report's text, checking the schema version first so an old
     /// or newer file gets that reason rather than a missing field.
     pub fn parse(text: &str) -> Result<Report, ReportError> {
+        /// Only the version, read first so that another version's file gets
+        /// that reason rather than a missing field.
+        #[derive(Deserialize)]
+        struct Head {
+            schema_version: Option<u64>,
+        }
         let json = |e: serde_json::Error| ReportError::Json { path: PathBuf::new(), detail: e.to_string() };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
-        match value.get("schema_version").and_then(serde_json::Value::as_u64) {
+        let head: Head = serde_json::from_str(text).map_err(json)?;
+        match head.schema_version {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(found) => return Err(ReportError::Schema { path: PathBuf::new(), found }),
             None => {
@@ -151,7 +157,7 @@ impl Report {
                 })
             }
         }
-        let mut report: Report = serde_json::from_value(value).map_err(json)?;
+        let mut report: Report = serde_json::from_str(text).map_err(json)?;
         // A load run's figures are derived from the histograms it carries,
         // never taken from the file, so an edited summary cannot pass a gate.
         for load in report.backends.iter_mut().filter_map(|b| b.load.as_mut()) {
@@ -214,6 +220,12 @@ impl Backend {
             model: None,
             problems: Vec::new(),
         }
+    }
+
+    /// The name as an identifier for anchors, class names and directories:
+    /// lowercase ASCII letters and digits, everything else `-`.
+    pub fn slug(&self) -> String {
+        self.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
     }
 
     fn overlaps(&self, other: &Backend) -> bool {

@@ -334,7 +334,7 @@ fn spawn_ticker(run: Arc<Run>, peak: Arc<AtomicU64>, progress: bool) -> tokio::t
                 peak.fetch_max(rss, Ordering::Relaxed);
             }
             if progress && seconds % PROGRESS_EVERY == 0 {
-                let (sent, received, limited, errors) = totals_of(&run.recorder);
+                let (sent, received, limited, errors) = totals(&run.recorder);
                 let rate = |now: u64, before: u64| (now - before) / PROGRESS_EVERY;
                 eprintln!(
                     "[{seconds:>4}s] users {}/{} ready · writes {}/s · changes seen {}/s · p95 sync {:.1} ms (last 1 s) · rate-limited {limited} · errors {errors}",
@@ -451,7 +451,7 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     // Put the result together: counters here, every latency figure derived
     // from the histograms by `LoadResult::finish`.
     let mut per_kind = std::collections::BTreeMap::new();
-    let mut totals = std::collections::BTreeMap::new();
+    let mut steady = std::collections::BTreeMap::new();
     for kind in &kinds {
         let users = run.slots[*kind as usize].len();
         let d: Delivery = all_rooms.iter().filter(|r| r.kind == *kind).map(|r| r.delivery()).sum();
@@ -478,7 +478,7 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         };
         let rooms = all_rooms.iter().filter(|r| r.kind == *kind).count();
         per_kind.insert(kind.name().to_owned(), KindResult { rooms, figures });
-        totals.insert(kind.name().to_owned(), Metric::ALL.iter().map(|m| (*m, recorder.total(*kind, *m))).collect());
+        steady.insert(kind.name().to_owned(), Metric::ALL.iter().map(|m| (*m, recorder.total(*kind, *m))).collect());
     }
     let peak_rss = peak.load(Ordering::Relaxed);
     let started_unix_ms = started_wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -507,12 +507,11 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         },
         kinds: per_kind,
         files: Vec::new(),
-        histograms: Histograms { totals, seconds: recorder.seconds(&kinds), echo: echo.clone() },
+        histograms: Histograms { totals: steady, seconds: recorder.seconds(&kinds), echo: echo.clone() },
     };
     result.finish();
     if let Some(out) = &config.out {
         let w = |source| LoadError::Write { path: out.clone(), source };
-        std::fs::create_dir_all(out).map_err(w)?;
         result.files = recorder.write_logs(out).map_err(w)?;
         crate::metrics::write_log(
             &out.join("echo.hlog"),
@@ -551,7 +550,7 @@ pub fn goose_help() -> String {
     <GooseConfiguration as clap::CommandFactory>::command().name("syncspec load [OPTIONS] --").render_help().to_string()
 }
 
-fn totals_of(recorder: &Recorder) -> (u64, u64, u64, u64) {
+fn totals(recorder: &Recorder) -> (u64, u64, u64, u64) {
     let mut t = (0, 0, 0, 0);
     for kind in Kind::ALL {
         let c: &Counters = recorder.counters(kind);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::check::{scratch, turn};
+use crate::support::{npm_ci, scratch, turn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -45,15 +45,7 @@ fn prepared() {
             "{CHROMIUM} is missing: the HTML report's browser test needs Debian's chromium \
              (`apt-get install chromium`, as .ci/run does)"
         );
-        let dir = browser_dir();
-        if !dir.join("node_modules/playwright-core").exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status()
-                .expect("npm must be on the PATH to install playwright-core (see tests/browser)");
-            assert!(status.success(), "npm ci failed in {}", dir.display());
-        }
+        npm_ci(&browser_dir(), "playwright-core");
     });
 }
 

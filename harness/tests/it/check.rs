@@ -2,11 +2,12 @@
 //! server, every fault switch is caught by a case of the category guarding
 //! it, and an unreachable target is "could not run".
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use syncspec::suite::{PATIENCE, SHORT_PATIENCE};
+
+use crate::support::{scratch, turn, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 
@@ -24,48 +25,6 @@ const FAULT_TABLE: &[(&str, &str, &str)] = &[
     ("no-rate-limit", "7.1", "7"),
     ("non-atomic-mutation", "5.6", "5"),
 ];
-
-/// The suite runs below measure timing-sensitive behaviour (rate limits,
-/// deadlines), so they take turns rather than share two cores at once.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-pub(crate) fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(crate) fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("syncspec-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// `syncspec serve` with faults on a free port; killed when dropped.
-pub(crate) struct Server {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl Server {
-    pub(crate) fn start(faults: &[&str]) -> Server {
-        let mut command = Command::new(BIN);
-        command.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
-        for fault in faults {
-            command.args(["--fault", fault]);
-        }
-        let mut child = command.spawn().expect("start syncspec serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read the address");
-        let url = line.trim().strip_prefix("listening on ").expect("the first line names the URL").to_owned();
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The conformance results inside a run directory's `report.json`.
 fn results(dir: &PathBuf) -> serde_json::Value {

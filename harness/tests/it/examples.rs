@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::check::{scratch, turn, Server};
+use crate::support::{scratch, turn, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 

@@ -16,7 +16,7 @@ use syncspec::proxy::{Direction, Proxy};
 use syncspec_server::core::Config;
 use syncspec_server::server::{self, ServerConfig};
 
-use crate::check::{scratch, turn};
+use crate::support::{scratch, turn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 

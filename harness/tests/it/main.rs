@@ -14,5 +14,7 @@ mod model;
 mod official_js_client;
 /// `syncspec run` end to end, and `report` and `gate` on what it wrote.
 mod run;
+/// Shared helpers: turns, scratch directories, a server child process, npm installs.
+mod support;
 /// Workspace rules a compiler does not check: file headers, banned attributes.
 mod tidy;

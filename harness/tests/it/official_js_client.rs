@@ -15,14 +15,7 @@ fn node_dir() -> PathBuf {
 #[test]
 fn npm_convex_client_passes_against_the_reference_server() {
     let dir = node_dir();
-    if !dir.join("node_modules/convex").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm must be on the PATH to install the official client (see README)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
+    crate::support::npm_ci(&dir, "convex");
     let output = Command::new("npm")
         .arg("test")
         .current_dir(&dir)

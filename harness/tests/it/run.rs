@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::check::{scratch, turn, Server};
+use crate::support::{scratch, turn, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 

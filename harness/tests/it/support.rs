@@ -1,0 +1,64 @@
+//! Helpers the integration tests share: taking turns on the two cores,
+//! scratch directories, a `syncspec serve` child process, and installing a
+//! test folder's pinned npm packages.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
+
+/// The suite runs below measure timing-sensitive behaviour (rate limits,
+/// deadlines), so they take turns rather than share two cores at once.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(crate) fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("syncspec-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `syncspec serve` with faults on a free port; killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) url: String,
+}
+
+impl Server {
+    pub(crate) fn start(faults: &[&str]) -> Server {
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
+        for fault in faults {
+            command.args(["--fault", fault]);
+        }
+        let mut child = command.spawn().expect("start syncspec serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read the address");
+        let url = line.trim().strip_prefix("listening on ").expect("the first line names the URL").to_owned();
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs `dir`'s npm packages from its lockfile unless `package` is there already.
+pub(crate) fn npm_ci(dir: &Path, package: &str) {
+    if dir.join("node_modules").join(package).exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .unwrap_or_else(|e| panic!("npm must be on the PATH to install {package} in {}: {e}", dir.display()));
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
