@@ -45,6 +45,15 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// Every chart's margins and room for the axes' labels.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder.margin(12).margin_right(34).x_label_area_size(44).y_label_area_size(64);
+    builder
+}
+
 /// The legend, top left, in every chart's style.
 fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> std::result::Result<(), String>
 where
@@ -120,13 +129,8 @@ pub(crate) fn percentiles(series: &[Series<'_, &Hist>], claim_ms: Option<f64>) -
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(34)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(PercentileAxis((0.0..DEEPEST.log10()).into()), 0.0..top)
-            .map_err(err)?;
+        let mut chart =
+            frame(&root).build_cartesian_2d(PercentileAxis((0.0..DEEPEST.log10()).into()), 0.0..top).map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("percentile")
@@ -193,13 +197,7 @@ pub(crate) fn lines(spec: &Lines<'_>) -> Result {
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(34)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(err)?;
+        let mut chart = frame(&root).build_cartesian_2d(0.0..x_max, 0.0..y_max).map_err(err)?;
         chart
             .configure_mesh()
             .x_desc(spec.x_desc)
