@@ -125,6 +125,19 @@ pub(crate) struct RunArgs {
     /// How long each sweep step writes.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
     pub(crate) sweep_time: Duration,
+    /// Mint the identity cases' tokens as HS256 JWTs with this secret, which every
+    /// --target verifies with. The embedded reference server makes its own.
+    #[arg(long, value_name = "SECRET", requires = "targets", conflicts_with = "auth_token")]
+    pub(crate) auth_secret: Option<String>,
+    /// A token every --target trusts, for the identity cases when minting is not possible.
+    #[arg(long, value_name = "JWT", requires = "targets")]
+    pub(crate) auth_token: Option<String>,
+    /// The `iss` claim of tokens minted for the targets.
+    #[arg(long, value_name = "ISS", default_value = syncspec::suite::DEFAULT_ISSUER)]
+    pub(crate) auth_issuer: String,
+    /// How long case 10.4 keeps a socket idle: longer than each target's ping interval.
+    #[arg(long, value_name = "DUR", default_value = "8s", value_parser = parse_positive_duration)]
+    pub(crate) idle_for: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +237,17 @@ pub(crate) struct LoadArgs {
     /// Break the embedded reference server with this fault (see `serve --list-faults`); repeatable.
     #[arg(long = "fault", value_name = "NAME", conflicts_with = "target")]
     pub(crate) faults: Vec<String>,
+    /// Each connection sends `Authenticate` with this token right after `Connect`.
+    #[arg(long, value_name = "JWT")]
+    pub(crate) auth_token: Option<String>,
+    /// Each connection authenticates as its own user, with an HS256 JWT minted with this
+    /// secret (its subject the user's name); the target, or the embedded server, verifies
+    /// with it (`serve --auth-secret`).
+    #[arg(long, value_name = "SECRET", conflicts_with = "auth_token")]
+    pub(crate) auth_secret: Option<String>,
+    /// The `iss` claim of minted tokens.
+    #[arg(long, value_name = "ISS", default_value = syncspec::suite::DEFAULT_ISSUER)]
+    pub(crate) auth_issuer: String,
     /// Options passed to goose as they are (after `--`); `-- --help` lists them.
     #[arg(last = true, value_name = "GOOSE OPTIONS")]
     pub(crate) goose: Vec<String>,
@@ -260,6 +284,20 @@ pub(crate) struct CheckArgs {
     /// Break the embedded reference server with this fault (see `serve --list-faults`); repeatable.
     #[arg(long = "fault", value_name = "NAME", conflicts_with = "target")]
     pub(crate) faults: Vec<String>,
+    /// Mint the identity cases' tokens as HS256 JWTs with this secret, which --target
+    /// verifies with (`serve --auth-secret`). The embedded server makes its own.
+    #[arg(long, value_name = "SECRET", requires = "target", conflicts_with = "auth_token")]
+    pub(crate) auth_secret: Option<String>,
+    /// A token --target trusts, for the identity cases when minting is not possible
+    /// (one caller; an expired one cannot be made).
+    #[arg(long, value_name = "JWT", requires = "target")]
+    pub(crate) auth_token: Option<String>,
+    /// The `iss` claim of minted tokens.
+    #[arg(long, value_name = "ISS", default_value = syncspec::suite::DEFAULT_ISSUER)]
+    pub(crate) auth_issuer: String,
+    /// How long case 10.4 keeps a socket idle: longer than the target's ping interval.
+    #[arg(long, value_name = "DUR", default_value = "8s", value_parser = parse_positive_duration)]
+    pub(crate) idle_for: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +320,24 @@ pub(crate) struct ServeArgs {
     /// List the fault switches, one per line, and exit.
     #[arg(long)]
     pub(crate) list_faults: bool,
+    /// Send a WebSocket ping frame to every socket this often (Convex: 5s).
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub(crate) ping_interval: Duration,
+    /// Close a socket from which nothing, not even a pong, has arrived for this long (Convex: 120s).
+    #[arg(long, default_value = "120s", value_parser = parse_positive_duration)]
+    pub(crate) idle_timeout: Duration,
+    /// Verify `User` tokens against the public keys of this JWKS file (RS256, ES256, EdDSA).
+    #[arg(long, value_name = "FILE", conflicts_with = "auth_secret")]
+    pub(crate) auth_jwks: Option<std::path::PathBuf>,
+    /// Verify `User` tokens as HS256 JWTs signed with this shared secret (for tests).
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) auth_secret: Option<String>,
+    /// Accept only tokens with this `iss` claim.
+    #[arg(long, value_name = "ISSUER")]
+    pub(crate) auth_issuer: Option<String>,
+    /// Accept only tokens with this `aud` claim (Convex's applicationID).
+    #[arg(long, value_name = "AUDIENCE")]
+    pub(crate) auth_audience: Option<String>,
 }
 
 /// Resolves fault names, or says which one is unknown and what exists.

@@ -1,14 +1,16 @@
 //! `syncspec load`: run a goose load scenario (or a rate sweep) and report.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use syncspec::suite::Auth;
 use syncspec_reports::assessment::group;
 use syncspec_reports::hist::Summary;
 use syncspec_reports::load::{LoadResult, Sweep};
 use syncspec_reports::report::Report;
-use syncspec_scenarios::{Kind, LoadConfig, LoadError, ScenarioName, Schedule};
+use syncspec_scenarios::{Kind, LoadAuth, LoadConfig, LoadError, ScenarioName, Schedule};
 
 use crate::cli::LoadArgs;
 
@@ -29,7 +31,8 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
-        let (url, _stop) = crate::embedded::target_or_start(args.target.as_deref(), faults)?;
+        let secret = args.auth_secret.as_deref().map(str::as_bytes);
+        let (url, _stop) = crate::embedded::target_or_start(args.target.as_deref(), faults, secret)?;
         let config = LoadConfig {
             scenario,
             url: url.clone(),
@@ -42,6 +45,7 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             goose_args: args.goose.clone(),
             progress: !args.quiet,
             schedule: if args.closed_loop { Schedule::Closed } else { Schedule::Open },
+            auth: load_auth(&args),
         };
         eprintln!(
             "syncspec load: {} with {} users (shard {}) against {url}{}",
@@ -85,6 +89,18 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     })
+}
+
+/// How the load's connections authenticate: one given token, or a token
+/// minted per simulated user whose subject is the user's name.
+fn load_auth(args: &LoadArgs) -> Option<LoadAuth> {
+    match crate::embedded::given_auth(args.auth_secret.as_deref(), args.auth_token.as_deref(), &args.auth_issuer) {
+        Auth::None => None,
+        Auth::Token(token) => Some(LoadAuth::Token(token)),
+        mint @ Auth::Mint { .. } => {
+            Some(LoadAuth::PerUser(Arc::new(move |user: &str| mint.mint(user, None).unwrap_or_default())))
+        }
+    }
 }
 
 /// Bad settings and an unreachable target exit 2 with the reason; anything else is an error.

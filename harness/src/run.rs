@@ -11,10 +11,12 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use syncspec::suite::run::Histories;
+use syncspec::suite::Auth;
 use syncspec_reports::assessment::{group, Assessment, Mark};
 use syncspec_reports::report::{Backend, Report};
 use syncspec_scenarios::{Kind, LoadConfig, ScenarioName, Schedule, Shard};
 
+use crate::check::Suite;
 use crate::cli::{Phase, RunArgs};
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -26,17 +28,20 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
-        let mut backends: Vec<(String, bool)> = Vec::new();
+        // Each backend: its URL, whether it is the reference, and how the suite is a caller it trusts.
+        let mut backends: Vec<(String, bool, Auth)> = Vec::new();
         let _stop = if args.no_reference {
             None
         } else {
-            let (reference_url, stop) = crate::embedded::target_or_start(None, BTreeSet::new())?;
-            backends.push((reference_url, true));
-            stop
+            let reference = crate::embedded::suite_target(None, BTreeSet::new(), Auth::None)?;
+            backends.push((reference.url, true, reference.auth));
+            reference.stop
         };
+        let given =
+            crate::embedded::given_auth(args.auth_secret.as_deref(), args.auth_token.as_deref(), &args.auth_issuer);
         for target in &args.targets {
             let url = target.trim_end_matches('/').to_owned();
-            if backends.iter().any(|(seen, _)| *seen == url) {
+            if backends.iter().any(|(seen, _, _)| *seen == url) {
                 eprintln!("error: --target {url} is given twice");
                 return Ok(ExitCode::from(2));
             }
@@ -45,18 +50,19 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("error: {url} is unreachable: {e}");
                 return Ok(ExitCode::from(2));
             }
-            backends.push((url, false));
+            backends.push((url, false, given.clone()));
         }
         let steps: usize = backends
             .iter()
-            .map(|(_, reference)| phases.iter().filter(|p| **p != Phase::Model || *reference).count())
+            .map(|(_, reference, _)| phases.iter().filter(|p| **p != Phase::Model || *reference).count())
             .sum();
         let mut plan = Plan { step: 0, steps, started: Instant::now() };
         let mut columns = Vec::new();
-        for (url, reference) in &backends {
+        for (url, reference, auth) in &backends {
             let mut column = crate::column::new(url, reference.then_some(&[][..])).await;
             let relative = Path::new("backends").join(column.slug());
-            run_backend(&args, &phases, &patterns, &mut plan, &mut column, &args.out.join(&relative)).await?;
+            let suite = Suite { auth: auth.clone(), idle_for: args.idle_for };
+            run_backend(&args, &phases, &patterns, &suite, &mut plan, &mut column, &args.out.join(&relative)).await?;
             // History files are named relative to the report's directory.
             for case in column.conformance.iter_mut().flat_map(|c| c.cases.iter_mut()) {
                 if let Some(file) = case.history_file.take() {
@@ -129,6 +135,7 @@ async fn run_backend(
     args: &RunArgs,
     phases: &BTreeSet<Phase>,
     patterns: &[String],
+    suite: &Suite,
     plan: &mut Plan,
     column: &mut Backend,
     dir: &Path,
@@ -137,7 +144,7 @@ async fn run_backend(
     let url = column.url.clone();
     if phases.contains(&Phase::Conformance) {
         let started = plan.begin("conformance", &name, "every numbered case");
-        let c = crate::check::conformance(&url, patterns, Some(dir), Histories::NotPassed, false).await?;
+        let c = crate::check::conformance(&url, patterns, Some(dir), Histories::NotPassed, false, suite).await?;
         let failed: Vec<&str> = c
             .cases
             .iter()
@@ -261,5 +268,6 @@ fn load_config(
         goose_args: vec!["--no-print-metrics".to_owned()],
         progress: true,
         schedule: Schedule::Open,
+        auth: None,
     }
 }

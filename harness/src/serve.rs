@@ -4,8 +4,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use syncspec_server::auth::Verifier;
 use syncspec_server::core::Config;
-use syncspec_server::server::{self, ServerConfig};
+use syncspec_server::server::{self, Keepalive, ServerConfig};
 
 use crate::cli::ServeArgs;
 
@@ -17,6 +18,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
+    let auth = verifier(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -30,6 +32,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             core: Config { presence_ttl_ns: args.presence_ttl.as_nanos() as u64, faults, ..Config::standard() },
             workers: args.workers,
             test_hooks: args.test_hooks,
+            keepalive: Keepalive { ping_interval: args.ping_interval, idle_timeout: args.idle_timeout },
+            auth,
         };
         server::run(listener, config, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -37,4 +41,25 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The keys `User` tokens are checked against: a JWKS file, a shared secret, or none.
+fn verifier(args: &ServeArgs) -> anyhow::Result<Verifier> {
+    if args.idle_timeout <= args.ping_interval {
+        anyhow::bail!(
+            "--idle-timeout ({:?}) must be longer than --ping-interval ({:?}), or every idle client is cut",
+            args.idle_timeout,
+            args.ping_interval
+        );
+    }
+    let verifier = match (&args.auth_jwks, &args.auth_secret) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+            Verifier::from_jwks(&text).with_context(|| format!("{} is not a usable JWKS", path.display()))?
+        }
+        (None, Some(secret)) if secret.is_empty() => anyhow::bail!("--auth-secret must not be empty"),
+        (None, Some(secret)) => Verifier::shared_secret(secret.as_bytes()),
+        (None, None) => Verifier::none(),
+    };
+    Ok(verifier.with_issuer(args.auth_issuer.clone()).with_audience(args.auth_audience.clone()))
 }

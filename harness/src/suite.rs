@@ -27,6 +27,7 @@ use serde::Serialize;
 use syncspec_protocol::client::{Client, ClientError, Options, Patience, View};
 use syncspec_protocol::history::{History, Recorder};
 use syncspec_protocol::value::Value;
+use syncspec_server::auth::{self, Claims};
 
 use crate::checkers::{Evidence, Outcome, Verdict};
 
@@ -40,10 +41,68 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub const SHORT_PATIENCE: Duration = Duration::from_secs(2);
 /// How long the backend must stay quiet before convergence is judged.
 pub const QUIET: Duration = Duration::from_millis(300);
+/// How long case 10.4 keeps a socket idle by default: past the Convex
+/// backend's 5 s ping interval, and past the embedded server's 3 s idle timeout.
+pub const IDLE_FOR: Duration = Duration::from_secs(8);
+/// The issuer of the tokens a run mints, unless told otherwise.
+pub const DEFAULT_ISSUER: &str = "https://syncspec.invalid";
 
 /// The patience one run's cases share: [`PATIENCE`], then [`SHORT_PATIENCE`].
 pub fn run_patience() -> Patience {
     Patience::new(PATIENCE, SHORT_PATIENCE)
+}
+
+/// How a run can call the backend as a user it trusts.
+#[derive(Clone, Default)]
+pub enum Auth {
+    /// Mint HS256 tokens for any subject with the secret the backend verifies
+    /// with (`--auth-secret`), naming `issuer` as their `iss`.
+    Mint {
+        /// The shared secret.
+        secret: Vec<u8>,
+        /// The `iss` claim of every minted token.
+        issuer: String,
+    },
+    /// One token the backend trusts (`--auth-token`): one caller, whose
+    /// subject the cases learn from `users:me`.
+    Token(String),
+    /// No token the backend trusts: identity cases check only refusals.
+    #[default]
+    None,
+}
+
+impl std::fmt::Debug for Auth {
+    /// Names the kind of material, never the secret or the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Mint { issuer, .. } => write!(f, "Auth::Mint {{ issuer: {issuer:?}, .. }}"),
+            Auth::Token(_) => f.write_str("Auth::Token(..)"),
+            Auth::None => f.write_str("Auth::None"),
+        }
+    }
+}
+
+impl Auth {
+    /// A token for `subject` (with a display `name`), valid for an hour,
+    /// when the run can mint.
+    pub fn mint(&self, subject: &str, name: Option<&str>) -> Option<String> {
+        let Auth::Mint { secret, issuer } = self else { return None };
+        let claims = Claims::new(subject, issuer, auth::now_s());
+        let claims = match name {
+            Some(name) => claims.named(name),
+            None => claims,
+        };
+        Some(auth::mint_hs256(secret, &claims))
+    }
+
+    /// A token the backend trusts: minted for `subject`, or the given one.
+    pub fn token(&self, subject: &str) -> Option<String> {
+        match self {
+            Auth::Mint { .. } => self.mint(subject, None),
+            Auth::Token(token) => Some(token.clone()),
+            Auth::None => None,
+        }
+    }
 }
 
 /// What a case needs to reach the backend and record what it sees.
@@ -59,6 +118,10 @@ pub struct Ctx {
     pub prefix: String,
     /// The run's patience, shared by every client and raw socket of every case.
     pub patience: Patience,
+    /// How the run can be a caller the backend trusts.
+    pub auth: Auth,
+    /// How long case 10.4 keeps a socket idle.
+    pub idle_for: Duration,
 }
 
 impl Ctx {
@@ -71,7 +134,16 @@ impl Ctx {
             next_name: Arc::new(AtomicU32::new(1)),
             prefix: prefix.to_owned(),
             patience: patience.clone(),
+            auth: Auth::None,
+            idle_for: IDLE_FOR,
         }
+    }
+
+    /// The same context with the run's auth material and idle period.
+    pub fn with_auth(mut self, auth: &Auth, idle_for: Duration) -> Ctx {
+        self.auth = auth.clone();
+        self.idle_for = idle_for;
+        self
     }
 
     /// Connects a new client that reconnects by itself, as the official ones do.
@@ -81,12 +153,22 @@ impl Ctx {
 
     /// Connects a new client to another URL (a proxy in front of the backend).
     pub async fn client_at(&self, url: &str) -> Result<Client, ClientError> {
+        self.connect(url, true).await
+    }
+
+    /// Connects a new client that stays down once its socket is gone (one
+    /// that must see how the backend ends a session).
+    pub async fn client_once(&self) -> Result<Client, ClientError> {
+        self.connect(&self.url.clone(), false).await
+    }
+
+    async fn connect(&self, url: &str, reconnect: bool) -> Result<Client, ClientError> {
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
         let options = Options {
             url: url.to_owned(),
             client: id,
             recorder: self.recorder.clone(),
-            reconnect: true,
+            reconnect,
             patience: self.patience.clone(),
         };
         Client::connect(options).await
@@ -136,6 +218,11 @@ impl Judge {
     /// Records a failed expectation.
     pub fn fail(&mut self, message: impl Into<String>) {
         self.evidence.push(Evidence { message: message.into(), events: vec![] });
+    }
+
+    /// Records a failed expectation naming the history's events it rests on.
+    pub fn fail_at(&mut self, message: impl Into<String>, events: Vec<usize>) {
+        self.evidence.push(Evidence { message: message.into(), events });
     }
 
     /// Adds a checker's verdict; its failure fails the case. A checker that

@@ -23,7 +23,7 @@ use convex_sync_types::{ServerMessage, StateModification};
 use stateright::{Model, Property};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
-use syncspec_protocol::wire::{self, Ts, Version};
+use syncspec_protocol::wire::{self, QuerySetChange, Ts, Version};
 use syncspec_server::core::{execute, Config, Core, Executed, Fault, Input, Job, Output};
 use syncspec_server::store::IndexId;
 use syncspec_server::subscriptions::ConnId;
@@ -108,6 +108,8 @@ pub struct History {
     /// Distinct increment requests ever sent.
     invoked: BTreeSet<(u128, u32)>,
     chain_broken: bool,
+    /// A transition carried a ts before the instant it was built at.
+    ts_behind_clock: bool,
     ts_regressed: bool,
     stale_push: bool,
     ryw_broken: bool,
@@ -234,40 +236,64 @@ fn frame_type(frame: &str) -> &'static str {
 
 fn connect_frame(session: u128, count: u32) -> String {
     let id = format!("{:08x}-0000-4000-8000-{:012x}", (session >> 48) as u32, session & 0xffff_ffff_ffff);
-    format!(r#"{{"type":"Connect","sessionId":"{id}","connectionCount":{count},"lastCloseReason":"x"}}"#)
+    let reason = if count == 0 { "InitialConnect" } else { "SocketLost" };
+    wire::write_connect(&wire::Connect {
+        session_id: &id,
+        connection_count: count,
+        last_close_reason: reason,
+        max_observed_timestamp: None,
+        client_ts: None,
+    })
+}
+
+fn counter_args() -> Value {
+    Value::object([("name", Value::from(COUNTER))])
 }
 
 fn subscribe_frame(base: u32, query_id: u32) -> String {
-    format!(
-        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":{query_id},"udfPath":"counters:get","args":[{{"name":"{COUNTER}"}}]}}]}}"#,
-        base + 1
-    )
+    let args = counter_args();
+    let add = QuerySetChange::Add { query_id, udf_path: "counters:get", args: &args, journal: None };
+    wire::write_modify_query_set(base, base + 1, &[add])
 }
 
 fn resubscribe_frame(base: u32, old: u32, new: u32) -> String {
-    format!(
-        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Remove","queryId":{old}}},{{"type":"Add","queryId":{new},"udfPath":"counters:get","args":[{{"name":"{COUNTER}"}}]}}]}}"#,
-        base + 1
-    )
+    let args = counter_args();
+    let changes = [
+        QuerySetChange::Remove { query_id: old },
+        QuerySetChange::Add { query_id: new, udf_path: "counters:get", args: &args, journal: None },
+    ];
+    wire::write_modify_query_set(base, base + 1, &changes)
 }
 
 fn watch_bank_frame(base: u32) -> String {
-    format!(
-        r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Add","queryId":1,"udfPath":"accounts:balances","args":[{{"bank":"{BANK}"}}]}}]}}"#,
-        base + 1
-    )
+    let args = Value::object([("bank", Value::from(BANK))]);
+    let add = QuerySetChange::Add { query_id: 1, udf_path: "accounts:balances", args: &args, journal: None };
+    wire::write_modify_query_set(base, base + 1, &[add])
 }
 
 fn mutation_frame(request_id: u32, step: Step, session: u128) -> String {
     let (path, args) = match step {
         Step::Transfer(from, to, amount) => (
             "accounts:transfer",
-            format!(r#"{{"bank":"{BANK}","from":{from},"to":{to},"amount":{}}}"#, json::encode(&Value::Int64(amount))),
+            Value::object([
+                ("bank", Value::from(BANK)),
+                ("from", Value::Float64(from.into())),
+                ("to", Value::Float64(to.into())),
+                ("amount", Value::Int64(amount)),
+            ]),
         ),
-        Step::Move => ("cursors:move", format!(r#"{{"room":"r","user":"u{session}","x":1,"y":1}}"#)),
-        _ => ("counters:increment", format!(r#"{{"name":"{COUNTER}"}}"#)),
+        Step::Move => (
+            "cursors:move",
+            Value::object([
+                ("room", Value::from("r")),
+                ("user", Value::from(format!("u{session}"))),
+                ("x", Value::Float64(1.0)),
+                ("y", Value::Float64(1.0)),
+            ]),
+        ),
+        _ => ("counters:increment", counter_args()),
     };
-    format!(r#"{{"type":"Mutation","requestId":{request_id},"udfPath":"{path}","args":[{args}]}}"#)
+    wire::write_mutation(request_id, path, &args)
 }
 
 impl SyncState {
@@ -285,6 +311,8 @@ impl SyncState {
                 // Scripts commit no protocol violations, so no close is asked for.
                 Output::Close { .. } => {}
                 Output::Execute(job) => self.jobs.push(job),
+                // The models make no HTTP calls.
+                Output::Reply { .. } => {}
             }
         }
         let ts = self.core.head().ts;
@@ -395,6 +423,9 @@ impl SyncState {
                 if end.ts < client.max_ts {
                     self.history.ts_regressed = true;
                 }
+                if end.ts < NOW {
+                    self.history.ts_behind_clock = true;
+                }
                 client.max_ts = client.max_ts.max(end.ts);
                 client.version = Some(end);
                 for m in modifications {
@@ -498,10 +529,12 @@ impl SyncState {
         self.feed(Input::Open { conn: SETUP });
         let connect = wire::parse_client_message(&connect_frame(999, 0)).expect("a valid frame");
         self.feed(Input::Message { conn: SETUP, message: connect });
-        let open = format!(
-            r#"{{"type":"Mutation","requestId":0,"udfPath":"accounts:open","args":[{{"bank":"{BANK}","accounts":{ACCOUNTS},"balance":{}}}]}}"#,
-            json::encode(&Value::Int64(OPENING_BALANCE))
-        );
+        let args = Value::object([
+            ("bank", Value::from(BANK)),
+            ("accounts", Value::Float64(ACCOUNTS as f64)),
+            ("balance", Value::Int64(OPENING_BALANCE)),
+        ]);
+        let open = wire::write_mutation(0, "accounts:open", &args);
         let open = wire::parse_client_message(&open).expect("a valid frame");
         self.feed(Input::Message { conn: SETUP, message: open });
         while let Some(job) = self.jobs.pop() {
@@ -613,6 +646,9 @@ impl Model for SyncModel {
             Property::always("pushed results equal the state at their ts", |_, s: &SyncState| !s.history.stale_push),
             Property::always("each socket's version chain has no gaps", |_, s: &SyncState| !s.history.chain_broken),
             Property::always("a client's ts never goes backwards", |_, s: &SyncState| !s.history.ts_regressed),
+            Property::always("a transition carries the time it was built at, never 0", |_, s: &SyncState| {
+                !s.history.ts_behind_clock
+            }),
             Property::always("read-your-writes", |_, s: &SyncState| !s.history.ryw_broken),
             Property::always("no lost update (committed increments return distinct values)", |_, s: &SyncState| {
                 !s.history.lost_update

@@ -106,6 +106,8 @@ catalogue! {
         [req("channel", ArgType::String), req("author", ArgType::String), req("body", ArgType::String)];
     MessagesList => "messages:list", Query,
         [req("channel", ArgType::String), opt("limit", ArgType::Number)];
+    MessagesSendAsMe => "messages:sendAsMe", Mutation,
+        [req("channel", ArgType::String), req("body", ArgType::String)];
     MessagesStartStream => "messages:startStream", Mutation,
         [req("channel", ArgType::String), req("author", ArgType::String)];
     MessagesAppendToken => "messages:appendToken", Mutation,
@@ -114,6 +116,8 @@ catalogue! {
         [req("id", ArgType::String)];
     PresenceHeartbeat => "presence:heartbeat", Mutation,
         [req("room", ArgType::String), req("user", ArgType::String), req("name", ArgType::String)];
+    PresenceHeartbeatAsMe => "presence:heartbeatAsMe", Mutation,
+        [req("room", ArgType::String)];
     PresenceLeave => "presence:leave", Mutation,
         [req("room", ArgType::String), req("user", ArgType::String)];
     PresenceList => "presence:list", Query,
@@ -138,6 +142,10 @@ catalogue! {
         [req("user", ArgType::String)];
     NotificationsUnread => "notifications:unread", Query,
         [req("user", ArgType::String)];
+    NotificationsMine => "notifications:mine", Query,
+        [];
+    UsersMe => "users:me", Query,
+        [];
     AccountsOpen => "accounts:open", Mutation,
         [req("bank", ArgType::String), req("accounts", ArgType::Number), req("balance", ArgType::Int64)];
     AccountsTransfer => "accounts:transfer", Mutation,
@@ -158,6 +166,18 @@ impl Function {
             .iter()
             .copied()
             .find(|f| f.path().split_once(':').is_some_and(|(m, n)| m == module && n == function))
+    }
+
+    /// Whether the function reads the caller's identity, so its result
+    /// depends on who calls as well as on its arguments.
+    pub fn uses_identity(self) -> bool {
+        matches!(
+            self,
+            Function::MessagesSendAsMe
+                | Function::PresenceHeartbeatAsMe
+                | Function::NotificationsMine
+                | Function::UsersMe
+        )
     }
 
     /// Checks an argument object against the function's validator.
@@ -234,6 +254,8 @@ pub enum ErrorCode {
     BankExists,
     /// A document or argument over the size limits.
     TooLarge,
+    /// A function that needs the caller's identity, called without one.
+    Unauthenticated,
 }
 
 impl ErrorCode {
@@ -251,6 +273,7 @@ impl ErrorCode {
             ErrorCode::NoSuchAccount => "NoSuchAccount",
             ErrorCode::BankExists => "BankExists",
             ErrorCode::TooLarge => "TooLarge",
+            ErrorCode::Unauthenticated => "Unauthenticated",
         }
     }
 }

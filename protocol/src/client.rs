@@ -245,6 +245,11 @@ pub struct View {
     pub connections: u32,
     /// The last `FatalError`, if any.
     pub fatal: Option<String>,
+    /// The identity version of the last transition on the current socket:
+    /// how many of this socket's `Authenticate`s the backend has confirmed.
+    pub identity: u32,
+    /// The last `AuthError`'s message, over all sockets.
+    pub auth_error: Option<String>,
 }
 
 enum Command {
@@ -253,6 +258,7 @@ enum Command {
     Mutation { request_id: RequestId, function: String, args: Value, reply: oneshot::Sender<MutationOutcome> },
     Raw { text: Message },
     DropSocket,
+    Authenticate { token: Option<String> },
 }
 
 /// A handle to one simulated client; clones share it.
@@ -283,6 +289,8 @@ impl Client {
             pending: BTreeMap::new(),
             max_observed: 0,
             sent_query_set: 0,
+            token: None,
+            sent_identity: 0,
             view: View::default(),
             view_tx: watch::channel(View::default()).0,
         };
@@ -340,6 +348,20 @@ impl Client {
     /// Drops the socket abruptly; the client reconnects if so configured.
     pub fn drop_socket(&self) {
         let _ = self.commands.send(Command::DropSocket);
+    }
+
+    /// Sends `Authenticate` with the socket's next identity version: a
+    /// `User` token, or `None` for no identity. A token is remembered and
+    /// sent again right after `Connect` on every new socket (from identity
+    /// version 0), as the official clients do; [`View::identity`] shows
+    /// how many of the socket's `Authenticate`s the backend has confirmed.
+    pub fn set_auth(&self, token: Option<String>) {
+        let _ = self.commands.send(Command::Authenticate { token });
+    }
+
+    /// This client's id in the history.
+    pub fn id(&self) -> ClientId {
+        self.id
     }
 
     /// The current view.
@@ -466,6 +488,10 @@ struct Task {
     max_observed: Ts,
     /// The last query-set version sent on this socket.
     sent_query_set: u32,
+    /// The `User` token to present, sent again on every new socket.
+    token: Option<String>,
+    /// The last identity version sent on this socket.
+    sent_identity: u32,
     view: View,
     view_tx: watch::Sender<View>,
 }
@@ -482,25 +508,24 @@ impl Task {
     /// Opens a socket and replays the session onto it.
     async fn open(&mut self) -> Result<(), ClientError> {
         let mut ws = open_socket(&self.url).await?;
-        let mut connect = serde_json::json!({
-            "type": "Connect",
-            "sessionId": self.session_id.to_string(),
-            "connectionCount": self.connections,
-            "lastCloseReason": if self.connections == 0 { "InitialConnect" } else { "SocketLost" },
+        let connect = wire::write_connect(&wire::Connect {
+            session_id: &self.session_id.to_string(),
+            connection_count: self.connections,
+            last_close_reason: if self.connections == 0 { "InitialConnect" } else { "SocketLost" },
+            max_observed_timestamp: (self.max_observed > 0).then_some(self.max_observed),
+            client_ts: None,
         });
-        if self.max_observed > 0 {
-            connect["maxObservedTimestamp"] = Json::String(wire::encode_ts(self.max_observed));
+        let mut frames = vec![connect];
+        if let Some(token) = &self.token {
+            frames.push(wire::write_authenticate(0, wire::AuthToken::User(token)));
         }
-        let mut frames = vec![connect.to_string()];
         if !self.queries.is_empty() {
-            let adds: Vec<Json> = self.queries.iter().map(|(id, (f, a))| add_query(*id, f, a)).collect();
-            frames.push(
-                serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": adds})
-                    .to_string(),
-            );
+            let adds: Vec<wire::QuerySetChange<'_>> =
+                self.queries.iter().map(|(id, (f, a))| add_query(*id, f, a)).collect();
+            frames.push(wire::write_modify_query_set(0, 1, &adds));
         }
         for (request_id, p) in &self.pending {
-            frames.push(mutation_frame(*request_id, &p.function, &p.args));
+            frames.push(wire::write_mutation(*request_id, &p.function, &p.args));
         }
         for frame in frames {
             ws.send(Message::text(frame))
@@ -518,6 +543,8 @@ impl Task {
         }
         self.connections += 1;
         self.sent_query_set = u32::from(!self.queries.is_empty());
+        self.sent_identity = u32::from(self.token.is_some());
+        self.view.identity = 0;
         self.ws = Some(ws);
         self.view.results.clear();
         self.view.version = None;
@@ -575,14 +602,21 @@ impl Task {
                     function: function.clone(),
                     args: json::to_json(&args),
                 });
-                let add = add_query(id, &function, &args);
+                let frame = self
+                    .next_query_set()
+                    .map(|(base, new)| wire::write_modify_query_set(base, new, &[add_query(id, &function, &args)]));
                 self.queries.insert(id, (function, args));
-                self.bump_query_set(vec![add]).await;
+                if let Some(frame) = frame {
+                    self.send(frame).await;
+                }
             }
             Command::Unsubscribe { id } => {
                 if self.queries.remove(&id).is_some() {
                     self.record(EventKind::Unsubscribe { query_id: id });
-                    self.bump_query_set(vec![serde_json::json!({"type": "Remove", "queryId": id})]).await;
+                    if let Some((base, new)) = self.next_query_set() {
+                        let remove = wire::QuerySetChange::Remove { query_id: id };
+                        self.send(wire::write_modify_query_set(base, new, &[remove])).await;
+                    }
                 }
             }
             Command::Mutation { request_id, function, args, reply } => {
@@ -592,7 +626,7 @@ impl Task {
                     args: json::to_json(&args),
                     replay: false,
                 });
-                let frame = mutation_frame(request_id, &function, &args);
+                let frame = wire::write_mutation(request_id, &function, &args);
                 self.pending.insert(request_id, Pending { function, args, committed: None, reply });
                 self.send(frame).await;
             }
@@ -605,20 +639,27 @@ impl Task {
                 self.ws = None;
                 self.lost("dropped by the client".to_owned()).await;
             }
+            Command::Authenticate { token } => {
+                let frame = wire::write_authenticate(
+                    self.sent_identity,
+                    token.as_deref().map_or(wire::AuthToken::None, wire::AuthToken::User),
+                );
+                self.token = token;
+                if self.ws.is_some() {
+                    self.sent_identity += 1;
+                    self.send(frame).await;
+                }
+            }
         }
     }
 
-    async fn bump_query_set(&mut self, modifications: Vec<Json>) {
-        if self.ws.is_none() {
-            // Sent with the rest of the query set on the next socket.
-            return;
-        }
+    /// Takes the versions of the next `ModifyQuerySet`: `None` with no socket
+    /// open, since the whole query set goes out with the next socket.
+    fn next_query_set(&mut self) -> Option<(u32, u32)> {
+        self.ws.as_ref()?;
         let base = self.sent_query_set;
-        let frame = serde_json::json!({
-            "type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1, "modifications": modifications,
-        });
         self.sent_query_set = base + 1;
-        self.send(frame.to_string()).await;
+        Some((base, base + 1))
     }
 
     fn on_frame(&mut self, text: &str) {
@@ -668,6 +709,7 @@ impl Task {
                     modifications: recorded,
                 });
                 self.view.version = Some(end);
+                self.view.identity = end.identity;
                 self.view.transitions += 1;
                 self.max_observed = self.max_observed.max(end.ts);
                 // Resolve, after the view holds this transition, every
@@ -711,7 +753,12 @@ impl Task {
                 self.record(EventKind::ActionResponse { request_id, success: result.is_ok() });
             }
             ServerMessage::AuthError { error_message, .. } => {
-                self.record(EventKind::AuthError { message: error_message });
+                self.record(EventKind::AuthError { message: error_message.clone() });
+                // The token is not presented again on the next socket: the JS
+                // client, unable to fetch a better one, clears its auth too.
+                self.token = None;
+                self.view.auth_error = Some(error_message);
+                self.publish();
             }
             ServerMessage::FatalError { error_message } => {
                 self.record(EventKind::Fatal { message: error_message.clone() });
@@ -729,9 +776,11 @@ impl Task {
     async fn lost(&mut self, reason: String) {
         self.ws = None;
         self.sent_query_set = 0;
+        self.sent_identity = 0;
         self.record(EventKind::Disconnect { reason });
         self.view.connected = false;
         self.view.version = None;
+        self.view.identity = 0;
         self.publish();
         if !self.options.reconnect || self.view.fatal.is_some() {
             return;
@@ -751,13 +800,8 @@ fn recorded_version(v: Version) -> RecordedVersion {
     RecordedVersion { query_set: v.query_set, identity: v.identity, ts: v.ts }
 }
 
-fn add_query(id: QueryId, function: &str, args: &Value) -> Json {
-    serde_json::json!({"type": "Add", "queryId": id, "udfPath": function, "args": [json::to_json(args)]})
-}
-
-fn mutation_frame(request_id: RequestId, function: &str, args: &Value) -> String {
-    serde_json::json!({"type": "Mutation", "requestId": request_id, "udfPath": function, "args": [json::to_json(args)]})
-        .to_string()
+fn add_query<'a>(id: QueryId, function: &'a str, args: &'a Value) -> wire::QuerySetChange<'a> {
+    wire::QuerySetChange::Add { query_id: id, udf_path: function, args, journal: None }
 }
 
 fn payload_parts(payload: ErrorPayload<JsonPayload>) -> (String, Option<Json>) {

@@ -220,7 +220,7 @@ fn special_json(tag: &str, bytes: &[u8]) -> Json {
 }
 
 /// Writes `s` as a JSON string literal, escaping as `JSON.stringify` does.
-fn write_json_string(s: &str, out: &mut String) {
+pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {

@@ -4,7 +4,7 @@
 //! - `value`: the Convex value model, totally ordered and hashable.
 //! - `json`: the Convex JSON codec with the official clients' rules.
 //! - `catalogue`: the functions every backend exposes, their validators and error codes.
-//! - `wire`: parsing client frames and writing server frames, timestamps.
+//! - `wire`: every frame both ways (writers, parsers, the flat reader `peek`), HTTP call bodies, timestamps.
 //! - `history`: Jepsen-style records of what clients saw, on one clock.
 //! - `client`: an async client that behaves like the official ones and records a history.
 //!

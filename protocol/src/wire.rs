@@ -1,10 +1,16 @@
-//! Frames on the socket: parsing client messages, encoding server messages,
-//! and the shared-encoding `Transition` writer.
+//! Frames, both directions, read and written in one place: every client and
+//! server writes and reads them through here, so a protocol change is one
+//! edit and one test.
 //!
 //! Message types come from `convex_sync_types`; this module adds what that
-//! crate leaves to the server: the argument envelope rules, the timestamp
-//! encoding, and a `Transition` writer that splices query results encoded
-//! once and shared by every session holding that query.
+//! crate leaves to the ends: the argument envelope rules, the timestamp
+//! encoding, writers for every client frame (fast, straight into a
+//! `String`, as the npm client sends them), writers for the server frames
+//! with a `Transition` writer that splices query results encoded once and
+//! shared by every session holding that query, and (`peek`) a flat,
+//! borrowing reader of server frames for clients that read many of them.
+//! `http` holds the bodies of the HTTP function calls. Sockets, sessions and
+//! what a frame means to a backend live elsewhere.
 
 use std::sync::Arc;
 
@@ -15,6 +21,11 @@ use serde_json::Value as Json;
 
 use crate::json::{self, DecodeError};
 use crate::value::Value;
+
+pub mod http;
+mod peek;
+
+pub use peek::{error_code, peek, ModificationKind, ModificationRef, ServerFrameKind, ServerFrameRef, VersionRef};
 
 /// A commit timestamp: nanoseconds since the Unix epoch.
 pub type Ts = u64;
@@ -287,6 +298,159 @@ pub fn ping() -> String {
     Json::from(ServerMessage::<Json>::Ping).to_string()
 }
 
+/// A `Connect` frame: always the first on a socket.
+#[derive(Clone, Copy, Debug)]
+pub struct Connect<'a> {
+    /// The session (a UUID): kept across reconnects, it keys mutation replay.
+    pub session_id: &'a str,
+    /// How many sockets this client opened before this one.
+    pub connection_count: u32,
+    /// `"InitialConnect"` first; after a drop, why the last socket closed.
+    pub last_close_reason: &'a str,
+    /// The largest ts this client has seen; `None` on the first connect.
+    pub max_observed_timestamp: Option<Ts>,
+    /// The client's wall clock in milliseconds (the server echoes the skew).
+    pub client_ts: Option<u64>,
+}
+
+/// One change in a `ModifyQuerySet`.
+#[derive(Clone, Copy, Debug)]
+pub enum QuerySetChange<'a> {
+    /// `Add`: subscribe to `udf_path` with `args`.
+    Add {
+        /// The client's id for the query.
+        query_id: QueryId,
+        /// The function, canonical `"module:name"`.
+        udf_path: &'a str,
+        /// The argument object.
+        args: &'a Value,
+        /// The journal last received for this query, echoed on a re-add.
+        journal: Option<&'a str>,
+    },
+    /// `Remove`: unsubscribe.
+    Remove {
+        /// The client's id for the query.
+        query_id: QueryId,
+    },
+}
+
+/// The credential an `Authenticate` frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthToken<'a> {
+    /// `tokenType: "User"` with a JWT.
+    User(&'a str),
+    /// `tokenType: "None"`: drop the identity.
+    None,
+}
+
+/// Writes a `Connect` frame, its fields in the order the npm client sends them.
+pub fn write_connect(c: &Connect<'_>) -> String {
+    let mut out = String::with_capacity(160);
+    out.push_str(r#"{"connectionCount":"#);
+    out.push_str(itoa::Buffer::new().format(c.connection_count));
+    out.push_str(r#","lastCloseReason":"#);
+    json::write_json_string(c.last_close_reason, &mut out);
+    if let Some(ms) = c.client_ts {
+        out.push_str(r#","clientTs":"#);
+        out.push_str(itoa::Buffer::new().format(ms));
+    }
+    out.push_str(r#","type":"Connect","sessionId":"#);
+    json::write_json_string(c.session_id, &mut out);
+    if let Some(ts) = c.max_observed_timestamp {
+        out.push_str(r#","maxObservedTimestamp":""#);
+        out.push_str(&encode_ts(ts));
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// Writes a `ModifyQuerySet` frame from `base_version` to `new_version`.
+pub fn write_modify_query_set(base_version: u32, new_version: u32, changes: &[QuerySetChange<'_>]) -> String {
+    let mut out = String::with_capacity(96 + 96 * changes.len());
+    out.push_str(r#"{"type":"ModifyQuerySet","baseVersion":"#);
+    out.push_str(itoa::Buffer::new().format(base_version));
+    out.push_str(r#","newVersion":"#);
+    out.push_str(itoa::Buffer::new().format(new_version));
+    out.push_str(r#","modifications":["#);
+    for (i, change) in changes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match change {
+            QuerySetChange::Add { query_id, udf_path, args, journal } => {
+                out.push_str(r#"{"type":"Add","queryId":"#);
+                out.push_str(itoa::Buffer::new().format(*query_id));
+                out.push_str(r#","udfPath":"#);
+                json::write_json_string(udf_path, &mut out);
+                write_args(args, &mut out);
+                if let Some(journal) = journal {
+                    out.push_str(r#","journal":"#);
+                    json::write_json_string(journal, &mut out);
+                }
+                out.push('}');
+            }
+            QuerySetChange::Remove { query_id } => {
+                out.push_str(r#"{"type":"Remove","queryId":"#);
+                out.push_str(itoa::Buffer::new().format(*query_id));
+                out.push('}');
+            }
+        }
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Writes a `Mutation` frame.
+pub fn write_mutation(request_id: RequestId, udf_path: &str, args: &Value) -> String {
+    write_request("Mutation", request_id, udf_path, args)
+}
+
+/// Writes an `Action` frame.
+pub fn write_action(request_id: RequestId, udf_path: &str, args: &Value) -> String {
+    write_request("Action", request_id, udf_path, args)
+}
+
+/// Writes an `Authenticate` frame moving the identity from `base_version`.
+pub fn write_authenticate(base_version: u32, token: AuthToken<'_>) -> String {
+    let mut out = String::with_capacity(64);
+    match token {
+        AuthToken::User(jwt) => {
+            out.push_str(r#"{"type":"Authenticate","baseVersion":"#);
+            out.push_str(itoa::Buffer::new().format(base_version));
+            out.push_str(r#","tokenType":"User","value":"#);
+            json::write_json_string(jwt, &mut out);
+            out.push('}');
+        }
+        AuthToken::None => {
+            out.push_str(r#"{"type":"Authenticate","tokenType":"None","baseVersion":"#);
+            out.push_str(itoa::Buffer::new().format(base_version));
+            out.push('}');
+        }
+    }
+    out
+}
+
+fn write_request(kind: &str, request_id: RequestId, udf_path: &str, args: &Value) -> String {
+    let mut out = String::with_capacity(64 + udf_path.len() + args.size());
+    out.push_str(r#"{"type":""#);
+    out.push_str(kind);
+    out.push_str(r#"","requestId":"#);
+    out.push_str(itoa::Buffer::new().format(request_id));
+    out.push_str(r#","udfPath":"#);
+    json::write_json_string(udf_path, &mut out);
+    write_args(args, &mut out);
+    out.push('}');
+    out
+}
+
+/// Appends `,"args":[…]`: the argument object in its one-element envelope.
+fn write_args(args: &Value, out: &mut String) {
+    out.push_str(r#","args":["#);
+    json::encode_into(args, out);
+    out.push(']');
+}
+
 fn error_payload(message: &str, data: Option<&Value>) -> ErrorPayload<Json> {
     match data {
         Some(data) => ErrorPayload::ErrorData { message: message.to_owned(), data: json::to_json(data) },
@@ -338,6 +502,115 @@ mod tests {
         }
         assert!(matches!(&modifications[1], StateModification::QueryFailed { error_data: Some(_), .. }));
         assert!(matches!(&modifications[2], StateModification::QueryRemoved { .. }));
+    }
+
+    /// Every client writer's output is a client message the general parser
+    /// reads back field for field.
+    #[test]
+    fn client_writers_round_trip() {
+        use convex_sync_types::{AuthenticationToken, QuerySetModification};
+        let args = Value::object([("name", Value::from("c\"1")), ("n", Value::Int64(2))]);
+        let decoded = |raw: &str| decode_args(raw).unwrap();
+
+        let session = "6f2a7b43-9c1d-4e5f-8a6b-0c1d2e3f4a5b";
+        let first = Connect {
+            session_id: session,
+            connection_count: 0,
+            last_close_reason: "InitialConnect",
+            max_observed_timestamp: None,
+            client_ts: Some(1_760_000_000_000),
+        };
+        let text = write_connect(&first);
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"connectionCount":0,"lastCloseReason":"InitialConnect","clientTs":1760000000000,"type":"Connect","sessionId":"{session}"}}"#
+            )
+        );
+        let again = Connect {
+            connection_count: 3,
+            last_close_reason: "SocketLost",
+            max_observed_timestamp: Some(77),
+            client_ts: None,
+            ..first
+        };
+        for (c, text) in [(first, text), (again, write_connect(&again))] {
+            let ClientMessage::Connect {
+                session_id,
+                connection_count,
+                last_close_reason,
+                max_observed_timestamp,
+                client_ts,
+            } = parse_client_message(&text).unwrap()
+            else {
+                panic!("not a Connect: {text}");
+            };
+            assert_eq!(uuid::Uuid::from(session_id).to_string(), c.session_id);
+            assert_eq!((connection_count, last_close_reason.as_str()), (c.connection_count, c.last_close_reason));
+            assert_eq!(max_observed_timestamp.map(u64::from), c.max_observed_timestamp);
+            assert_eq!(client_ts, c.client_ts);
+        }
+
+        let text = write_modify_query_set(
+            4,
+            5,
+            &[
+                QuerySetChange::Remove { query_id: 1 },
+                QuerySetChange::Add { query_id: 2, udf_path: "counters:get", args: &args, journal: None },
+                QuerySetChange::Add { query_id: 3, udf_path: "messages:list", args: &args, journal: Some("j") },
+            ],
+        );
+        let ClientMessage::ModifyQuerySet { base_version, new_version, modifications } =
+            parse_client_message(&text).unwrap()
+        else {
+            panic!("not a ModifyQuerySet: {text}");
+        };
+        assert_eq!((base_version, new_version, modifications.len()), (4, 5, 3));
+        assert!(matches!(&modifications[0], QuerySetModification::Remove { query_id } if query_id.get_id() == 1));
+        for (m, (id, path, journal)) in
+            modifications[1..].iter().zip([(2, "counters:get", None), (3, "messages:list", Some("j"))])
+        {
+            let QuerySetModification::Add(q) = m else { panic!("not an Add: {m:?}") };
+            assert_eq!((q.query_id.get_id(), String::from(q.udf_path.clone()).as_str()), (id, path));
+            assert_eq!(decoded(q.args.get()), args);
+            assert_eq!(q.journal.clone().flatten().as_deref(), journal);
+        }
+
+        let text = write_mutation(9, "counters:increment", &args);
+        assert_eq!(
+            text,
+            r#"{"type":"Mutation","requestId":9,"udfPath":"counters:increment","args":[{"n":{"$integer":"AgAAAAAAAAA="},"name":"c\"1"}]}"#
+        );
+        let ClientMessage::Mutation { request_id, udf_path, args: sent, .. } = parse_client_message(&text).unwrap()
+        else {
+            panic!("not a Mutation: {text}");
+        };
+        assert_eq!(
+            (request_id, String::from(udf_path).as_str(), decoded(sent.get())),
+            (9, "counters:increment", args.clone())
+        );
+        let text = write_action(10, "files:upload", &args);
+        let ClientMessage::Action { request_id, udf_path, args: sent, .. } = parse_client_message(&text).unwrap()
+        else {
+            panic!("not an Action: {text}");
+        };
+        assert_eq!(
+            (request_id, String::from(udf_path).as_str(), decoded(sent.get())),
+            (10, "files:upload", args.clone())
+        );
+
+        let text = write_authenticate(0, AuthToken::User("a.b.c"));
+        assert_eq!(text, r#"{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"a.b.c"}"#);
+        let ClientMessage::Authenticate { base_version, token } = parse_client_message(&text).unwrap() else {
+            panic!("not an Authenticate: {text}");
+        };
+        assert_eq!((base_version, token), (0, AuthenticationToken::User("a.b.c".into())));
+        let text = write_authenticate(1, AuthToken::None);
+        assert_eq!(text, r#"{"type":"Authenticate","tokenType":"None","baseVersion":1}"#);
+        let ClientMessage::Authenticate { base_version, token } = parse_client_message(&text).unwrap() else {
+            panic!("not an Authenticate: {text}");
+        };
+        assert_eq!((base_version, token), (1, AuthenticationToken::None));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use syncspec_server::core::Config;
 use syncspec_server::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -105,7 +104,7 @@ fn serve() {
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         println!("{}", listener.local_addr().expect("addr"));
-        let config = ServerConfig { core: Config::standard(), workers: 2, test_hooks: false };
+        let config = ServerConfig::standard();
         // Runs until the parent kills this process.
         let _ = server::run(listener, config, std::future::pending::<()>()).await;
     });

@@ -142,7 +142,7 @@ fn bench(c: &mut Criterion) {
     let (server_url, echo_url) = runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let config = ServerConfig { core: Config::standard(), workers: 2, test_hooks: false };
+        let config = ServerConfig::standard();
         tokio::spawn(server::run(listener, config, std::future::pending::<()>()));
         let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let echo_addr = echo.local_addr().expect("addr");

@@ -1,15 +1,17 @@
-//! One sync socket: frames in, frames out.
+//! One sync socket: frames in, frames out, pings.
 //!
 //! `serve` is generic over any `Sink` and `Stream` of WebSocket messages, so
 //! tests can drive it with channels. Parsing happens here, outside the core's
-//! lock; the core sees only parsed messages or a `BadFrame`. Encoding happens
-//! in the writer, also outside the lock, with `serverTs` stamped just before
-//! the frame is written.
+//! lock; the core sees only parsed messages or a `BadFrame`, and an
+//! `Authenticate` arrives as `Authenticated` with its token already checked
+//! against the server's keys. Encoding happens in the writer, also outside
+//! the lock, with `serverTs` stamped just before the frame is written. The
+//! writer also sends a WebSocket ping every `ping_interval`; the reader closes
+//! the socket once nothing (no frame, no pong) has arrived for `idle_timeout`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use convex_sync_types::ClientMessage;
+use convex_sync_types::{AuthenticationToken, ClientMessage};
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -18,11 +20,8 @@ use tracing::debug;
 
 use syncspec_protocol::wire;
 
-use crate::core::{Frame, Input};
+use crate::core::{Fault, Frame, Input};
 use crate::server::{wall_now, Outbound, Shared};
-
-/// A socket silent this long (not even a pong) is closed.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves one sync socket until either side ends it.
 pub(crate) async fn serve<Si, St>(mut sink: Si, mut stream: St, shared: Arc<Shared>)
@@ -32,9 +31,10 @@ where
 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let conn = shared.open(tx);
+    let keepalive = shared.config.keepalive;
     let reader = async {
         loop {
-            let message = match tokio::time::timeout(CLIENT_TIMEOUT, stream.next()).await {
+            let message = match tokio::time::timeout(keepalive.idle_timeout, stream.next()).await {
                 Ok(Some(Ok(message))) => message,
                 Ok(Some(Err(e))) => {
                     debug!(conn, "read failed: {e}");
@@ -52,7 +52,21 @@ where
                         if matches!(message, ClientMessage::Mutation { .. }) && shared.take_drop_on_next_mutation() {
                             return None;
                         }
-                        Input::Message { conn, message }
+                        match message {
+                            ClientMessage::Authenticate { base_version, token }
+                                if !shared.has(Fault::AcceptAnyToken) =>
+                            {
+                                let outcome = match token {
+                                    AuthenticationToken::None => Ok(None),
+                                    AuthenticationToken::User(jwt) => shared.config.auth.verify(&jwt).map(Some),
+                                    AuthenticationToken::Admin(..) => {
+                                        Err("admin keys are not accepted by the syncspec reference server".to_owned())
+                                    }
+                                };
+                                Input::Authenticated { conn, base_version, outcome }
+                            }
+                            message => Input::Message { conn, message },
+                        }
                     }
                     Err(e) => Input::BadFrame { conn, code: e.code(), detail: e.to_string() },
                 },
@@ -70,7 +84,23 @@ where
     };
     let writer = async {
         let mut batch = Vec::new();
-        while rx.recv_many(&mut batch, 64).await > 0 {
+        let pings = !shared.has(Fault::NoWsPing);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + keepalive.ping_interval, keepalive.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let received = tokio::select! {
+                received = rx.recv_many(&mut batch, 64) => received,
+                _ = ping.tick(), if pings => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if received == 0 {
+                return;
+            }
             // Everything the core produced in one step (a response and the
             // transition after it, say) goes out in one write.
             let mut transitions = 0;

@@ -21,6 +21,7 @@ use syncspec_protocol::catalogue::{ErrorCode, Function, Kind};
 use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition, Ts};
 
+use crate::auth::Identity;
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
 use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
@@ -58,7 +59,8 @@ impl Config {
         Config { presence_ttl_ns: 10_000_000_000, faults: BTreeSet::new(), rate: ratelimit::HIGH_FREQUENCY }
     }
 
-    fn has(&self, fault: Fault) -> bool {
+    /// Whether a fault is on.
+    pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
     }
 }
@@ -93,6 +95,25 @@ pub enum Fault {
     /// Commit a multi-document mutation in two commits, so others can see
     /// it half applied.
     NonAtomicMutation,
+    /// Answer an HTTP call whose function failed with status 560, which
+    /// the Python `ConvexHttpClient` cannot read.
+    HttpErrorStatus560,
+    /// Commit HTTP mutations without invalidating any subscription.
+    HttpWritesUnseen,
+    /// Drop the connection of a request for an unknown route, unanswered.
+    HttpDropUnknown,
+    /// Send no WebSocket pings, so an idle client is cut at the idle timeout.
+    NoWsPing,
+    /// Stamp transitions with the last commit's ts (0 before the first),
+    /// not the current time.
+    CommitTsOnly,
+    /// Never show a function the caller's identity.
+    IgnoreIdentity,
+    /// Keep identity-dependent queries on the previous identity's result
+    /// after a new `Authenticate`.
+    StaleIdentityQueries,
+    /// Believe any `User` token's `sub` claim without verifying it.
+    AcceptAnyToken,
 }
 
 impl Fault {
@@ -108,6 +129,14 @@ impl Fault {
         Fault::LoseInvalidation,
         Fault::NoRateLimit,
         Fault::NonAtomicMutation,
+        Fault::HttpErrorStatus560,
+        Fault::HttpWritesUnseen,
+        Fault::HttpDropUnknown,
+        Fault::NoWsPing,
+        Fault::CommitTsOnly,
+        Fault::IgnoreIdentity,
+        Fault::StaleIdentityQueries,
+        Fault::AcceptAnyToken,
     ];
 
     /// The switch's name on the command line.
@@ -123,6 +152,14 @@ impl Fault {
             Fault::LoseInvalidation => "lose-invalidation",
             Fault::NoRateLimit => "no-rate-limit",
             Fault::NonAtomicMutation => "non-atomic-mutation",
+            Fault::HttpErrorStatus560 => "http-error-status-560",
+            Fault::HttpWritesUnseen => "http-writes-unseen",
+            Fault::HttpDropUnknown => "http-drop-unknown",
+            Fault::NoWsPing => "no-ws-ping",
+            Fault::CommitTsOnly => "commit-ts-only",
+            Fault::IgnoreIdentity => "ignore-identity",
+            Fault::StaleIdentityQueries => "stale-identity-queries",
+            Fault::AcceptAnyToken => "accept-any-token",
         }
     }
 
@@ -139,6 +176,16 @@ impl Fault {
             Fault::LoseInvalidation => "drops every other commit's invalidations (stale subscribers)",
             Fault::NoRateLimit => "accepts any rate of cursor moves and heartbeats",
             Fault::NonAtomicMutation => "commits a multi-document mutation in two commits",
+            Fault::HttpErrorStatus560 => {
+                "answers HTTP calls whose function failed with status 560 (Python clients cannot read it)"
+            }
+            Fault::HttpWritesUnseen => "commits HTTP mutations without telling any subscriber",
+            Fault::HttpDropUnknown => "drops the connection of a request for an unknown route",
+            Fault::NoWsPing => "sends no WebSocket pings (idle clients are cut at the idle timeout)",
+            Fault::CommitTsOnly => "stamps transitions with the last commit's ts (0 before the first)",
+            Fault::IgnoreIdentity => "never shows functions the caller's identity",
+            Fault::StaleIdentityQueries => "keeps identity-dependent queries on the previous identity's result",
+            Fault::AcceptAnyToken => "believes any User token's sub claim without verifying it",
         }
     }
 
@@ -163,6 +210,18 @@ pub enum Input {
         /// The message.
         message: ClientMessage,
     },
+    /// An `Authenticate` whose token the shell has checked: the identity it
+    /// names (`None` for `tokenType: "None"`), or why it was refused.
+    Authenticated {
+        /// The connection it came from.
+        conn: ConnId,
+        /// The frame's `baseVersion`.
+        base_version: u32,
+        /// The verified caller, or the refusal.
+        outcome: Result<Option<Identity>, String>,
+    },
+    /// A call over the HTTP API.
+    Call(Box<Call>),
     /// A frame that is not a client message (bad JSON, a binary frame).
     BadFrame {
         /// The connection it came from.
@@ -209,6 +268,32 @@ pub enum Output {
     },
     /// Run a job and report it back with `Input::Executed`.
     Execute(Job),
+    /// Answer an HTTP call.
+    Reply {
+        /// The call.
+        call: CallId,
+        /// Its result, or the failure.
+        outcome: Result<Value, Failure>,
+    },
+}
+
+/// An HTTP call's id (chosen by the shell).
+pub type CallId = u64;
+
+/// A function call over the HTTP API.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Its id, for the `Reply`.
+    pub id: CallId,
+    /// The kind its route demands (`/api/query`, `/api/mutation`,
+    /// `/api/action`), or `None` for `/api/function`, which takes any.
+    pub route: Option<Kind>,
+    /// The function path.
+    pub path: String,
+    /// The decoded argument object.
+    pub args: Value,
+    /// The verified caller.
+    pub caller: Option<Identity>,
 }
 
 /// A failed call's message and `errorData`.
@@ -290,6 +375,8 @@ pub struct Job {
     pub function: Function,
     /// Its validated arguments.
     pub args: Arc<Object>,
+    /// Who called it, as the function may see it.
+    pub caller: Option<Identity>,
     /// The snapshot to run against.
     pub snapshot: Snapshot,
 }
@@ -306,7 +393,7 @@ pub struct Executed {
 /// Runs a job. Pure: any thread may call it, with no lock held.
 pub fn execute(job: &Job) -> Executed {
     let mut txn = Txn::new(&job.snapshot, job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1));
-    let outcome = functions::run(job.function, &job.args, &mut txn).map(|value| {
+    let outcome = functions::run(job.function, &job.args, job.caller.as_ref(), &mut txn).map(|value| {
         let (reads, writes) = txn.finish();
         (value, reads, writes)
     });
@@ -326,14 +413,22 @@ pub struct Stats {
     pub replays: u64,
 }
 
+/// Who a mutation answers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Origin {
+    /// A socket's `Mutation`, remembered for replays under its session.
+    Socket { conn: ConnId, session_id: SessionId, request_id: RequestId },
+    /// An HTTP call: nothing to replay, one `Reply`.
+    Http(CallId),
+}
+
 /// A mutation between dispatch and commit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct InFlight {
-    conn: ConnId,
-    session_id: SessionId,
-    request_id: RequestId,
+    origin: Origin,
     function: Function,
     args: Arc<Object>,
+    caller: Option<Identity>,
     snapshot_ts: Ts,
     attempts: u32,
 }
@@ -361,6 +456,8 @@ pub struct Core {
     records: BTreeMap<(SessionId, RequestId), Record>,
     rate: RateLimiter,
     now: Ts,
+    /// The highest ts a transition has carried; the next commit lands after it.
+    served: Ts,
     stats: Stats,
     /// The head before the latest commit (kept for the `stale-results` fault).
     previous_head: Snapshot,
@@ -380,6 +477,7 @@ impl Core {
             records: BTreeMap::new(),
             rate: RateLimiter::default(),
             now: 0,
+            served: 0,
             stats: Stats::default(),
             previous_head: Snapshot::default(),
         }
@@ -413,6 +511,14 @@ impl Core {
                 self.sessions.insert(conn, Session { last_emit: self.now, ..Session::default() });
             }
             Input::Message { conn, message } => self.on_message(conn, message, out),
+            Input::Authenticated { conn, base_version, outcome } => {
+                if self.sessions.get(&conn).is_some_and(|s| s.session_id.is_some()) {
+                    self.on_authenticate(conn, base_version, outcome, out);
+                } else if self.sessions.contains_key(&conn) {
+                    self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
+                }
+            }
+            Input::Call(call) => self.on_call(*call, out),
             Input::BadFrame { conn, code, detail } => self.fatal(conn, code, &detail, out),
             Input::Closed { conn } => self.on_closed(conn),
             Input::Executed(executed) => self.on_executed(executed, out),
@@ -480,7 +586,24 @@ impl Core {
                     format!("the syncspec catalogue has no actions, so {:?} cannot run", String::from(udf_path));
                 self.emit(conn, Frame::ActionFailed { request_id, message }, out);
             }
-            ClientMessage::Authenticate { base_version, token } => self.on_authenticate(conn, base_version, token, out),
+            ClientMessage::Authenticate { base_version, token } => {
+                // The shell verifies tokens and sends `Input::Authenticated`;
+                // a raw `Authenticate` reaching the core is believed only
+                // under the `accept-any-token` fault (or is anonymous).
+                let outcome = match token {
+                    AuthenticationToken::None => Ok(None),
+                    AuthenticationToken::User(jwt) if self.config.has(Fault::AcceptAnyToken) => {
+                        crate::auth::unverified_identity(&jwt)
+                            .map(Some)
+                            .ok_or_else(|| "could not read the token's claims".into())
+                    }
+                    AuthenticationToken::User(_) => Err("this server cannot verify tokens".to_owned()),
+                    AuthenticationToken::Admin(..) => {
+                        Err("admin keys are not accepted by the syncspec reference server".to_owned())
+                    }
+                };
+                self.on_authenticate(conn, base_version, outcome, out)
+            }
             ClientMessage::Event(_) => {}
         }
     }
@@ -504,6 +627,7 @@ impl Core {
             let detail = format!("expected newVersion above {base_version}, got {new_version}");
             return self.fatal(conn, "BaseVersionMismatch", &detail, out);
         }
+        let caller = self.caller_of(session.caller.as_ref());
         // Check the whole batch first so that a bad one changes nothing.
         let mut ids: BTreeSet<QueryId> = session.queries.keys().copied().collect();
         for m in &modifications {
@@ -524,7 +648,9 @@ impl Core {
                     let id = q.query_id.get_id();
                     let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get()) {
                         Ok((function, args)) => SessionQuery::Live {
-                            key: self.subscriptions.subscribe(QueryKey { function, args }, (conn, id)),
+                            key: self
+                                .subscriptions
+                                .subscribe(QueryKey::new(function, args, caller.as_ref()), (conn, id)),
                             last_hash: None,
                         },
                         Err(f) => {
@@ -554,7 +680,13 @@ impl Core {
         self.flush(conn, out);
     }
 
-    fn on_authenticate(&mut self, conn: ConnId, base_version: u32, token: AuthenticationToken, out: &mut Vec<Output>) {
+    fn on_authenticate(
+        &mut self,
+        conn: ConnId,
+        base_version: u32,
+        outcome: Result<Option<Identity>, String>,
+        out: &mut Vec<Output>,
+    ) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
         };
@@ -562,28 +694,65 @@ impl Core {
             let message = format!("expected identity baseVersion {}, got {base_version}", session.identity);
             return self.auth_failed(conn, base_version, message, out);
         }
-        let user = match token {
-            AuthenticationToken::None => None,
-            AuthenticationToken::User(jwt) => match subject_of(&jwt) {
-                Some(subject) => Some(subject),
-                None => {
-                    let message = "could not read a `sub` claim from the User token".to_owned();
-                    return self.auth_failed(conn, base_version, message, out);
-                }
-            },
-            AuthenticationToken::Admin(..) => {
-                let message = "admin keys are not accepted by the syncspec reference server".to_owned();
-                return self.auth_failed(conn, base_version, message, out);
-            }
+        let caller = match outcome {
+            Ok(caller) => caller,
+            Err(message) => return self.auth_failed(conn, base_version, message, out),
         };
+        let changed = session.caller != caller;
         let session = self.sessions.get_mut(&conn).expect("session exists");
         session.identity += 1;
-        session.user = user;
+        session.caller = caller;
+        if changed && !self.config.has(Fault::StaleIdentityQueries) {
+            // Identity-dependent queries move to the new caller's cache entry.
+            let caller = self.caller_of(self.sessions[&conn].caller.as_ref());
+            let session = self.sessions.get_mut(&conn).expect("session exists");
+            for (&id, query) in session.queries.iter_mut() {
+                let SessionQuery::Live { key, .. } = query else { continue };
+                let Some(old) = self.subscriptions.key_of(*key).filter(|k| k.function.uses_identity()).cloned() else {
+                    continue;
+                };
+                self.subscriptions.unsubscribe(*key, (conn, id));
+                *key = self.subscriptions.subscribe(QueryKey::new(old.function, old.args, caller.as_ref()), (conn, id));
+            }
+        }
         // A new identity re-runs every query.
+        let session = self.sessions.get_mut(&conn).expect("session exists");
         let all: Vec<QueryId> = session.queries.keys().copied().collect();
         session.dirty.extend(all);
         session.pending = true;
         self.flush(conn, out);
+    }
+
+    /// The identity functions may see: the caller's, unless the
+    /// `ignore-identity` fault hides it.
+    fn caller_of(&self, caller: Option<&Identity>) -> Option<Identity> {
+        caller.filter(|_| !self.config.has(Fault::IgnoreIdentity)).cloned()
+    }
+
+    /// Runs an HTTP call: a query at the head, a mutation through the same
+    /// execution and commit as a socket's (with no session to replay under).
+    fn on_call(&mut self, call: Call, out: &mut Vec<Output>) {
+        let Call { id, route, path, args, caller } = call;
+        let caller = self.caller_of(caller.as_ref());
+        let function = match lookup(route, &path) {
+            Ok(function) => function,
+            Err(failure) => return out.push(Output::Reply { call: id, outcome: Err(failure) }),
+        };
+        let args = match validate(function, &args) {
+            Ok(args) => args,
+            Err(failure) => return out.push(Output::Reply { call: id, outcome: Err(failure) }),
+        };
+        match function.kind() {
+            Kind::Query => {
+                let mut txn = Txn::new(self.store.head(), 0);
+                let outcome = functions::run(function, &args, caller.as_ref(), &mut txn).map_err(Failure::from);
+                out.push(Output::Reply { call: id, outcome });
+            }
+            Kind::Mutation => {
+                let flight = InFlight { origin: Origin::Http(id), function, args, caller, snapshot_ts: 0, attempts: 0 };
+                self.dispatch(flight, out);
+            }
+        }
     }
 
     /// Refuses an `Authenticate`: `AuthError`, then close.
@@ -638,7 +807,15 @@ impl Core {
                 Ok((function, args)) => {
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.running = true;
-                    let flight = InFlight { conn, session_id, request_id, function, args, snapshot_ts: 0, attempts: 0 };
+                    let caller = session.caller.clone();
+                    let flight = InFlight {
+                        origin: Origin::Socket { conn, session_id, request_id },
+                        function,
+                        args,
+                        caller: self.caller_of(caller.as_ref()),
+                        snapshot_ts: 0,
+                        attempts: 0,
+                    };
                     self.dispatch(flight, out);
                     return;
                 }
@@ -651,7 +828,13 @@ impl Core {
         let id = self.next_job;
         self.next_job += 1;
         flight.snapshot_ts = self.store.ts();
-        let job = Job { id, function: flight.function, args: flight.args.clone(), snapshot: self.store.head().clone() };
+        let job = Job {
+            id,
+            function: flight.function,
+            args: flight.args.clone(),
+            caller: flight.caller.clone(),
+            snapshot: self.store.head().clone(),
+        };
         self.in_flight.insert(id, flight);
         out.push(Output::Execute(job));
     }
@@ -691,6 +874,7 @@ impl Core {
             id: self.next_job,
             function: flight.function,
             args: flight.args.clone(),
+            caller: flight.caller.clone(),
             snapshot: self.store.head().clone(),
         };
         self.next_job += 1;
@@ -702,8 +886,12 @@ impl Core {
 
     /// Commits a validated mutation: idempotency, rate limit, apply, notify.
     fn commit_mutation(&mut self, flight: InFlight, value: Value, writes: WriteSet, out: &mut Vec<Output>) {
-        let key = (flight.session_id, flight.request_id);
-        let remembered = if self.config.has(Fault::ReplayTwice) { None } else { self.records.get(&key) };
+        let key = match flight.origin {
+            Origin::Socket { session_id, request_id, .. } => Some((session_id, request_id)),
+            Origin::Http(_) => None,
+        };
+        let remembered =
+            if self.config.has(Fault::ReplayTwice) { None } else { key.and_then(|key| self.records.get(&key)) };
         if let Some(record) = remembered {
             // A replay that raced its original: answer with the original.
             self.stats.replays += 1;
@@ -713,7 +901,10 @@ impl Core {
         }
         let limit = rate_limit_of(flight.function, self.config.rate).filter(|_| !self.config.has(Fault::NoRateLimit));
         if let Some(rate) = limit {
-            let user = flight.args.get("user").and_then(Value::as_str).unwrap_or("");
+            let user = match (&flight.caller, flight.args.get("user")) {
+                (Some(me), _) if flight.function.uses_identity() => &*me.subject,
+                (_, user) => user.and_then(Value::as_str).unwrap_or(""),
+            };
             if let Err(wait_ns) = self.rate.try_take(rate, flight.function, user, self.now) {
                 let retry_after_ms = wait_ns.div_ceil(1_000_000);
                 let error = UserError::new(
@@ -731,21 +922,26 @@ impl Core {
             let mut rest = writes.clone();
             let first_key = *rest.keys().next().expect("two or more writes");
             let first: WriteSet = rest.remove_entry(&first_key).into_iter().collect();
-            let (_, notified) = self.commit(&first);
+            let invalidate = self.invalidates(flight.origin);
+            let (_, notified) = self.commit(&first, invalidate);
             for conn in notified {
                 self.flush(conn, out);
             }
             self.now += 1;
-            let (ts, notified) = self.commit(&rest);
-            self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+            let (ts, notified) = self.commit(&rest, invalidate);
+            if let Some(key) = key {
+                self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+            }
             self.finish_mutation(flight, Ok((value, ts)), out);
             for conn in notified {
                 self.flush(conn, out);
             }
             return;
         }
-        let (ts, notified) = self.commit(&writes);
-        self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+        let (ts, notified) = self.commit(&writes, self.invalidates(flight.origin));
+        if let Some(key) = key {
+            self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+        }
         // The response goes out before any transition that covers it.
         self.finish_mutation(flight, Ok((value, ts)), out);
         for conn in notified {
@@ -753,10 +949,17 @@ impl Core {
         }
     }
 
-    /// Applies writes at a fresh ts and invalidates subscriptions; returns
-    /// the ts and the sessions that now have a transition pending.
-    fn commit(&mut self, writes: &WriteSet) -> (Ts, BTreeSet<ConnId>) {
-        let ts = self.now.max(self.store.ts() + 1);
+    /// Whether a commit from `origin` tells subscribers (always, but for
+    /// HTTP writes under the `http-writes-unseen` fault).
+    fn invalidates(&self, origin: Origin) -> bool {
+        !(matches!(origin, Origin::Http(_)) && self.config.has(Fault::HttpWritesUnseen))
+    }
+
+    /// Applies writes at a fresh ts (after every ts a transition carried)
+    /// and, if `invalidate`, invalidates subscriptions; returns the ts and
+    /// the sessions that now have a transition pending.
+    fn commit(&mut self, writes: &WriteSet, invalidate: bool) -> (Ts, BTreeSet<ConnId>) {
+        let ts = self.now.max(self.store.ts() + 1).max(self.served + 1);
         if self.config.has(Fault::StaleResults) {
             self.previous_head = self.store.head().clone();
         }
@@ -767,6 +970,10 @@ impl Core {
         }
         self.prune_write_log();
         let mut notify = self.subscriptions.invalidate(&touched);
+        if !invalidate {
+            // The fault: this commit's subscribers are never told.
+            notify.clear();
+        }
         if self.config.has(Fault::LoseInvalidation) && self.stats.commits % 2 == 0 {
             // The fault: this commit's subscribers are never told.
             notify.clear();
@@ -797,12 +1004,16 @@ impl Core {
 
     /// Answers a mutation and starts the session's next one.
     fn finish_mutation(&mut self, flight: InFlight, outcome: Result<(Value, Ts), Failure>, out: &mut Vec<Output>) {
-        let conn = flight.conn;
-        if let Some(session) = self.sessions.get_mut(&conn) {
-            session.running = false;
+        match flight.origin {
+            Origin::Socket { conn, request_id, .. } => {
+                if let Some(session) = self.sessions.get_mut(&conn) {
+                    session.running = false;
+                }
+                self.respond(conn, request_id, outcome, out);
+                self.start_next_mutation(conn, out);
+            }
+            Origin::Http(call) => out.push(Output::Reply { call, outcome: outcome.map(|(value, _)| value) }),
         }
-        self.respond(conn, flight.request_id, outcome, out);
-        self.start_next_mutation(conn, out);
     }
 
     /// Sends a `MutationResponse`, and a transition after it.
@@ -831,7 +1042,11 @@ impl Core {
     /// Builds and sends the session's next transition, if it has something
     /// to say and fewer than `MAX_UNSENT_TRANSITIONS` are buffered.
     fn flush(&mut self, conn: ConnId, out: &mut Vec<Output>) {
-        let ts = self.store.ts();
+        // Results read at the head hold until the next commit, so a
+        // transition may claim any time up to now: it carries the current
+        // time, never 0 and never the last commit's ts while idle (but for
+        // the `commit-ts-only` fault).
+        let ts = if self.config.has(Fault::CommitTsOnly) { self.store.ts() } else { self.store.ts().max(self.now) };
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -902,6 +1117,7 @@ impl Core {
             end.ts = session.last_sent.ts - 1;
         }
         session.last_sent = end;
+        self.served = self.served.max(end.ts);
         session.pending = !deferred.is_empty();
         session.dirty.extend(deferred);
         session.unsent += 1;
@@ -953,7 +1169,7 @@ impl Core {
             .map(|doc| (doc.id, crate::store::Write { table: Table::Presence, fields: None }))
             .collect();
         if !expired.is_empty() {
-            let (_, notified) = self.commit(&expired);
+            let (_, notified) = self.commit(&expired, true);
             for conn in notified {
                 self.flush(conn, out);
             }
@@ -972,13 +1188,7 @@ fn rate_limit_of(function: Function, rate: ratelimit::Rate) -> Option<ratelimit:
 /// Resolves a path and raw args to a catalogue function of `kind` with
 /// validated arguments, or the failure the caller gets.
 fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<Object>), Failure> {
-    let function = Function::from_path(udf_path).filter(|f| f.kind() == kind).ok_or_else(|| Failure {
-        message: format!(
-            "Could not find public function for '{udf_path}'. The syncspec catalogue has no {} by that name.",
-            if kind == Kind::Query { "query" } else { "mutation" }
-        ),
-        data: None,
-    })?;
+    let function = lookup(Some(kind), udf_path)?;
     let args = wire::decode_args(raw_args).map_err(|e| {
         let code = match e {
             wire::ArgsError::TooLarge(_) => ErrorCode::TooLarge,
@@ -986,23 +1196,34 @@ fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<
         };
         Failure::from(UserError::new(code, format!("{}: {e}", function.path())))
     })?;
-    let fields = function.validate(&args).map_err(|e| {
+    Ok((function, validate(function, &args)?))
+}
+
+/// Finds a catalogue function by path, of the kind a route demands (any for `None`).
+fn lookup(kind: Option<Kind>, udf_path: &str) -> Result<Function, Failure> {
+    Function::from_path(udf_path).filter(|f| kind.is_none_or(|k| f.kind() == k)).ok_or_else(|| Failure {
+        message: format!(
+            "Could not find public function for '{udf_path}'. The syncspec catalogue has no {} by that name.",
+            match kind {
+                Some(Kind::Query) => "query",
+                Some(Kind::Mutation) => "mutation",
+                None => "function",
+            }
+        ),
+        data: None,
+    })
+}
+
+/// Checks decoded arguments against a function's validator.
+fn validate(function: Function, args: &Value) -> Result<Arc<Object>, Failure> {
+    let fields = function.validate(args).map_err(|e| {
         let mut error = UserError::new(ErrorCode::InvalidArguments, format!("{}: {e}", function.path()));
         if let Some(field) = e.field {
             error = error.with("field", Value::from(field));
         }
         Failure::from(error)
     })?;
-    Ok((function, Arc::new(fields.clone())))
-}
-
-/// Reads the `sub` claim of an unsigned test JWT (`header.payload.signature`).
-fn subject_of(jwt: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("sub")?.as_str().map(str::to_owned)
+    Ok(Arc::new(fields.clone()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use syncspec_protocol::catalogue::{ErrorCode, Function};
 use syncspec_protocol::value::{Object, Value};
 
+use crate::auth::Identity;
 use crate::store::{DocId, IndexId, Table};
 use crate::txn::{TooLarge, Txn, View};
 
@@ -60,24 +61,20 @@ impl From<TooLarge> for UserError {
     }
 }
 
-/// Runs `function` with validated `args` inside `txn`.
-pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value, UserError> {
+/// Runs `function` with validated `args` inside `txn`, for `caller` (the
+/// verified identity, if any; only the functions that `uses_identity` read it).
+pub fn run(
+    function: Function,
+    args: &Object,
+    caller: Option<&Identity>,
+    txn: &mut Txn<'_>,
+) -> Result<Value, UserError> {
     let a = Args(args);
     match function {
-        Function::MessagesSend => {
-            let body = a.str("body").trim();
-            if body.is_empty() {
-                return Err(UserError::new(ErrorCode::EmptyMessage, "message body is empty after trimming"));
-            }
-            let chars = body.chars().count();
-            if chars > MAX_BODY_CHARS {
-                return Err(UserError::new(
-                    ErrorCode::TooLong,
-                    format!("message body of {chars} characters is over the {MAX_BODY_CHARS} limit"),
-                ));
-            }
-            let id = txn.insert(Table::Messages, message(a.str("channel"), a.str("author"), body, false))?;
-            Ok(Value::from(id.to_wire(Table::Messages)))
+        Function::MessagesSend => send(txn, a.str("channel"), a.str("author"), a.str("body")),
+        Function::MessagesSendAsMe => {
+            let me = signed_in(caller, function)?;
+            send(txn, a.str("channel"), me.display_name(), a.str("body"))
         }
         Function::MessagesList => {
             let limit = match args.get("limit") {
@@ -111,17 +108,10 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             txn.replace(doc.id, Table::Messages, fields)?;
             Ok(Value::Null)
         }
-        Function::PresenceHeartbeat => {
-            let key = [a.val("room"), a.val("user")];
-            let existing = txn.scan(IndexId::PresenceByRoom, &key).into_iter().next();
-            let fields = obj([("room", a.val("room")), ("user", a.val("user")), ("name", a.val("name"))]);
-            match existing {
-                Some(row) => txn.replace(row.id, Table::Presence, fields)?,
-                None => {
-                    txn.insert(Table::Presence, fields)?;
-                }
-            }
-            Ok(Value::Null)
+        Function::PresenceHeartbeat => heartbeat(txn, a.val("room"), a.val("user"), a.val("name")),
+        Function::PresenceHeartbeatAsMe => {
+            let me = signed_in(caller, function)?;
+            heartbeat(txn, a.val("room"), Value::from(&*me.subject), Value::from(me.display_name()))
         }
         Function::PresenceLeave => {
             for row in txn.scan(IndexId::PresenceByRoom, &[a.val("room"), a.val("user")]) {
@@ -254,19 +244,25 @@ pub fn run(function: Function, args: &Object, txn: &mut Txn<'_>) -> Result<Value
             }
             Ok(Value::Float64(unread.len() as f64))
         }
-        Function::NotificationsUnread => {
-            let unread = txn.scan(IndexId::NotificationsByUserRead, &[a.val("user"), Value::Boolean(false)]);
-            let items: Vec<Value> = unread
-                .iter()
-                .map(|r| {
-                    Value::Object(obj([
-                        ("_id", Value::from(r.id.to_wire(Table::Notifications))),
-                        ("title", r.get("title").clone()),
-                    ]))
-                })
-                .collect();
-            Ok(Value::Object(obj([("count", Value::Float64(items.len() as f64)), ("items", Value::Array(items))])))
-        }
+        Function::NotificationsUnread => Ok(unread(txn, a.val("user"))),
+        Function::NotificationsMine => Ok(match caller {
+            Some(me) => unread(txn, Value::from(&*me.subject)),
+            None => Value::Object(obj([("count", Value::Float64(0.0)), ("items", Value::Array(vec![]))])),
+        }),
+        Function::UsersMe => Ok(match caller {
+            None => Value::Null,
+            Some(me) => {
+                let mut fields = obj([
+                    ("subject", Value::from(&*me.subject)),
+                    ("issuer", Value::from(&*me.issuer)),
+                    ("tokenIdentifier", Value::from(me.token_identifier())),
+                ]);
+                if let Some(name) = &me.name {
+                    fields.insert("name".into(), Value::from(&**name));
+                }
+                Value::Object(fields)
+            }
+        }),
         Function::AccountsOpen => {
             let count =
                 whole(a.num("accounts")).filter(|n| (1..=MAX_ACCOUNTS as i64).contains(n)).ok_or_else(|| {
@@ -357,6 +353,58 @@ impl Args<'_> {
             _ => f64::NAN,
         }
     }
+}
+
+/// The caller, or `Unauthenticated` for a function that needs one.
+fn signed_in(caller: Option<&Identity>, function: Function) -> Result<&Identity, UserError> {
+    caller.ok_or_else(|| {
+        UserError::new(ErrorCode::Unauthenticated, format!("{} needs a signed-in caller", function.path()))
+    })
+}
+
+/// `messages:send`'s rules and insert, for any author.
+fn send(txn: &mut Txn<'_>, channel: &str, author: &str, body: &str) -> Result<Value, UserError> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(UserError::new(ErrorCode::EmptyMessage, "message body is empty after trimming"));
+    }
+    let chars = body.chars().count();
+    if chars > MAX_BODY_CHARS {
+        return Err(UserError::new(
+            ErrorCode::TooLong,
+            format!("message body of {chars} characters is over the {MAX_BODY_CHARS} limit"),
+        ));
+    }
+    let id = txn.insert(Table::Messages, message(channel, author, body, false))?;
+    Ok(Value::from(id.to_wire(Table::Messages)))
+}
+
+/// Upserts one presence row.
+fn heartbeat(txn: &mut Txn<'_>, room: Value, user: Value, name: Value) -> Result<Value, UserError> {
+    let existing = txn.scan(IndexId::PresenceByRoom, &[room.clone(), user.clone()]).into_iter().next();
+    let fields = obj([("room", room), ("user", user), ("name", name)]);
+    match existing {
+        Some(row) => txn.replace(row.id, Table::Presence, fields)?,
+        None => {
+            txn.insert(Table::Presence, fields)?;
+        }
+    }
+    Ok(Value::Null)
+}
+
+/// A user's unread notifications: `{count, items}`.
+fn unread(txn: &mut Txn<'_>, user: Value) -> Value {
+    let unread = txn.scan(IndexId::NotificationsByUserRead, &[user, Value::Boolean(false)]);
+    let items: Vec<Value> = unread
+        .iter()
+        .map(|r| {
+            Value::Object(obj([
+                ("_id", Value::from(r.id.to_wire(Table::Notifications))),
+                ("title", r.get("title").clone()),
+            ]))
+        })
+        .collect();
+    Value::Object(obj([("count", Value::Float64(items.len() as f64)), ("items", Value::Array(items))]))
 }
 
 fn obj<const N: usize>(fields: [(&'static str, Value); N]) -> Object {

@@ -10,6 +10,7 @@ use syncspec_protocol::catalogue::{Function, Kind};
 use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::Ts;
 
+use crate::auth::Identity;
 use crate::functions::{self, UserError};
 use crate::store::{Snapshot, Store};
 use crate::txn::Txn;
@@ -37,11 +38,17 @@ impl Oracle {
 
     /// Runs a mutation and commits its writes at `ts` (or just after the
     /// previous commit, when `ts` is not later). User errors commit nothing.
-    pub fn mutate(&mut self, ts: Ts, function: Function, args: &Object) -> Result<Value, UserError> {
+    pub fn mutate(
+        &mut self,
+        ts: Ts,
+        function: Function,
+        args: &Object,
+        caller: Option<&Identity>,
+    ) -> Result<Value, UserError> {
         self.mutations += 1;
         let head = self.store.head().clone();
         let mut txn = Txn::new(&head, self.mutations * IDS_PER_MUTATION);
-        let value = functions::run(function, args, &mut txn)?;
+        let value = functions::run(function, args, caller, &mut txn)?;
         let (_, writes) = txn.finish();
         let ts = ts.max(self.store.ts() + 1);
         self.store.apply(ts, &writes);
@@ -49,9 +56,9 @@ impl Oracle {
     }
 
     /// Evaluates a query on the latest state.
-    pub fn query(&self, function: Function, args: &Object) -> Result<Value, UserError> {
+    pub fn query(&self, function: Function, args: &Object, caller: Option<&Identity>) -> Result<Value, UserError> {
         let mut txn = Txn::new(self.store.head(), 0);
-        functions::run(function, args, &mut txn)
+        functions::run(function, args, caller, &mut txn)
     }
 }
 
@@ -72,9 +79,9 @@ mod tests {
     fn mutations_then_queries() {
         let mut oracle = Oracle::new();
         let args = Object::from([("name".into(), Value::from("c"))]);
-        assert_eq!(oracle.mutate(10, Function::CountersIncrement, &args), Ok(Value::Int64(1)));
-        assert_eq!(oracle.mutate(5, Function::CountersIncrement, &args), Ok(Value::Int64(2)));
-        assert_eq!(oracle.query(Function::CountersGet, &args), Ok(Value::Int64(2)));
+        assert_eq!(oracle.mutate(10, Function::CountersIncrement, &args, None), Ok(Value::Int64(1)));
+        assert_eq!(oracle.mutate(5, Function::CountersIncrement, &args, None), Ok(Value::Int64(2)));
+        assert_eq!(oracle.query(Function::CountersGet, &args, None), Ok(Value::Int64(2)));
         assert!(oracle.head().ts > 10);
         assert!(resolve(Kind::Query, "counters:increment", &Value::Object(args)).is_err());
     }

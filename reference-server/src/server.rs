@@ -1,30 +1,32 @@
-//! The tokio shell around the core: it owns sockets, time and threads.
+//! The tokio shell around the core: it owns sockets, time, keys and threads.
 //!
-//! The accept loop routes `/api/sync` and `/api/{version}/sync` to
+//! The accept loop hands every connection to `http`, which answers the HTTP
+//! API and upgrades `/api/sync` and `/api/{version}/sync` to
 //! `connection::serve`; `/_syncspec/control` (only with test hooks on) lets
-//! tests drop sockets at chosen moments. A ticker feeds `Input::Tick` once a
-//! second. With `workers > 0`, mutations execute on that many threads with
-//! no lock held, so commits can land between a mutation's execution and its
-//! own commit and OCC conflicts happen for real.
+//! tests drop sockets at chosen moments and read counters. A ticker feeds
+//! `Input::Tick` once a second. With `workers > 0`, mutations execute on that
+//! many threads with no lock held, so commits can land between a mutation's
+//! execution and its own commit and OCC conflicts happen for real.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use crate::connection;
-use crate::core::{self, Core, Frame, Input, Job, Output};
+use syncspec_protocol::value::Value;
+
+use crate::auth::Verifier;
+use crate::core::{self, Call, CallId, Core, Failure, Fault, Frame, Input, Job, Output};
+use crate::http;
 use crate::subscriptions::ConnId;
 
 /// The largest frame accepted: room for 16 MiB of arguments and the envelope.
@@ -46,6 +48,42 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Whether `/_syncspec/control` accepts test commands.
     pub test_hooks: bool,
+    /// WebSocket pings and the idle timeout.
+    pub keepalive: Keepalive,
+    /// The keys `User` tokens are verified with.
+    pub auth: Verifier,
+}
+
+impl ServerConfig {
+    /// The catalogue's defaults, two workers, Convex's keepalive, no keys.
+    pub fn standard() -> ServerConfig {
+        ServerConfig {
+            core: core::Config::standard(),
+            workers: 2,
+            test_hooks: false,
+            keepalive: Keepalive::default(),
+            auth: Verifier::none(),
+        }
+    }
+}
+
+/// Keepalive as Convex does it: a WebSocket ping frame to every socket at a
+/// fixed interval (the official clients answer with pongs and send nothing
+/// else while idle), and a socket closed once nothing at all (no frame, no
+/// pong) has arrived from it for the idle timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How often a ping frame goes out.
+    pub ping_interval: Duration,
+    /// How long a socket may stay silent before it is closed (`1001 ClientTimeout`).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Keepalive {
+    /// Convex's intervals: a ping every 5 s, closed after 120 s of silence.
+    fn default() -> Keepalive {
+        Keepalive { ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(120) }
+    }
 }
 
 /// Why the server could not run.
@@ -72,11 +110,12 @@ pub(crate) enum Outbound {
     Drop,
 }
 
-/// The core and the way to reach each connection, under one lock.
+/// The core and the way to reach each connection and HTTP call, under one lock.
 #[derive(Debug)]
 struct Inner {
     core: Core,
     conns: HashMap<ConnId, UnboundedSender<Outbound>>,
+    calls: HashMap<CallId, oneshot::Sender<Result<Value, Failure>>>,
 }
 
 /// What every task of one server shares.
@@ -90,11 +129,16 @@ pub(crate) struct Shared {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     /// Ids for new connections.
     next_conn: AtomicU64,
+    /// Ids for HTTP calls.
+    next_call: AtomicU64,
+    /// Sync sockets opened since start (test hook `Stats`).
+    opened: AtomicU64,
+    /// The server's settings, for the shell's parts.
+    pub(crate) config: ServerConfig,
     /// Test hook: drop the socket of the next mutation that commits, before its response.
     drop_after_next_commit: AtomicBool,
     /// Test hook: drop the socket that sends the next mutation, unread.
     drop_on_next_mutation: AtomicBool,
-    test_hooks: bool,
 }
 
 /// Wall-clock nanoseconds since the epoch: the one clock the server reads.
@@ -127,6 +171,11 @@ impl Shared {
                         let _ = tx.send(Outbound::Close(code, reason));
                     }
                 }
+                Output::Reply { call, outcome } => {
+                    if let Some(tx) = inner.calls.remove(&call) {
+                        let _ = tx.send(outcome);
+                    }
+                }
                 Output::Execute(job) => {
                     let workers = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
                     match workers.as_ref() {
@@ -148,8 +197,23 @@ impl Shared {
         }
     }
 
+    /// Runs one HTTP call through the core and waits for its outcome.
+    pub(crate) async fn call(&self, mut call: Call) -> Result<Value, Failure> {
+        call.id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).calls.insert(call.id, tx);
+        self.step(Input::Call(Box::new(call)));
+        rx.await.unwrap_or_else(|_| Err(Failure { message: "the server stopped before answering".into(), data: None }))
+    }
+
+    /// Whether a fault is on.
+    pub(crate) fn has(&self, fault: Fault) -> bool {
+        self.config.core.has(fault)
+    }
+
     /// Registers a connection and its writer channel.
     pub(crate) fn open(&self, tx: UnboundedSender<Outbound>) -> ConnId {
+        self.opened.fetch_add(1, Ordering::Relaxed);
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.conns.insert(conn, tx);
@@ -183,12 +247,14 @@ impl Shared {
 pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future) -> Result<(), ServerError> {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner { core: Core::new(config.core.clone()), conns: HashMap::new() }),
+        inner: Mutex::new(Inner { core: Core::new(config.core.clone()), conns: HashMap::new(), calls: HashMap::new() }),
         jobs: Mutex::new(None),
         next_conn: AtomicU64::new(1),
+        next_call: AtomicU64::new(1),
+        opened: AtomicU64::new(0),
         drop_after_next_commit: AtomicBool::new(false),
         drop_on_next_mutation: AtomicBool::new(false),
-        test_hooks: config.test_hooks,
+        config: config.clone(),
     });
     let mut threads = Vec::new();
     if config.workers > 0 {
@@ -232,7 +298,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(handle(stream, peer, shared.clone()));
+                    tokio::spawn(http::serve(stream, peer, shared.clone()));
                 }
                 Err(e) if is_transient(&e) => {
                     warn!("accept failed, retrying: {e}");
@@ -263,25 +329,6 @@ fn is_transient(e: &std::io::Error) -> bool {
         || e.raw_os_error().is_some_and(|code| code == 23 || code == 24)
 }
 
-/// Where an upgrade request goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    Sync,
-    Control,
-}
-
-fn route(path: &str, test_hooks: bool) -> Option<Route> {
-    if test_hooks && path == "/_syncspec/control" {
-        return Some(Route::Control);
-    }
-    let rest = path.strip_prefix("/api/")?;
-    match rest.split('/').collect::<Vec<_>>().as_slice() {
-        ["sync"] => Some(Route::Sync),
-        [version, "sync"] if !version.is_empty() => Some(Route::Sync),
-        _ => None,
-    }
-}
-
 /// The WebSocket settings every connection gets.
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -291,43 +338,8 @@ pub fn websocket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    // Nagle would hold small frames back for tens of milliseconds.
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(%peer, "could not set TCP_NODELAY: {e}");
-    }
-    let mut chosen = None;
-    let test_hooks = shared.test_hooks;
-    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        match route(request.uri().path(), test_hooks) {
-            Some(r) => {
-                chosen = Some(r);
-                Ok(response)
-            }
-            None => {
-                let mut error = ErrorResponse::new(Some(format!("no WebSocket endpoint at {}", request.uri().path())));
-                *error.status_mut() = StatusCode::NOT_FOUND;
-                Err(error)
-            }
-        }
-    };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            debug!(%peer, "handshake failed: {e}");
-            return;
-        }
-    };
-    let (sink, stream) = ws.split();
-    match chosen {
-        Some(Route::Sync) => connection::serve(sink, stream, shared).await,
-        Some(Route::Control) => control(sink, stream, shared).await,
-        None => {}
-    }
-}
-
 /// The test-hook endpoint: one JSON command per text frame, one JSON reply.
-async fn control<Si, St>(mut sink: Si, mut stream: St, shared: Arc<Shared>)
+pub(crate) async fn control<Si, St>(mut sink: Si, mut stream: St, shared: Arc<Shared>)
 where
     Si: futures_util::Sink<Message> + Unpin,
     St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -350,6 +362,10 @@ where
                 shared.drop_on_next_mutation.store(true, Ordering::SeqCst);
                 serde_json::json!({"ok": true})
             }
+            Some("Stats") => {
+                let open = shared.inner.lock().unwrap_or_else(|p| p.into_inner()).conns.len();
+                serde_json::json!({"ok": true, "opened": shared.opened.load(Ordering::Relaxed), "open": open})
+            }
             _ => {
                 serde_json::json!({"ok": false, "error": format!("unknown control command: {text}")})
             }
@@ -357,21 +373,5 @@ where
         if sink.send(Message::text(reply.to_string())).await.is_err() {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        assert_eq!(route("/api/sync", false), Some(Route::Sync));
-        assert_eq!(route("/api/1.29.0/sync", false), Some(Route::Sync));
-        assert_eq!(route("/api//sync", false), None);
-        assert_eq!(route("/api/1/2/sync", false), None);
-        assert_eq!(route("/sync", false), None);
-        assert_eq!(route("/_syncspec/control", false), None);
-        assert_eq!(route("/_syncspec/control", true), Some(Route::Control));
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{QueryId, RequestId, Ts, Version};
 
+use crate::auth::Identity;
 use crate::subscriptions::KeyId;
 
 /// A client's session id (the UUID from `Connect`).
@@ -62,8 +63,8 @@ pub struct Session {
     pub query_set: u32,
     /// The last identity version received.
     pub identity: u32,
-    /// The authenticated subject, if any.
-    pub user: Option<String>,
+    /// The verified caller, if any.
+    pub caller: Option<Identity>,
     /// The query set.
     pub queries: BTreeMap<QueryId, SessionQuery>,
     /// Queries removed since the last transition.

@@ -15,6 +15,7 @@ use syncspec_protocol::json;
 use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::{Encoded, QueryId, Ts};
 
+use crate::auth::Identity;
 use crate::functions;
 use crate::store::{IndexId, Snapshot, TouchedKey};
 use crate::txn::{ReadSet, Txn};
@@ -24,13 +25,25 @@ pub type ConnId = u64;
 /// An interned (function, args) pair.
 pub type KeyId = u64;
 
-/// A subscribed query's identity: the function and its canonical args.
+/// A subscribed query's identity: the function, its canonical args and,
+/// for a function that reads it, the caller.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryKey {
     /// A query of the catalogue.
     pub function: Function,
     /// Validated arguments.
     pub args: Arc<Object>,
+    /// The caller, only for functions that `uses_identity`: every other
+    /// query is shared by all callers, whoever they are.
+    pub caller: Option<Identity>,
+}
+
+impl QueryKey {
+    /// The key of `function(args)` called by `caller`.
+    pub fn new(function: Function, args: Arc<Object>, caller: Option<&Identity>) -> QueryKey {
+        let caller = caller.filter(|_| function.uses_identity()).cloned();
+        QueryKey { function, args, caller }
+    }
 }
 
 /// A query's result at one ts, encoded once for every subscriber.
@@ -49,7 +62,7 @@ pub struct Evaluated {
 /// Evaluates a query against a snapshot.
 pub fn evaluate(snapshot: &Snapshot, key: &QueryKey) -> Evaluated {
     let mut txn = Txn::new(snapshot, 0);
-    let result = functions::run(key.function, &key.args, &mut txn);
+    let result = functions::run(key.function, &key.args, key.caller.as_ref(), &mut txn);
     let (reads, _) = txn.finish();
     let outcome = match result {
         Ok(value) => Ok(Encoded::from(json::encode(&value))),
@@ -102,7 +115,12 @@ impl Subscriptions {
         id
     }
 
-    /// Removes a subscriber, dropping the entry when it was the last.
+    /// The key an entry caches.
+    pub fn key_of(&self, id: KeyId) -> Option<&QueryKey> {
+        self.entries.get(&id).map(|e| &e.key)
+    }
+
+    /// Removes a subscriber; an entry left with none is dropped.
     pub fn unsubscribe(&mut self, id: KeyId, who: (ConnId, QueryId)) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;

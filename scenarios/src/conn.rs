@@ -5,23 +5,28 @@
 //! The conformance suite's client keeps a full history and a cloned view
 //! per transition; that is right for judging a backend and far too heavy
 //! for thousands of clients, so load uses this one. It speaks the same
-//! protocol: `Connect`, one `ModifyQuerySet`, `Mutation`s; it reads
-//! `Transition`s, `MutationResponse`s and `Ping`s.
+//! protocol: `Connect`, `Authenticate` when the run has a token, one
+//! `ModifyQuerySet`, `Mutation`s, all written by `wire`'s writers; it reads
+//! `Transition`s, `MutationResponse`s, `AuthError`s and `FatalError`s with
+//! `wire::peek`, the flat borrowing reader, and only the results it watches
+//! in full (the typed rows below).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::Value as Json;
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use syncspec_protocol::client::{self, Socket};
-use syncspec_protocol::wire;
+use syncspec_protocol::json;
+use syncspec_protocol::value::Value;
+use syncspec_protocol::wire::{self, ModificationKind, ServerFrameKind};
 use syncspec_reports::load::Metric;
 
-use crate::frame::{error_code, Frame, Message as Msg, Row};
 use crate::metrics::{Counters, Recorder};
 use crate::plan::Kind;
 use crate::room::Room;
@@ -78,12 +83,12 @@ pub(crate) struct Write {
     /// The intended send instant.
     pub(crate) stamp: u64,
     pub(crate) function: &'static str,
-    pub(crate) args: Json,
+    pub(crate) args: Value,
     /// Whether readers should see it as an update (a leave or a stream's
     /// start and finish are not counted).
     pub(crate) update: bool,
     /// Where the outcome goes, for writers that need the returned value.
-    pub(crate) reply: Option<oneshot::Sender<Result<Json, String>>>,
+    pub(crate) reply: Option<oneshot::Sender<Result<Value, String>>>,
 }
 
 enum Command {
@@ -108,28 +113,43 @@ pub(crate) enum ConnectError {
     NoAnswer(Duration),
     #[error("the subscription failed: {0}")]
     QueryFailed(String),
+    #[error("the backend refused the token: {0}")]
+    AuthRefused(String),
+    #[error("the backend sent FatalError: {0}")]
+    Fatal(String),
 }
 
 impl Conn {
-    /// Connects, subscribes to `(function, args)`, waits for the first
-    /// answer (the client is then ready: that answer is its baseline, not a
-    /// sample), and starts the connection's task.
-    pub(crate) async fn open(url: &str, function: &str, args: Json, owner: Owner) -> Result<(Conn, u64), ConnectError> {
+    /// Connects, authenticates with `token` if given, subscribes to
+    /// `(function, args)`, waits for the first answer (the client is then
+    /// ready: that answer is its baseline, not a sample), and starts the
+    /// connection's task.
+    pub(crate) async fn open(
+        url: &str,
+        function: &str,
+        args: Value,
+        token: Option<&str>,
+        owner: Owner,
+    ) -> Result<(Conn, u64), ConnectError> {
         let socket = client::socket_url(url).map_err(|e| ConnectError::Url(e.to_string()))?;
         let joined = tokio::time::timeout(JOIN_TIMEOUT, async {
             let mut ws = client::open_socket(&socket).await.map_err(|e| ConnectError::Connect(e.to_string()))?;
-            let hello = serde_json::json!({
-                "type": "Connect", "sessionId": uuid::Uuid::new_v4().to_string(),
-                "connectionCount": 0, "lastCloseReason": "InitialConnect",
-            });
-            let add = serde_json::json!({
-                "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
-                "modifications": [{"type": "Add", "queryId": 0, "udfPath": function, "args": [args]}],
-            });
-            for frame in [hello, add] {
-                ws.send(Message::text(frame.to_string()))
-                    .await
-                    .map_err(|e| ConnectError::Connect(format!("{socket}: {e}")))?;
+            let session = uuid::Uuid::new_v4().to_string();
+            let mut frames = vec![wire::write_connect(&wire::Connect {
+                session_id: &session,
+                connection_count: 0,
+                last_close_reason: "InitialConnect",
+                max_observed_timestamp: None,
+                client_ts: None,
+            })];
+            // As the official clients do: the identity before the query set.
+            if let Some(token) = token {
+                frames.push(wire::write_authenticate(0, wire::AuthToken::User(token)));
+            }
+            let add = wire::QuerySetChange::Add { query_id: 0, udf_path: function, args: &args, journal: None };
+            frames.push(wire::write_modify_query_set(0, 1, &[add]));
+            for frame in frames {
+                ws.send(Message::text(frame)).await.map_err(|e| ConnectError::Connect(format!("{socket}: {e}")))?;
             }
             loop {
                 let frame = match ws.next().await {
@@ -138,14 +158,21 @@ impl Conn {
                     Some(Err(e)) => return Err(ConnectError::Connect(format!("{socket}: {e}"))),
                     None => return Err(ConnectError::Connect(format!("{socket}: closed before answering"))),
                 };
-                let Ok(parsed) = serde_json::from_str::<Frame<'_>>(&frame) else { continue };
-                if parsed.kind != "Transition" {
-                    continue;
+                let Ok(parsed) = wire::peek(&frame) else { continue };
+                match parsed.kind {
+                    ServerFrameKind::Transition => {}
+                    ServerFrameKind::AuthError => {
+                        return Err(ConnectError::AuthRefused(parsed.error.unwrap_or_default().into_owned()))
+                    }
+                    ServerFrameKind::FatalError => {
+                        return Err(ConnectError::Fatal(parsed.error.unwrap_or_default().into_owned()))
+                    }
+                    _ => continue,
                 }
                 for m in parsed.modifications {
-                    match (m.kind.as_ref(), m.value) {
-                        ("QueryUpdated", Some(value)) => return Ok((ws, value.get().to_owned())),
-                        ("QueryFailed", _) => {
+                    match (m.kind, m.value) {
+                        (ModificationKind::QueryUpdated, Some(value)) => return Ok((ws, value.get().to_owned())),
+                        (ModificationKind::QueryFailed, _) => {
                             return Err(ConnectError::QueryFailed(m.error_message.unwrap_or_default().into_owned()))
                         }
                         _ => {}
@@ -184,7 +211,7 @@ struct Pending {
     update: bool,
     /// Set by a successful response: wait for a transition at or past it.
     committed: Option<u64>,
-    reply: Option<oneshot::Sender<Result<Json, String>>>,
+    reply: Option<oneshot::Sender<Result<Value, String>>>,
 }
 
 struct Task {
@@ -243,9 +270,7 @@ impl Task {
     async fn send(&mut self, write: Write) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         let request_id = self.next_request;
         self.next_request += 1;
-        let frame = serde_json::json!({
-            "type": "Mutation", "requestId": request_id, "udfPath": write.function, "args": [write.args],
-        });
+        let frame = wire::write_mutation(request_id, write.function, &write.args);
         Counters::add(&self.owner.counters().sent, 1);
         let lag = self.owner.recorder.clock().now().saturating_sub(write.stamp);
         self.owner.recorder.sample(self.owner.kind, Metric::SendLag, write.stamp, lag);
@@ -253,26 +278,26 @@ impl Task {
             request_id,
             Pending { stamp: write.stamp, update: write.update, committed: None, reply: write.reply },
         );
-        self.ws.send(Message::text(frame.to_string())).await
+        self.ws.send(Message::text(frame)).await
     }
 
     fn on_frame(&mut self, text: &str, now: u64) {
         let owner = &self.owner;
-        let frame = match serde_json::from_str::<Frame<'_>>(text) {
+        let frame = match wire::peek(text) {
             Ok(frame) => frame,
             Err(e) => {
                 owner.recorder.error(owner.kind, format!("unreadable frame: {e}"));
                 return;
             }
         };
-        match frame.kind.as_ref() {
-            "Transition" => {
+        match frame.kind {
+            ServerFrameKind::Transition => {
                 for m in &frame.modifications {
-                    match (m.kind.as_ref(), m.value) {
-                        ("QueryUpdated", Some(value)) => {
+                    match (m.kind, m.value) {
+                        (ModificationKind::QueryUpdated, Some(value)) => {
                             self.observer.observe(value.get(), owner, Some((now, self.ready)))
                         }
-                        ("QueryFailed", _) => {
+                        (ModificationKind::QueryFailed, _) => {
                             let message = m.error_message.as_deref().unwrap_or("");
                             owner.recorder.error(owner.kind, format!("query failed: {message}"));
                         }
@@ -292,7 +317,7 @@ impl Task {
                     !reached
                 });
             }
-            "MutationResponse" => {
+            ServerFrameKind::MutationResponse => {
                 let request_id = frame.request_id.unwrap_or(u32::MAX);
                 let Some(p) = self.pending.get_mut(&request_id) else {
                     owner.recorder.error(owner.kind, format!("a response to unknown request {request_id}"));
@@ -307,10 +332,10 @@ impl Task {
                         owner.sample(Metric::Mutation, p.stamp, now, None);
                         if let Some(reply) = p.reply.take() {
                             let value =
-                                frame.result.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Json::Null);
+                                frame.result.and_then(|r| json::decode_str(r.get()).ok()).unwrap_or(Value::Null);
                             let _ = reply.send(Ok(value));
                         }
-                        let ts = frame.ts.as_deref().and_then(wire::decode_ts).unwrap_or(0);
+                        let ts = frame.commit_ts().unwrap_or(0);
                         p.committed = Some(ts);
                         if ts <= self.latest_ts {
                             let stamp = p.stamp;
@@ -322,7 +347,7 @@ impl Task {
                         let p = self.pending.remove(&request_id).expect("looked up above");
                         let message =
                             frame.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok()).unwrap_or_default();
-                        let code = error_code(frame.error_data);
+                        let code = frame.error_data.and_then(wire::error_code);
                         if code.as_deref() == Some("RateLimited") {
                             Counters::add(&owner.counters().rate_limited, 1);
                         } else {
@@ -338,13 +363,36 @@ impl Task {
                     }
                 }
             }
-            "FatalError" => {
+            ServerFrameKind::FatalError | ServerFrameKind::AuthError => {
                 let message = frame.error.as_deref().unwrap_or("");
-                owner.recorder.error(owner.kind, format!("FatalError: {message}"));
+                owner.recorder.error(owner.kind, format!("{:?}: {message}", frame.kind));
             }
             _ => {}
         }
     }
+}
+
+/// A `presence:list` or `cursors:list` row, as much as load reads of it.
+#[derive(Debug, Deserialize)]
+struct Row<'a> {
+    #[serde(borrow)]
+    user: Cow<'a, str>,
+    x: Option<f64>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// A `messages:list` message, as much as load reads of it.
+#[derive(Debug, Deserialize)]
+struct Msg<'a> {
+    #[serde(rename = "_id", borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "_creationTime")]
+    creation_time: f64,
+    #[serde(borrow)]
+    author: Cow<'a, str>,
+    #[serde(borrow)]
+    body: Cow<'a, str>,
 }
 
 /// What a reader remembers of its query's results, to find what is new.
@@ -481,39 +529,50 @@ mod tests {
     use crate::plan::RoomPlan;
 
     fn transition(from: u64, to: u64, value: &str) -> String {
-        let v = |ts| format!(r#"{{"querySet":1,"identity":0,"ts":"{}"}}"#, wire::encode_ts(ts));
-        format!(
-            r#"{{"type":"Transition","startVersion":{},"endVersion":{},"modifications":[{{"type":"QueryUpdated","queryId":0,"value":{value},"logLines":[],"journal":null}}]}}"#,
-            v(from),
-            v(to)
-        )
+        let mut out = String::new();
+        let version = |ts| wire::Version { query_set: 1, identity: 0, ts };
+        let t = wire::Transition {
+            start: version(from),
+            end: version(to),
+            modifications: vec![wire::Modification::Updated { query_id: 0, value: value.into() }],
+        };
+        wire::write_transition(&t, None, 0, &mut out);
+        out
     }
 
-    /// A backend that answers the subscription, then answers one cursor
-    /// move with its transition first (showing it as member 1's row) and its
-    /// response second.
-    async fn backend(reader: String) -> std::net::SocketAddr {
+    /// A backend that reports the type of each frame it receives, answers
+    /// the subscription (or refuses the token if told to), then answers one
+    /// cursor move with its transition first (showing it as member 1's row)
+    /// and its response second.
+    async fn backend(reader: String, refuse_tokens: bool) -> (std::net::SocketAddr, flume::Receiver<String>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (types, received) = flume::unbounded();
         tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-            let mut frames = 0;
             while let Some(Ok(Message::Text(text))) = ws.next().await {
-                frames += 1;
-                let out = match frames {
-                    2 => vec![transition(0, 5, "[]")],
-                    3 => {
-                        let mutation: serde_json::Value = serde_json::from_str(&text).unwrap();
-                        assert_eq!(mutation["type"], "Mutation");
-                        let x = mutation["args"][0]["x"].clone();
-                        let row = serde_json::json!({"user": reader, "x": x, "y": 0.0, "updatedAt": 0.0});
+                let message = wire::parse_client_message(&text).unwrap();
+                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let kind = frame["type"].as_str().unwrap().to_owned();
+                let _ = types.send(kind.clone());
+                let out = match message {
+                    convex_sync_types::ClientMessage::Authenticate { .. } if refuse_tokens => {
+                        vec![wire::auth_error("bad signature", Some(0), true)]
+                    }
+                    convex_sync_types::ClientMessage::ModifyQuerySet { .. } => vec![transition(0, 5, "[]")],
+                    convex_sync_types::ClientMessage::Mutation { args, .. } => {
+                        let sent = wire::decode_args(args.get()).unwrap();
+                        let x = sent.as_object().unwrap()["x"].clone();
+                        let row = Value::object([
+                            ("user", Value::from(reader.as_str())),
+                            ("x", x),
+                            ("y", Value::Float64(0.0)),
+                            ("updatedAt", Value::Float64(0.0)),
+                        ]);
                         vec![
-                            transition(5, 10, &format!("[{row}]")),
-                            format!(
-                                r#"{{"type":"MutationResponse","requestId":0,"success":true,"result":null,"ts":"{}","logLines":[]}}"#,
-                                wire::encode_ts(10)
-                            ),
+                            transition(5, 10, &json::encode(&Value::Array(vec![row]))),
+                            wire::mutation_success(0, &Value::Null, 10),
                         ]
                     }
                     _ => vec![],
@@ -523,23 +582,34 @@ mod tests {
                 }
             }
         });
-        addr
+        (addr, received)
+    }
+
+    fn owned(room: &Arc<Room>, recorder: &Arc<Recorder>) -> (Owner, flume::Receiver<Sample>) {
+        let (tx, rx) = flume::unbounded();
+        (Owner { kind: Kind::Cursors, room: room.clone(), member: 0, recorder: recorder.clone(), samples: tx }, rx)
+    }
+
+    fn cursors_room() -> Arc<Room> {
+        Arc::new(Room::new(&RoomPlan { kind: Kind::Cursors, number: 0, members: 2 }, "t"))
     }
 
     #[tokio::test]
     async fn a_transition_before_its_response_makes_the_write_visible_at_once_and_readers_see_others() {
         let recorder = Arc::new(Recorder::new(Clock::start()));
         recorder.set_steady_from(0);
-        let room = Arc::new(Room::new(&RoomPlan { kind: Kind::Cursors, number: 0, members: 2 }, "t"));
-        let addr = backend(member_name(&room.name, 1)).await;
-        let (tx, rx) = flume::unbounded();
-        let owner =
-            Owner { kind: Kind::Cursors, room: room.clone(), member: 0, recorder: recorder.clone(), samples: tx };
-        let (conn, _) = Conn::open(&format!("http://{addr}"), "cursors:list", serde_json::json!({"room": "t"}), owner)
-            .await
-            .unwrap();
+        let room = cursors_room();
+        let (addr, types) = backend(member_name(&room.name, 1), false).await;
+        let (owner, rx) = owned(&room, &recorder);
+        let subscription = Value::object([("room", Value::from("t"))]);
+        let (conn, _) = Conn::open(&format!("http://{addr}"), "cursors:list", subscription, None, owner).await.unwrap();
         let stamp = recorder.clock().now();
-        let args = serde_json::json!({"room": "t", "user": "x", "x": stamp as f64, "y": 0.0});
+        let args = Value::object([
+            ("room", Value::from("t")),
+            ("user", Value::from("x")),
+            ("x", Value::Float64(stamp as f64)),
+            ("y", Value::Float64(0.0)),
+        ]);
         assert!(conn.write(Write { stamp, function: "cursors:move", args, update: true, reply: None }));
         let mut seen = Vec::new();
         while seen.len() < 3 {
@@ -552,6 +622,27 @@ mod tests {
         assert_eq!(recorder.total(Kind::Cursors, Metric::Visible).len(), 1);
         assert_eq!(recorder.counters(Kind::Cursors).received.load(std::sync::atomic::Ordering::Relaxed), 1);
         conn.close().await;
+        assert_eq!(types.drain().collect::<Vec<_>>(), ["Connect", "ModifyQuerySet", "Mutation"]);
+    }
+
+    #[tokio::test]
+    async fn a_token_is_sent_right_after_connect_and_a_refusal_fails_the_join() {
+        let recorder = Arc::new(Recorder::new(Clock::start()));
+        let room = cursors_room();
+        let subscription = Value::object([("room", Value::from("t"))]);
+
+        let (addr, types) = backend(member_name(&room.name, 1), false).await;
+        let (owner, _rx) = owned(&room, &recorder);
+        let url = format!("http://{addr}");
+        let (conn, _) = Conn::open(&url, "cursors:list", subscription.clone(), Some("a.b.c"), owner).await.unwrap();
+        conn.close().await;
+        assert_eq!(types.drain().collect::<Vec<_>>(), ["Connect", "Authenticate", "ModifyQuerySet"]);
+
+        let (addr, _types) = backend(member_name(&room.name, 1), true).await;
+        let (owner, _rx) = owned(&room, &recorder);
+        let url = format!("http://{addr}");
+        let refused = Conn::open(&url, "cursors:list", subscription, Some("a.b.c"), owner).await.unwrap_err();
+        assert_eq!(refused.to_string(), "the backend refused the token: bad signature");
     }
 
     #[test]

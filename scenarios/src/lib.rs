@@ -9,7 +9,6 @@
 
 mod conn;
 pub mod echo;
-mod frame;
 pub mod metrics;
 pub mod plan;
 mod room;
@@ -17,5 +16,5 @@ pub mod run;
 mod writer;
 
 pub use plan::{Kind, ScenarioName, Shard};
-pub use run::{goose_help, run, sweep, LoadConfig, LoadError};
+pub use run::{goose_help, run, sweep, LoadAuth, LoadConfig, LoadError};
 pub use writer::Schedule;

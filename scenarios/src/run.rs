@@ -57,6 +57,40 @@ pub struct LoadConfig {
     pub progress: bool,
     /// Open (the default) or the closed-loop negative control.
     pub schedule: Schedule,
+    /// How each connection authenticates; `None` for no `Authenticate`.
+    pub auth: Option<LoadAuth>,
+}
+
+/// The token each load connection sends in `Authenticate`, right after
+/// `Connect`.
+#[derive(Clone)]
+pub enum LoadAuth {
+    /// The same token on every connection.
+    Token(String),
+    /// A token per simulated user, made from the user's name (which the
+    /// caller makes its subject): minting needs the secret's owner's code,
+    /// which this crate does not depend on.
+    PerUser(Arc<dyn Fn(&str) -> String + Send + Sync>),
+}
+
+impl LoadAuth {
+    /// The token for the user named `user`.
+    pub(crate) fn token_for(&self, user: &str) -> String {
+        match self {
+            LoadAuth::Token(token) => token.clone(),
+            LoadAuth::PerUser(mint) => mint(user),
+        }
+    }
+}
+
+impl std::fmt::Debug for LoadAuth {
+    // Tokens are credentials: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadAuth::Token(_) => f.write_str("LoadAuth::Token(..)"),
+            LoadAuth::PerUser(_) => f.write_str("LoadAuth::PerUser(..)"),
+        }
+    }
 }
 
 /// Why a run could not happen or did not pass.
@@ -93,6 +127,7 @@ pub(crate) struct Run {
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) rate_hz: f64,
     pub(crate) schedule: Schedule,
+    auth: Option<LoadAuth>,
     run_time_us: u64,
     /// Per kind: the slots, `(room, member)`, users take in order.
     slots: Vec<Vec<(Arc<Room>, usize)>>,
@@ -188,7 +223,8 @@ async fn join(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> TransactionRes
     let (function, args) = writer::subscription(kind, &room.name);
     let started = Instant::now();
     let name = format!("{} join", kind.name());
-    match Conn::open(&run.url, function, args, owner.clone()).await {
+    let token = run.auth.as_ref().map(|auth| auth.token_for(&crate::conn::member_name(&room.name, member)));
+    match Conn::open(&run.url, function, args, token.as_deref(), owner.clone()).await {
         Ok((conn, ready)) => {
             let writer = tokio::spawn(writer::write(run.clone(), owner, conn.clone(), ready));
             user.set_session_data(Session { conn, samples: rx, writer: Arc::new(AbortOnDrop(writer)) });
@@ -409,6 +445,7 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         recorder: recorder.clone(),
         rate_hz: config.rate_hz,
         schedule: config.schedule,
+        auth: config.auth.clone(),
         run_time_us: config.run_time.as_micros() as u64,
         slots,
         next: Kind::ALL.iter().map(|_| AtomicUsize::new(0)).collect(),

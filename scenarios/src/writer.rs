@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng as _};
-use serde_json::json;
+use syncspec_protocol::json;
+use syncspec_protocol::value::Value;
+use syncspec_protocol::wire;
 
 use crate::conn::{Conn, Owner, Write};
 use crate::plan::Kind;
@@ -41,9 +43,10 @@ pub enum Schedule {
 pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
     let clock = run.recorder.clock();
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
-    let room = owner.room.name.clone();
+    let room = Value::from(owner.room.name.as_str());
     // Unique over the run: rate limits are per user.
-    let me = crate::conn::member_name(&room, owner.member);
+    let name = crate::conn::member_name(&owner.room.name, owner.member);
+    let me = Value::from(name.as_str());
     let sleep_until = |stamp: u64| tokio::time::sleep_until(clock.instant(stamp).into());
     match owner.kind {
         Kind::Chat => {
@@ -52,8 +55,9 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
             let mut seq = 0u64;
             while run.may_write(next) {
                 sleep_until(next).await;
-                let body = format!("t{next} hello from {me}, message {seq} of a simulated chat");
-                let args = json!({"channel": room, "author": me, "body": body});
+                let body = format!("t{next} hello from {name}, message {seq} of a simulated chat");
+                let args =
+                    Value::object([("channel", room.clone()), ("author", me.clone()), ("body", Value::from(body))]);
                 if !conn.write(Write { stamp: next, function: "messages:send", args, update: true, reply: None }) {
                     return;
                 }
@@ -65,7 +69,11 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
             let mut next = ready;
             while run.may_write(next) {
                 sleep_until(next).await;
-                let args = json!({"room": room, "user": me, "name": format!("{me} t{next}")});
+                let args = Value::object([
+                    ("room", room.clone()),
+                    ("user", me.clone()),
+                    ("name", Value::from(format!("{name} t{next}"))),
+                ]);
                 if !conn.write(Write { stamp: next, function: "presence:heartbeat", args, update: true, reply: None }) {
                     return;
                 }
@@ -73,7 +81,7 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                 let roll: f64 = rng.random();
                 if roll < LEAVE_CHANCE {
                     sleep_until(next).await;
-                    let args = json!({"room": room, "user": me});
+                    let args = Value::object([("room", room.clone()), ("user", me.clone())]);
                     conn.write(Write { stamp: next, function: "presence:leave", args, update: false, reply: None });
                     next += 2 * HEARTBEAT_US;
                 } else if roll < LEAVE_CHANCE + SILENCE_CHANCE {
@@ -96,7 +104,12 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                     }
                 };
                 let y: f64 = rng.random_range(0.0..1080.0);
-                let args = json!({"room": room, "user": me, "x": stamp as f64, "y": y.floor()});
+                let args = Value::object([
+                    ("room", room.clone()),
+                    ("user", me.clone()),
+                    ("x", Value::Float64(stamp as f64)),
+                    ("y", Value::Float64(y.floor())),
+                ]);
                 if !conn.write(Write { stamp, function: "cursors:move", args, update: true, reply }) {
                     return;
                 }
@@ -115,7 +128,7 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
             'streams: while run.may_write(next) {
                 sleep_until(next).await;
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                let args = json!({"channel": room, "author": me});
+                let args = Value::object([("channel", room.clone()), ("author", me.clone())]);
                 if !conn.write(Write {
                     stamp: next,
                     function: "messages:startStream",
@@ -149,7 +162,7 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                             (clock.now(), Some(tx), Some(rx))
                         }
                     };
-                    let args = json!({"id": id, "token": format!("t{stamp} ")});
+                    let args = Value::object([("id", id.clone()), ("token", Value::from(format!("t{stamp} ")))]);
                     if !conn.write(Write { stamp, function: "messages:appendToken", args, update: true, reply }) {
                         return;
                     }
@@ -161,7 +174,7 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
                 conn.write(Write {
                     stamp: next,
                     function: "messages:finishStream",
-                    args: json!({"id": id}),
+                    args: Value::object([("id", id)]),
                     update: false,
                     reply: None,
                 });
@@ -171,12 +184,13 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
 }
 
 /// The query each client of a kind watches.
-pub(crate) fn subscription(kind: Kind, room: &str) -> (&'static str, serde_json::Value) {
+pub(crate) fn subscription(kind: Kind, room: &str) -> (&'static str, Value) {
+    let room = Value::from(room);
     match kind {
-        Kind::Chat => ("messages:list", json!({"channel": room, "limit": 20.0})),
-        Kind::Presence => ("presence:list", json!({"room": room})),
-        Kind::Cursors => ("cursors:list", json!({"room": room})),
-        Kind::Stream => ("messages:list", json!({"channel": room, "limit": 5.0})),
+        Kind::Chat => ("messages:list", Value::object([("channel", room), ("limit", Value::Float64(20.0))])),
+        Kind::Presence => ("presence:list", Value::object([("room", room)])),
+        Kind::Cursors => ("cursors:list", Value::object([("room", room)])),
+        Kind::Stream => ("messages:list", Value::object([("channel", room), ("limit", Value::Float64(5.0))])),
     }
 }
 
@@ -184,23 +198,60 @@ pub(crate) fn subscription(kind: Kind, room: &str) -> (&'static str, serde_json:
 /// transition carrying its query's result for a full room.
 pub(crate) fn typical_push_bytes(kind: Kind) -> usize {
     let stamp = 123_456_789u64;
-    let rows: Vec<serde_json::Value> = match kind {
+    let text = |s: String| Value::String(s);
+    let number = Value::Float64;
+    let message = |channel: &str, author: String, body: String, streaming: bool| {
+        Value::object([
+            ("_id", Value::from("k57a8fbn0x9j3s2c1v6d7e8f4g5h")),
+            ("_creationTime", number(1.7e12)),
+            ("channel", Value::from(channel)),
+            ("author", text(author)),
+            ("body", text(body)),
+            ("streaming", Value::Boolean(streaming)),
+        ])
+    };
+    let rows: Vec<Value> = match kind {
         Kind::Chat => (0..20)
-            .map(|i| json!({"_id": "k57a8fbn0x9j3s2c1v6d7e8f4g5h", "_creationTime": 1.7e12, "channel": "load-abcdef12-chat-0",
-                "author": format!("load-abcdef12-chat-0:m{i}"), "body": format!("t{stamp} hello from load-abcdef12-chat-0:m{i}, message 12 of a simulated chat"), "streaming": false}))
+            .map(|i| {
+                let author = format!("load-abcdef12-chat-0:m{i}");
+                let body = format!("t{stamp} hello from {author}, message 12 of a simulated chat");
+                message("load-abcdef12-chat-0", author, body, false)
+            })
             .collect(),
         Kind::Presence => (0..10)
-            .map(|i| json!({"user": format!("load-abcdef12-presence-0:m{i}"), "name": format!("load-abcdef12-presence-0:m{i} t{stamp}"), "lastSeen": 1.7e12}))
+            .map(|i| {
+                let user = format!("load-abcdef12-presence-0:m{i}");
+                let name = format!("{user} t{stamp}");
+                Value::object([("user", text(user)), ("name", text(name)), ("lastSeen", number(1.7e12))])
+            })
             .collect(),
-        Kind::Cursors => (0..5).map(|i| json!({"user": format!("load-abcdef12-cursors-0:m{i}"), "x": stamp as f64, "y": 512.0, "updatedAt": 1.7e12})).collect(),
+        Kind::Cursors => (0..5)
+            .map(|i| {
+                Value::object([
+                    ("user", text(format!("load-abcdef12-cursors-0:m{i}"))),
+                    ("x", number(stamp as f64)),
+                    ("y", number(512.0)),
+                    ("updatedAt", number(1.7e12)),
+                ])
+            })
+            .collect(),
         Kind::Stream => (0..5)
-            .map(|_| json!({"_id": "k57a8fbn0x9j3s2c1v6d7e8f4g5h", "_creationTime": 1.7e12, "channel": "load-abcdef12-stream-0",
-                "author": "load-abcdef12-stream-0:m0", "body": format!("t{stamp} ").repeat(50), "streaming": true}))
+            .map(|_| {
+                let body = format!("t{stamp} ").repeat(50);
+                message("load-abcdef12-stream-0", "load-abcdef12-stream-0:m0".into(), body, true)
+            })
             .collect(),
     };
-    json!({"type": "Transition", "startVersion": {"querySet": 1, "identity": 0, "ts": "AAAAAAAAAAA="},
-        "endVersion": {"querySet": 1, "identity": 0, "ts": "AAAAAAAAAAA="},
-        "modifications": [{"type": "QueryUpdated", "queryId": 0, "value": rows, "logLines": [], "journal": null}]})
-    .to_string()
-    .len()
+    let version = wire::Version { query_set: 1, identity: 0, ts: 1_760_000_000_000_000_000 };
+    let push = wire::Transition {
+        start: version,
+        end: version,
+        modifications: vec![wire::Modification::Updated {
+            query_id: 0,
+            value: json::encode(&Value::Array(rows)).into(),
+        }],
+    };
+    let mut out = String::new();
+    wire::write_transition(&push, None, 1_760_000_000_000_000_000, &mut out);
+    out.len()
 }

@@ -44,7 +44,14 @@ fn apply(oracle: &mut Oracle, ids: &mut IdMap, c: &Committed) -> Option<String> 
         Ok(resolved) => resolved,
         Err(e) => return Some(format!("{} committed with arguments the catalogue rejects: {e}", c.function)),
     };
-    match oracle.mutate(c.ts, function, &fields) {
+    if function.uses_identity() {
+        // The history records what was called, not who called it.
+        return Some(format!(
+            "{} reads the caller's identity, which a history does not record; it cannot be replayed",
+            c.function
+        ));
+    }
+    match oracle.mutate(c.ts, function, &fields, None) {
         Ok(value) => {
             if RETURNS_ID.contains(&c.function.as_str()) {
                 if let (Value::String(backend), Value::String(reference)) = (&c.result, &value) {
@@ -158,8 +165,11 @@ pub fn snapshot_consistent(history: &History) -> Verdict {
         for (query_id, held) in &cp.view {
             let Some((function, args)) = queries.get(&(cp.client, *query_id)) else { continue };
             let Ok((f, fields)) = oracle::resolve(Kind::Query, function, &translate_args(args, &ids)) else { continue };
+            if f.uses_identity() {
+                continue;
+            }
             checked += 1;
-            let want = match oracle.query(f, &fields) {
+            let want = match oracle.query(f, &fields, None) {
                 Ok(v) => normalize(&v, &reverse(&ids)),
                 Err(_) => continue,
             };
@@ -226,7 +236,10 @@ pub fn converged(history: &History) -> Verdict {
         for (query_id, held) in view {
             let Some((function, args)) = queries.get(&(*client, *query_id)) else { continue };
             let Ok((f, fields)) = oracle::resolve(Kind::Query, function, &translate_args(args, &ids)) else { continue };
-            let Ok(want) = oracle.query(f, &fields) else { continue };
+            if f.uses_identity() {
+                continue;
+            }
+            let Ok(want) = oracle.query(f, &fields, None) else { continue };
             checked += 1;
             let (got, want) = (normalize(held, &IdMap::new()), normalize(&normalize(&want, &back), &IdMap::new()));
             if got != want {

@@ -4,8 +4,10 @@
 mod concurrency;
 mod faults;
 mod handshake;
+mod identity;
 mod limits;
 mod mutations;
+mod official;
 mod queries;
 mod semantics;
 mod throttling;
@@ -33,6 +35,7 @@ pub fn categories() -> std::collections::BTreeMap<u32, String> {
         (7, "throttling at 20 updates per second"),
         (8, "faults"),
         (9, "limits and bad input"),
+        (10, "HTTP API, keepalive, time and identity"),
     ]
     .into_iter()
     .map(|(n, name)| (n, name.to_owned()))
@@ -52,6 +55,8 @@ pub fn all() -> Vec<Case> {
         throttling::cases(),
         faults::cases(),
         limits::cases(),
+        official::cases(),
+        identity::cases(),
     ] {
         cases.extend(category);
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use syncspec_reports::conformance::{CaseReport, CheckSummary, Conformance, Excerpt};
 
-use super::{Case, CaseResult, Ctx, Patience};
+use super::{Auth, Case, CaseResult, Ctx, Patience};
 use crate::checkers::{Evidence, Outcome};
 
 /// The longest any one case may run.
@@ -34,6 +34,10 @@ pub struct RunConfig {
     pub histories: Histories,
     /// Print one line per case.
     pub verbose: bool,
+    /// How the cases can be a caller the backend trusts.
+    pub auth: Auth,
+    /// How long case 10.4 keeps a socket idle.
+    pub idle_for: Duration,
 }
 
 /// Which cases' histories a run writes.
@@ -66,8 +70,14 @@ pub fn select(cases: &[Case], patterns: &[String]) -> Vec<Case> {
 
 /// Runs one case with its deadline, waiting as the run's `patience` says; a
 /// panic or a timeout is a failure.
-pub async fn run_case(case: &Case, url: &str, run_tag: &str, patience: &Patience) -> (CaseResult, Ctx, Duration) {
-    let ctx = Ctx::new(url, &format!("{run_tag}-{}", case.id), patience);
+pub async fn run_case(
+    case: &Case,
+    config: &RunConfig,
+    run_tag: &str,
+    patience: &Patience,
+) -> (CaseResult, Ctx, Duration) {
+    let ctx =
+        Ctx::new(&config.url, &format!("{run_tag}-{}", case.id), patience).with_auth(&config.auth, config.idle_for);
     let deadline = if patience.lapses() == 0 { CASE_DEADLINE } else { HURRIED_CASE_DEADLINE };
     let started = Instant::now();
     let task = tokio::spawn((case.run)(ctx.clone()));
@@ -109,7 +119,7 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<Conforma
             eprint!("\r[{:>3}/{}] {} {:<60}", n + 1, selected.len(), case.id, case.title);
             let _ = std::io::stderr().flush();
         }
-        let (result, ctx, elapsed) = run_case(case, &config.url, &run_tag, &patience).await;
+        let (result, ctx, elapsed) = run_case(case, config, &run_tag, &patience).await;
         let keep = config.histories == Histories::All || result.outcome != Outcome::Pass;
         // A copy of the history only when it is written or excerpted: a
         // concurrency case can record a million events.

@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 async fn server() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ServerConfig { core: Config::standard(), workers: 0, test_hooks: false };
+    let config = ServerConfig { workers: 0, ..ServerConfig::standard() };
     tokio::spawn(server::run(listener, config, std::future::pending::<()>()));
     addr
 }

@@ -12,6 +12,8 @@ mod load;
 mod model;
 /// The npm `convex` client against `syncspec serve` (runs `tests/node`).
 mod official_js_client;
+/// The PyPI `convex` client against `syncspec serve` (runs `tests/python`).
+mod official_python_client;
 /// `syncspec run` end to end, and `report` and `gate` on what it wrote.
 mod run;
 /// Shared helpers: turns, scratch directories, a server child process, npm installs.

@@ -22,7 +22,13 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `syncspec serve` with faults on a free port; killed when dropped.
+/// The secret every test server verifies tokens with; `check --auth-secret` mints with it.
+pub(crate) const AUTH_SECRET: &str = "syncspec-it-secret";
+
+/// `syncspec serve` with faults on a free port; killed when dropped. Like the
+/// embedded server of `check` and `run`, it trusts tokens signed with
+/// [`AUTH_SECRET`] and pings every second with a 3 s idle timeout, so the
+/// identity and keepalive cases (10.4 to 10.8) can run against it.
 pub(crate) struct Server {
     child: Child,
     pub(crate) url: String,
@@ -31,7 +37,11 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn start(faults: &[&str]) -> Server {
         let mut command = Command::new(BIN);
-        command.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--auth-secret", AUTH_SECRET])
+            .args(["--ping-interval", "1s", "--idle-timeout", "3s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         for fault in faults {
             command.args(["--fault", fault]);
         }

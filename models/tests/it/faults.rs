@@ -21,11 +21,23 @@ const CAUGHT: &[(Fault, &str)] = &[
     (Fault::TornTransition, "pushed results equal the state at their ts"),
     (Fault::NoRateLimit, "the rate limit holds"),
     (Fault::NonAtomicMutation, "every pushed bank total equals the opening total"),
+    (Fault::CommitTsOnly, "a transition carries the time it was built at, never 0"),
+];
+
+/// The faults the model leaves to the suite, and why.
+const NOT_MODELLED: &[(Fault, &str)] = &[
+    (Fault::HttpErrorStatus560, "the model makes no HTTP calls"),
+    (Fault::HttpWritesUnseen, "the model makes no HTTP calls"),
+    (Fault::HttpDropUnknown, "the model makes no HTTP calls"),
+    (Fault::NoWsPing, "WebSocket pings live in the shell, outside the core"),
+    (Fault::IgnoreIdentity, "the model's clients never authenticate"),
+    (Fault::StaleIdentityQueries, "the model's clients never authenticate"),
+    (Fault::AcceptAnyToken, "tokens are verified in the shell, outside the core"),
 ];
 
 #[test]
-fn the_table_covers_every_fault() {
-    let mut covered: Vec<Fault> = CAUGHT.iter().map(|(f, _)| *f).collect();
+fn the_tables_cover_every_fault() {
+    let mut covered: Vec<Fault> = CAUGHT.iter().chain(NOT_MODELLED).map(|(f, _)| *f).collect();
     covered.sort();
     assert_eq!(covered, Fault::ALL.to_vec());
 }

@@ -7,8 +7,8 @@ use syncspec_models::sync::SyncModel;
 /// state space shows here first.
 const PINNED: &[(&str, usize)] = &[
     ("two subscribers increment", 810),
-    ("three writers contend", 27_852),
-    ("a reconnect replays a mutation", 24_646),
+    ("three writers contend", 28_032),
+    ("a reconnect replays a mutation", 30_758),
     ("two transfers race under a watcher of two queries", 26_523),
     ("two cursor moves in one instant", 29),
     ("a subscriber resubscribes while another writes", 156),

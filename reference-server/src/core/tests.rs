@@ -26,6 +26,8 @@ pub(super) struct Driver {
     done: Vec<Executed>,
     /// Execute jobs as soon as they appear.
     inline: bool,
+    /// HTTP calls' outcomes.
+    replies: BTreeMap<CallId, Result<Value, Failure>>,
 }
 
 impl Driver {
@@ -42,6 +44,7 @@ impl Driver {
             jobs: Vec::new(),
             done: Vec::new(),
             inline,
+            replies: BTreeMap::new(),
         }
     }
 
@@ -71,6 +74,9 @@ impl Driver {
                     queue.extend(more);
                 }
                 Output::Execute(job) => self.jobs.push(job),
+                Output::Reply { call, outcome } => {
+                    self.replies.insert(call, outcome);
+                }
             }
         }
     }
@@ -554,20 +560,143 @@ fn max_observed_timestamp_moves_the_clock_or_is_refused() {
     assert_eq!(d.closed.get(&2).map(|(_, r)| r.as_str()), Some("MaxObservedTimestampAhead"));
 }
 
+// header {"alg":"none"}, payload {"sub":"alice"}: a token nobody signed.
+const UNSIGNED_ALICE: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
+
+fn identity(subject: &str) -> Identity {
+    Identity {
+        subject: subject.into(),
+        issuer: "https://issuer.test".into(),
+        name: Some(subject.to_uppercase().into()),
+    }
+}
+
+impl Driver {
+    fn authenticate(&mut self, conn: ConnId, base_version: u32, who: Option<&str>) {
+        self.input(Input::Authenticated { conn, base_version, outcome: Ok(who.map(identity)) });
+    }
+
+    fn call(&mut self, id: CallId, route: Option<Kind>, path: &str, args: Value, caller: Option<&str>) {
+        self.input(Input::Call(Box::new(Call { id, route, path: path.into(), args, caller: caller.map(identity) })));
+    }
+}
+
 #[test]
 fn identity_changes_bump_the_version_and_rerun_queries() {
     let mut d = Driver::new(true);
     d.connect(1);
     d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
-    // header {"alg":"none"}, payload {"sub":"alice"}
-    let jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
-    d.send_text(1, &format!(r#"{{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"{jwt}"}}"#));
+    d.authenticate(1, 0, Some("alice"));
     let t = d.transitions(1);
     assert_eq!(t.last().unwrap().end.identity, 1);
-    assert_eq!(d.core.sessions[&1].user.as_deref(), Some("alice"));
-    d.send_text(1, r#"{"type":"Authenticate","baseVersion":1,"tokenType":"User","value":"garbage"}"#);
-    assert!(matches!(d.frames[&1].last(), Some(Frame::AuthError { .. })));
+    assert_eq!(d.core.sessions[&1].caller.as_ref().map(|c| &*c.subject), Some("alice"));
+    d.input(Input::Authenticated { conn: 1, base_version: 1, outcome: Err("token refused: expired".into()) });
+    assert!(matches!(d.frames[&1].last(), Some(Frame::AuthError { message, .. }) if message.contains("expired")));
     assert!(d.closed.contains_key(&1));
+}
+
+#[test]
+fn an_unverified_user_token_is_refused_unless_the_fault_believes_it() {
+    let authenticate =
+        format!(r#"{{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"{UNSIGNED_ALICE}"}}"#);
+    let mut d = Driver::new(true);
+    d.connect(1);
+    d.send_text(1, &authenticate);
+    assert!(matches!(d.frames[&1].last(), Some(Frame::AuthError { .. })));
+    let faulty = Config { faults: [Fault::AcceptAnyToken].into(), ..Config::standard() };
+    let mut d = Driver::with_config(true, faulty);
+    d.connect(1);
+    d.send_text(1, &authenticate);
+    assert_eq!(d.core.sessions[&1].caller.as_ref().map(|c| &*c.subject), Some("alice"));
+}
+
+#[test]
+fn identity_reaches_functions_and_a_new_identity_reruns_the_queries_that_read_it() {
+    let mut d = Driver::new(true);
+    d.connect(1);
+    d.mutate(1, 0, "notifications:send", args([("user", "alice".into()), ("title", "for alice".into())]));
+    d.subscribe(1, 0, 0, "notifications:mine", args([]));
+    d.subscribe(1, 1, 1, "users:me", args([]));
+    assert_eq!(d.latest(1, 1), Some(Value::Null));
+    let count = |v: Option<Value>| match v {
+        Some(Value::Object(o)) => o.get("count").cloned(),
+        _ => None,
+    };
+    assert_eq!(count(d.latest(1, 0)), Some(Value::Float64(0.0)));
+    d.mutate(1, 1, "messages:sendAsMe", args([("channel", "c".into()), ("body", "hi".into())]));
+    let failed = d.responses(1).into_iter().find(|(id, _)| *id == 1).unwrap().1.unwrap_err();
+    assert!(failed.data.unwrap().to_string().contains("Unauthenticated"));
+    d.authenticate(1, 0, Some("alice"));
+    let confirming = d.transitions(1).into_iter().find(|t| t.end.identity == 1).unwrap();
+    assert_eq!(confirming.modifications.len(), 2, "both identity-dependent queries re-ran: {confirming:?}");
+    assert_eq!(count(d.latest(1, 0)), Some(Value::Float64(1.0)));
+    let Some(Value::Object(me)) = d.latest(1, 1) else { panic!("users:me is an object once signed in") };
+    assert_eq!(me.get("tokenIdentifier"), Some(&Value::from("https://issuer.test|alice")));
+    d.mutate(1, 2, "messages:sendAsMe", args([("channel", "c".into()), ("body", "hi".into())]));
+    assert!(d.responses(1).into_iter().find(|(id, _)| *id == 2).unwrap().1.is_ok());
+    // Another session subscribed to the same query as someone else shares nothing with it.
+    d.connect(2);
+    d.authenticate(2, 0, Some("bob"));
+    d.subscribe(2, 0, 0, "notifications:mine", args([]));
+    assert_eq!(count(d.latest(2, 0)), Some(Value::Float64(0.0)));
+}
+
+#[test]
+fn stale_identity_queries_and_ignore_identity_faults_break_what_they_say() {
+    for fault in [Fault::StaleIdentityQueries, Fault::IgnoreIdentity] {
+        let mut d = Driver::with_config(true, Config { faults: [fault].into(), ..Config::standard() });
+        d.connect(1);
+        d.subscribe(1, 0, 0, "users:me", args([]));
+        d.authenticate(1, 0, Some("alice"));
+        assert_eq!(d.latest(1, 0), Some(Value::Null), "{fault:?}: users:me stayed null");
+    }
+}
+
+#[test]
+fn transitions_carry_the_current_time_not_the_last_commit() {
+    let mut d = Driver::new(true);
+    d.connect(1);
+    d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
+    let first = d.transitions(1)[0].end.ts;
+    assert!(first >= T0, "the first transition carries the clock ({first}), not 0");
+    d.now += 5_000_000_000;
+    d.subscribe(1, 1, 1, "counters:get", args([("name", "d".into())]));
+    let later = d.transitions(1).last().unwrap().end.ts;
+    assert!(later >= first + 5_000_000_000, "idle, ts follows the clock: {first} then {later}");
+    // A commit after that lands after every ts a transition carried.
+    d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
+    let (_, outcome) = d.responses(1).pop().unwrap();
+    assert!(outcome.unwrap().1 > later);
+
+    let mut d = Driver::with_config(true, Config { faults: [Fault::CommitTsOnly].into(), ..Config::standard() });
+    d.connect(1);
+    d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
+    assert_eq!(d.transitions(1)[0].end.ts, 0, "the fault stamps the last commit's ts");
+}
+
+#[test]
+fn http_calls_run_queries_and_commit_mutations_that_subscribers_see() {
+    let mut d = Driver::new(true);
+    d.connect(1);
+    d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
+    d.call(1, Some(Kind::Mutation), "counters:increment", args([("name", "c".into())]), None);
+    assert_eq!(d.replies[&1], Ok(Value::Int64(1)));
+    assert_eq!(d.latest(1, 0), Some(Value::Int64(1)), "the socket subscriber saw the HTTP write");
+    d.call(2, Some(Kind::Query), "counters:get", args([("name", "c".into())]), None);
+    assert_eq!(d.replies[&2], Ok(Value::Int64(1)));
+    d.call(3, Some(Kind::Query), "counters:increment", args([("name", "c".into())]), None);
+    assert!(d.replies[&3].as_ref().unwrap_err().message.contains("no query"));
+    d.call(4, None, "users:me", args([]), Some("carol"));
+    assert!(matches!(&d.replies[&4], Ok(Value::Object(o)) if o.get("subject") == Some(&Value::from("carol"))));
+    d.call(5, None, "messages:sendAsMe", args([("channel", "c".into()), ("body", "".into())]), Some("carol"));
+    assert!(d.replies[&5].as_ref().unwrap_err().data.as_ref().unwrap().to_string().contains("EmptyMessage"));
+
+    let mut d = Driver::with_config(true, Config { faults: [Fault::HttpWritesUnseen].into(), ..Config::standard() });
+    d.connect(1);
+    d.subscribe(1, 0, 0, "counters:get", args([("name", "c".into())]));
+    d.call(1, Some(Kind::Mutation), "counters:increment", args([("name", "c".into())]), None);
+    assert_eq!(d.replies[&1], Ok(Value::Int64(1)));
+    assert_eq!(d.latest(1, 0), Some(Value::Int64(0)), "under the fault the subscriber never hears of it");
 }
 
 #[test]

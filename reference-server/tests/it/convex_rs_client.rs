@@ -5,18 +5,28 @@
 //! therefore drops the socket before the mutation is read (the client
 //! re-sends it, and it applies once). Same-session replay is covered by the
 //! npm client's tests in `tests/node`.
+//!
+//! Identity: `set_auth` with HS256 tokens minted by `auth::mint_hs256` for a
+//! server started with the same shared secret. Keepalive: an idle client
+//! with a live subscription outlives a 1 s idle timeout because the server
+//! pings it every 200 ms; the server's `Stats` hook shows it kept its socket.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use convex::{ConvexClient, FunctionResult, Value};
+use convex::{ConvexClient, ConvexClientBuilder, FunctionResult, Value, WebSocketState};
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-use syncspec_server::core::Config;
-use syncspec_server::server::{self, ServerConfig};
+use syncspec_server::auth::{self, Claims, Verifier};
+use syncspec_server::server::{self, Keepalive, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The shared secret of the servers that verify tokens.
+const SECRET: &[u8] = b"convex-rs-client-test-secret";
+/// The issuer of every token minted here.
+const ISSUER: &str = "https://syncspec-convex-rs-tests.invalid";
 
 struct TestServer {
     addr: String,
@@ -25,10 +35,23 @@ struct TestServer {
 
 impl TestServer {
     async fn start() -> TestServer {
+        TestServer::with(ServerConfig { test_hooks: true, ..ServerConfig::standard() }).await
+    }
+
+    /// A server verifying HS256 tokens signed with [`SECRET`].
+    async fn with_auth() -> TestServer {
+        TestServer::with(ServerConfig {
+            test_hooks: true,
+            auth: Verifier::shared_secret(SECRET),
+            ..ServerConfig::standard()
+        })
+        .await
+    }
+
+    async fn with(config: ServerConfig) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = ServerConfig { core: Config::standard(), workers: 2, test_hooks: true };
         tokio::spawn(server::run(listener, config, async move {
             let _ = stopped.await;
         }));
@@ -43,14 +66,45 @@ impl TestServer {
         ConvexClient::new(&self.url()).await.unwrap()
     }
 
-    /// Sends one test-hook command and checks the server accepted it.
-    async fn control(&self, command: &str) {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/_syncspec/control", self.addr)).await.unwrap();
-        ws.send(Message::text(format!(r#"{{"type":"{command}"}}"#))).await.unwrap();
-        let reply = ws.next().await.unwrap().unwrap();
-        assert!(reply.to_text().unwrap().contains(r#""ok":true"#), "control {command}: {reply}");
+    /// Sends one test-hook command, checks the server accepted it, and
+    /// returns the reply.
+    async fn control(&self, command: &str) -> serde_json::Value {
+        within("a control command", async {
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async(format!("ws://{}/_syncspec/control", self.addr)).await.unwrap();
+            ws.send(Message::text(format!(r#"{{"type":"{command}"}}"#))).await.unwrap();
+            let reply = ws.next().await.unwrap().unwrap();
+            let reply: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+            assert_eq!(reply["ok"], true, "control {command}: {reply}");
+            reply
+        })
+        .await
     }
+
+    /// The `Stats` hook: sync sockets opened since start, and open now.
+    async fn stats(&self) -> (u64, u64) {
+        let reply = self.control("Stats").await;
+        (reply["opened"].as_u64().unwrap(), reply["open"].as_u64().unwrap())
+    }
+}
+
+/// A token for `subject`, named `name` if given, that [`SECRET`] verifies.
+fn token(subject: &str, name: Option<&str>) -> String {
+    let claims = Claims::new(subject, ISSUER, auth::now_s());
+    auth::mint_hs256(SECRET, &name.map_or(claims.clone(), |n| claims.named(n)))
+}
+
+/// What `users:me` returns for a token from [`token`].
+fn identity(subject: &str, name: Option<&str>) -> Value {
+    let mut fields = args([
+        ("subject", subject.into()),
+        ("issuer", ISSUER.into()),
+        ("tokenIdentifier", format!("{ISSUER}|{subject}").into()),
+    ]);
+    if let Some(name) = name {
+        fields.insert("name".to_owned(), name.into());
+    }
+    Value::Object(fields)
 }
 
 fn args<const N: usize>(fields: [(&str, Value); N]) -> BTreeMap<String, Value> {
@@ -394,4 +448,104 @@ async fn a_dropped_socket_loses_no_mutation_and_applies_it_once() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_auth_identity_reaches_users_me_and_send_as_me() {
+    let server = TestServer::with_auth().await;
+    let mut client = server.client().await;
+    let (subject, channel) = (fresh("alice"), fresh("as-me"));
+    let me = within("users:me without auth", client.query("users:me", args([]))).await.unwrap();
+    assert!(matches!(value(me), Value::Null));
+    let refused = within(
+        "sendAsMe without auth",
+        client.mutation("messages:sendAsMe", args([("channel", channel.as_str().into()), ("body", "x".into())])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_code(&refused).as_deref(), Some("Unauthenticated"), "{refused:?}");
+
+    // The Authenticate frame goes out before the query's, so the query's
+    // first result already runs as the token's identity.
+    client.set_auth(Some(token(&subject, Some("Alice")))).await;
+    let me = value(within("users:me with auth", client.query("users:me", args([]))).await.unwrap());
+    assert_eq!(me, identity(&subject, Some("Alice")));
+    let id = value(
+        within(
+            "sendAsMe",
+            client
+                .mutation("messages:sendAsMe", args([("channel", channel.as_str().into()), ("body", "signed".into())])),
+        )
+        .await
+        .unwrap(),
+    );
+    let list = value(
+        within("messages:list", client.query("messages:list", args([("channel", channel.as_str().into())])))
+            .await
+            .unwrap(),
+    );
+    let Value::Array(rows) = &list else { panic!("expected rows, got {list:?}") };
+    let [Value::Object(row)] = rows.as_slice() else { panic!("expected one row, got {list:?}") };
+    assert_eq!(row.get("_id"), Some(&id));
+    assert_eq!(row.get("author"), Some(&Value::from("Alice")), "sendAsMe must sign with the token's name: {row:?}");
+
+    // Another identity on the same client: without a name, the subject signs.
+    let bare = fresh("bob");
+    client.set_auth(Some(token(&bare, None))).await;
+    let me = value(within("users:me as bob", client.query("users:me", args([]))).await.unwrap());
+    assert_eq!(me, identity(&bare, None));
+    within(
+        "sendAsMe as bob",
+        client.mutation("messages:sendAsMe", args([("channel", channel.as_str().into()), ("body", "bare".into())])),
+    )
+    .await
+    .unwrap();
+    let list = value(
+        within("messages:list", client.query("messages:list", args([("channel", channel.as_str().into())])))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(bodies(&list), ["signed", "bare"]);
+    let Value::Array(rows) = &list else { unreachable!() };
+    let Value::Object(last) = &rows[1] else { panic!("expected a row, got {:?}", rows[1]) };
+    assert_eq!(last.get("author"), Some(&Value::from(bare.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_subscribed_client_outlives_the_idle_timeout() {
+    let keepalive = Keepalive { ping_interval: Duration::from_millis(200), idle_timeout: Duration::from_secs(1) };
+    let server = TestServer::with(ServerConfig { test_hooks: true, keepalive, ..ServerConfig::standard() }).await;
+    let (states_tx, mut states) = tokio::sync::mpsc::channel(64);
+    let mut client = within("connect", ConvexClientBuilder::new(&server.url()).with_on_state_change(states_tx).build())
+        .await
+        .unwrap();
+    let name = fresh("idle");
+    let mut sub = client.subscribe("counters:get", args([("name", name.as_str().into())])).await.unwrap();
+    assert!(matches!(value(within("first result", sub.next()).await.unwrap()), Value::Int64(0)));
+    assert_eq!(server.stats().await, (1, 1));
+
+    // Three idle timeouts with nothing to send: only the server's pings
+    // (and the client's pongs) cross the socket.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    assert_eq!(server.stats().await, (1, 1), "the idle client lost its socket and opened another");
+    let mut connected = 0;
+    while let Ok(state) = states.try_recv() {
+        if matches!(state, WebSocketState::Connected) {
+            connected += 1;
+        }
+    }
+    assert_eq!(connected, 1, "the idle client connected more than once");
+    // Still live: another client's write reaches the idle subscription.
+    let mut writer = server.client().await;
+    within("increment", writer.mutation("counters:increment", args([("name", name.as_str().into())]))).await.unwrap();
+    within("the write in the idle subscription", async {
+        loop {
+            if matches!(value(sub.next().await.unwrap()), Value::Int64(1)) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(states.try_recv().is_err(), "the idle client's connection changed state after the write");
 }

@@ -3,5 +3,7 @@
 
 /// The official crates.io `convex` client: read-your-writes, concurrency, values, errors, drops.
 mod convex_rs_client;
+/// The HTTP API and keepalive at the byte level.
+mod http;
 /// Raw WebSocket clients: routing, keepalive, bad frames, oversize input, stalled readers.
 mod socket;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use syncspec_server::core::Config;
 use syncspec_server::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -19,7 +18,7 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = ServerConfig { core: Config::standard(), workers: 2, test_hooks: false };
+    let config = ServerConfig::standard();
     tokio::spawn(server::run(listener, config, async move {
         let _ = stopped.await;
     }));

@@ -1,16 +1,18 @@
 // Shared helpers for the npm-client conformance tests: start and stop a
 // syncspec reference server, open official `ConvexClient`s against it (with a
-// frame-recording WebSocket so failures can show what went over the wire),
-// record subscription pushes, and wait for conditions with deadlines.
+// frame-recording WebSocket so failures can show what went over the wire) and
+// official `ConvexHttpClient`s (with a fetch that records every status), mint
+// HS256 tokens the server trusts, record subscription pushes, and wait for
+// conditions with deadlines.
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 
 import WebSocket from "ws";
-import { ConvexClient } from "convex/browser";
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -32,6 +34,10 @@ export const fn = {
   accountsOpen: makeFunctionReference("accounts:open"),
   accountsTransfer: makeFunctionReference("accounts:transfer"),
   accountsBalances: makeFunctionReference("accounts:balances"),
+  usersMe: makeFunctionReference("users:me"),
+  messagesSendAsMe: makeFunctionReference("messages:sendAsMe"),
+  notificationsSend: makeFunctionReference("notifications:send"),
+  notificationsMine: makeFunctionReference("notifications:mine"),
 };
 
 // ---------------------------------------------------------------------------
@@ -96,6 +102,11 @@ export function prng(seed) {
   };
 }
 
+/** Resolves after `ms`: only for letting time pass, never to wait for a condition. */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** The `errorData.code` of a ConvexError, or undefined for anything else. */
 export function errorCode(err) {
   return err && err.name === "ConvexError" && err.data && typeof err.data === "object"
@@ -133,12 +144,13 @@ process.on("exit", () => {
 });
 
 /**
- * Spawns `syncspec serve --listen 127.0.0.1:0 --test-hooks` and waits for its
- * `listening on http://...` line.
+ * Spawns `syncspec serve --listen 127.0.0.1:0 --test-hooks` (plus `args`, for
+ * example `["--auth-secret", S]`) and waits for its `listening on http://...`
+ * line.
  */
-export async function startServer({ startTimeoutMs = 20_000 } = {}) {
+export async function startServer({ startTimeoutMs = 20_000, args = [] } = {}) {
   const bin = serverBinary();
-  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--test-hooks"], {
+  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--test-hooks", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env },
   });
@@ -199,6 +211,8 @@ export async function startServer({ startTimeoutMs = 20_000 } = {}) {
     stderrTail: () => tail,
     /** Sends one test-hook command and returns its JSON reply. */
     control: (message) => control(url, message),
+    /** The `Stats` hook: `{opened, open}` sync sockets (since start, now). */
+    stats: () => control(url, { type: "Stats" }),
     /** Stops the server; throws if it had died on its own. */
     async stop() {
       const diedEarly = exited;
@@ -253,6 +267,35 @@ async function control(url, message, timeoutMs = 5000) {
     ws.on("error", () => {});
     ws.terminate();
   }
+}
+
+// ---------------------------------------------------------------------------
+// Tokens.
+
+/** The issuer of every token these tests mint. */
+export const ISSUER = "https://syncspec-node-tests.invalid";
+
+function base64url(data) {
+  return Buffer.from(data).toString("base64url");
+}
+
+/**
+ * An HS256 JWT over `claims`, signed with `secret` (what `syncspec serve
+ * --auth-secret` verifies). Built with node:crypto's HMAC, no JWT library.
+ */
+export function mintHs256(secret, claims) {
+  const header = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const payload = base64url(JSON.stringify(claims));
+  const signature = createHmac("sha256", secret).update(`${header}.${payload}`).digest("base64url");
+  return `${header}.${payload}.${signature}`;
+}
+
+/** A token for `sub` (with `name` if given), valid for an hour from now. */
+export function tokenFor(secret, sub, { name, iss = ISSUER } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub, iss, iat: now, exp: now + 3600 };
+  if (name !== undefined) claims.name = name;
+  return mintHs256(secret, claims);
 }
 
 // ---------------------------------------------------------------------------
@@ -318,6 +361,23 @@ export function openClient(t, server) {
   client.trace = trace;
   client.logs = logs;
   t.after(() => client.close());
+  return client;
+}
+
+/**
+ * Opens an official `ConvexHttpClient` to the server. Its fetch records every
+ * response as `{path, status}` in `client.responses`, so a test can see the
+ * HTTP status behind what the client made of it.
+ */
+export function openHttpClient(server) {
+  const responses = [];
+  const recordingFetch = async (url, init) => {
+    const response = await fetch(url, init);
+    responses.push({ path: new URL(String(url)).pathname, status: response.status });
+    return response;
+  };
+  const client = new ConvexHttpClient(server.url, { logger: false, fetch: recordingFetch });
+  client.responses = responses;
   return client;
 }
 
