@@ -12,7 +12,7 @@ use syncspec_protocol::client::{Client, QueryResult, View};
 use syncspec_protocol::history::EventKind;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::http::{self, Response};
-use syncspec_protocol::wire::QueryId;
+use syncspec_protocol::wire::{self, QueryId};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::case;
@@ -394,9 +394,9 @@ async fn idle_client_survives(ctx: Ctx) -> CaseResult {
         }
     };
     let add = |base: u32, id: u32| {
-        serde_json::json!({"type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1,
-            "modifications": [{"type": "Add", "queryId": id, "udfPath": "counters:get", "args": [{"name": ctx.fresh("idle")}]}]})
-        .to_string()
+        let args = obj([("name", Value::from(ctx.fresh("idle")))]);
+        let change = wire::QuerySetChange::Add { query_id: id, udf_path: "counters:get", args: &args, journal: None };
+        wire::write_modify_query_set(base, base + 1, &[change])
     };
     let _ = ws.send(Message::text(add(0, 0))).await;
     let first = read_until(&mut ws, "\"Transition\"", &ctx.patience).await;
