@@ -28,9 +28,15 @@ const SECRET: &[u8] = b"convex-rs-client-test-secret";
 /// The issuer of every token minted here.
 const ISSUER: &str = "https://syncspec-convex-rs-tests.invalid";
 
+/// A server that runs until the test's runtime ends. It never closes its
+/// sockets itself: convex 0.10.4's socket manager, once its socket fails
+/// after its client handles are gone, polls a closed channel in a loop that
+/// never yields, so a server closing sockets at the end of a test could
+/// leave a runtime worker spinning and the test binary unable to exit.
+/// Dropped with the runtime instead, the tasks of both ends are cancelled
+/// where they wait.
 struct TestServer {
     addr: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl TestServer {
@@ -51,11 +57,8 @@ impl TestServer {
     async fn with(config: ServerConfig) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        TestServer { addr, _stop: stop }
+        tokio::spawn(server::run(listener, config, std::future::pending::<()>()));
+        TestServer { addr }
     }
 
     fn url(&self) -> String {
