@@ -276,6 +276,32 @@ mod tests {
         assert!(verifier.verify("garbage").is_err());
     }
 
+    /// A test-only P-256 key pair: its private key as PKCS#8 DER, and its
+    /// public half as a JWKS file, as an identity provider publishes it.
+    const ES256_PRIVATE: &[u8] = include_bytes!("../tests/data/es256-private.pk8.der");
+    const ES256_JWKS: &str = include_str!("../tests/data/es256.jwks.json");
+
+    fn es256(claims: &Claims, kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(ES256_PRIVATE)).unwrap()
+    }
+
+    #[test]
+    fn a_jwks_verifies_its_providers_tokens_and_nothing_else() {
+        let verifier = Verifier::from_jwks(ES256_JWKS).unwrap().with_audience(Some("syncspec-app".into()));
+        let mut claims = Claims::new("grace", "https://provider.test", now_s()).named("Grace");
+        claims.aud = Some("syncspec-app".into());
+        let identity = verifier.verify(&es256(&claims, Some("test-es256"))).unwrap();
+        assert_eq!((&*identity.subject, identity.display_name()), ("grace", "Grace"));
+        assert!(verifier.verify(&es256(&claims, None)).is_ok(), "a token without kid tries every key");
+        assert!(verifier.verify(&es256(&claims, Some("another-key"))).is_err(), "a kid the set lacks");
+        let elsewhere = Claims { aud: Some("another-app".into()), ..claims.clone() };
+        assert!(verifier.verify(&es256(&elsewhere, Some("test-es256"))).is_err(), "the wrong audience");
+        // An HS256 token "signed" with the public key's text must not pass (algorithm confusion).
+        assert!(verifier.verify(&mint_hs256(ES256_JWKS.as_bytes(), &claims)).is_err());
+    }
+
     #[test]
     fn a_jwks_of_secrets_or_nothing_is_refused() {
         assert!(matches!(Verifier::from_jwks(r#"{"keys":[]}"#), Err(AuthConfigError::Empty)));
