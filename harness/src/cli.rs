@@ -19,7 +19,9 @@ pub(crate) enum Command {
     ///
     /// Point an official Convex client at the printed URL, e.g.
     /// `new ConvexClient("http://127.0.0.1:3210")`. The socket lives at
-    /// `/api/sync` and `/api/{version}/sync`.
+    /// `/api/sync` and `/api/{version}/sync`; the HTTP API the official
+    /// `ConvexHttpClient`s call at `POST /api/query`, `/api/mutation`,
+    /// `/api/action` and `/api/function`, and `GET /version` names the server.
     Serve(ServeArgs),
     /// Run the conformance suite against a backend and judge each guarantee.
     ///
@@ -311,7 +313,7 @@ pub(crate) struct ServeArgs {
     /// How long a presence row lives without a heartbeat (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) presence_ttl: Duration,
-    /// Accept test commands at /_syncspec/control (drop sockets on demand). Never in production.
+    /// Accept test commands at /_syncspec/control (drop sockets on demand, count them). Never in production.
     #[arg(long)]
     pub(crate) test_hooks: bool,
     /// Break one guarantee on purpose, as a negative control for the suite; repeatable.

@@ -13,7 +13,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use syncspec::proxy::{Direction, Proxy};
-use syncspec_server::core::Config;
 use syncspec_server::server::{self, ServerConfig};
 
 use crate::support::{scratch, turn};
