@@ -150,6 +150,8 @@ catalogue! {
         [req("bank", ArgType::String), req("accounts", ArgType::Number), req("balance", ArgType::Int64)];
     AccountsTransfer => "accounts:transfer", Mutation,
         [req("bank", ArgType::String), req("from", ArgType::Number), req("to", ArgType::Number), req("amount", ArgType::Int64)];
+    AccountsWithdrawJoint => "accounts:withdrawJoint", Mutation,
+        [req("bank", ArgType::String), req("account", ArgType::Number), req("partner", ArgType::Number), req("amount", ArgType::Int64)];
     AccountsBalances => "accounts:balances", Query,
         [req("bank", ArgType::String)];
     ValuesEcho => "values:echo", Query,

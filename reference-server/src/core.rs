@@ -114,6 +114,9 @@ pub enum Fault {
     StaleIdentityQueries,
     /// Believe any `User` token's `sub` claim without verifying it.
     AcceptAnyToken,
+    /// Validate commits only against write-write conflicts (snapshot
+    /// isolation, as many databases do): write skew goes through.
+    SnapshotIsolation,
 }
 
 impl Fault {
@@ -137,6 +140,7 @@ impl Fault {
         Fault::IgnoreIdentity,
         Fault::StaleIdentityQueries,
         Fault::AcceptAnyToken,
+        Fault::SnapshotIsolation,
     ];
 
     /// The switch's name on the command line.
@@ -160,6 +164,7 @@ impl Fault {
             Fault::IgnoreIdentity => "ignore-identity",
             Fault::StaleIdentityQueries => "stale-identity-queries",
             Fault::AcceptAnyToken => "accept-any-token",
+            Fault::SnapshotIsolation => "snapshot-isolation",
         }
     }
 
@@ -186,6 +191,7 @@ impl Fault {
             Fault::IgnoreIdentity => "never shows functions the caller's identity",
             Fault::StaleIdentityQueries => "keeps identity-dependent queries on the previous identity's result",
             Fault::AcceptAnyToken => "believes any User token's sub claim without verifying it",
+            Fault::SnapshotIsolation => "validates commits against write-write conflicts only (write skew)",
         }
     }
 
@@ -850,12 +856,18 @@ impl Core {
                 return self.finish_mutation(flight, Err(user_error.into()), out);
             }
         };
-        let conflict = !self.config.has(Fault::SkipOccValidation)
-            && self
-                .write_log
-                .iter()
-                .filter(|(ts, _)| *ts > flight.snapshot_ts)
-                .any(|(_, touched)| reads.overlaps(touched));
+        let mut later = self.write_log.iter().filter(|(ts, _)| *ts > flight.snapshot_ts);
+        let conflict = if self.config.has(Fault::SkipOccValidation) {
+            false
+        } else if self.config.has(Fault::SnapshotIsolation) {
+            // The fault: only a document both wrote conflicts, whatever was read.
+            later.flat_map(|(_, touched)| touched).any(|(index, key)| {
+                *index == IndexId::ById
+                    && matches!(key.as_slice(), [Value::Int64(id)] if writes.keys().any(|d| d.0 as i64 == *id))
+            })
+        } else {
+            later.any(|(_, touched)| reads.overlaps(touched))
+        };
         if !conflict {
             return self.commit_mutation(flight, value, writes, out);
         }

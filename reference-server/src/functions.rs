@@ -318,6 +318,36 @@ pub fn run(
             }
             Ok(Value::Null)
         }
+        Function::AccountsWithdrawJoint => {
+            // Reads two rows, writes one: what snapshot isolation gets wrong
+            // (two withdrawals from the two accounts of a pair each see the
+            // pair's sum before the other, and both commit).
+            let amount = int(&a.val("amount"));
+            if amount < 0 {
+                return Err(invalid("amount", format!("expected a non-negative amount, got {amount}")));
+            }
+            let mine = account(txn, &a, "account")?;
+            let partner = account(txn, &a, "partner")?;
+            if mine.id == partner.id {
+                return Err(invalid("partner", "expected an account other than `account`".to_owned()));
+            }
+            let (balance, joint) = (int(mine.get("balance")), int(partner.get("balance")));
+            if balance.saturating_add(joint) < amount {
+                return Err(UserError::new(
+                    ErrorCode::InsufficientFunds,
+                    format!(
+                        "accounts {} and {} hold {} together, less than {amount}",
+                        a.num("account"),
+                        a.num("partner"),
+                        balance.saturating_add(joint)
+                    ),
+                ));
+            }
+            let mut fields = Object::clone(&mine.fields);
+            fields.insert("balance".into(), Value::Int64(balance - amount));
+            txn.replace(mine.id, Table::Accounts, fields)?;
+            Ok(Value::Int64(balance - amount))
+        }
         Function::AccountsBalances => {
             let rows = txn.scan(IndexId::AccountsByBank, &[a.val("bank")]);
             Ok(Value::Array(

@@ -32,6 +32,7 @@ const FAULT_TABLE: &[(&str, &str, &str)] = &[
     ("ignore-identity", "10.6", "10"),
     ("stale-identity-queries", "10.7", "10"),
     ("accept-any-token", "10.8", "10"),
+    ("snapshot-isolation", "5.7", "5"),
 ];
 
 /// The conformance results inside a run directory's `report.json`.

@@ -927,3 +927,45 @@ fn arb_frame() -> impl Strategy<Value = String> {
         json_value.prop_map(|a| format!(r#"{{"type":"Action","requestId":1,"udfPath":"a:b","args":[{a}]}}"#)),
     ]
 }
+
+/// Two withdrawals of 150 from the two accounts of a pair holding 100 each,
+/// executed at one snapshot: serializable, the second conflicts, re-runs and
+/// is refused; under snapshot isolation both commit and the pair is overdrawn.
+fn joint_withdrawals(config: Config) -> (Vec<Result<(Value, Ts), Failure>>, u64) {
+    let mut d = Driver::with_config(false, config);
+    d.connect(1);
+    d.connect(2);
+    let open = args([("bank", "b".into()), ("accounts", 2.0.into()), ("balance", Value::Int64(100))]);
+    d.mutate(1, 0, "accounts:open", open);
+    d.drain();
+    for (conn, account, partner) in [(1, 0.0, 1.0), (2, 1.0, 0.0)] {
+        let withdraw = args([
+            ("bank", "b".into()),
+            ("account", account.into()),
+            ("partner", partner.into()),
+            ("amount", Value::Int64(150)),
+        ]);
+        d.mutate(conn, 1, "accounts:withdrawJoint", withdraw);
+    }
+    d.run_job(0);
+    d.run_job(0);
+    d.report(0);
+    d.report(0);
+    d.drain();
+    let outcomes = [1, 2].iter().map(|&c| d.responses(c).into_iter().find(|(r, _)| *r == 1).unwrap().1).collect();
+    (outcomes, d.core.stats().conflicts)
+}
+
+#[test]
+fn joint_withdrawals_serialize_and_snapshot_isolation_lets_write_skew_through() {
+    let (outcomes, conflicts) = joint_withdrawals(Config::standard());
+    assert_eq!(conflicts, 1, "the second withdrawal read what the first wrote");
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    let refused = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(refused.data.as_ref().unwrap().to_string().contains("InsufficientFunds"), "{refused:?}");
+
+    let skewed = Config { faults: [Fault::SnapshotIsolation].into(), ..Config::standard() };
+    let (outcomes, conflicts) = joint_withdrawals(skewed);
+    assert_eq!(conflicts, 0, "no document was written twice");
+    assert!(outcomes.iter().all(Result::is_ok), "both withdrawals commit: {outcomes:?}");
+}

@@ -51,7 +51,104 @@ pub(super) fn cases() -> Vec<Case> {
             "a transfer's debit and credit are seen together or not at all",
             small_bank
         ),
+        case!(
+            "5.7",
+            "withdrawals from the two accounts of a joint pair race, 50 times",
+            "serializable, not snapshot isolation: no write skew overdraws a pair",
+            write_skew
+        ),
     ]
+}
+
+/// Pairs of clients racing joint withdrawals, and races each pair runs.
+const SKEW_PAIRS: usize = 10;
+const SKEW_RACES: usize = 5;
+
+/// Each race opens a bank of two accounts holding 100 each, and two clients
+/// withdraw 150 at once, each from its own account, each allowed while the
+/// pair's sum covers it. Run one after the other, the second is refused;
+/// a backend that validates only write-write conflicts (snapshot isolation)
+/// lets both through when they overlap, and the pair holds -100.
+async fn write_skew(ctx: Ctx) -> CaseResult {
+    let mut judge = Judge::default();
+    let Some(clients) = connect_many(&ctx, &mut judge, 2 * SKEW_PAIRS).await else { return judge.finish() };
+    let banks: Vec<Vec<String>> =
+        (0..SKEW_PAIRS).map(|_| (0..SKEW_RACES).map(|_| ctx.fresh("joint")).collect()).collect();
+    for bank in banks.iter().flatten() {
+        let open =
+            obj([("bank", bank.as_str().into()), ("accounts", Value::Float64(2.0)), ("balance", Value::Int64(100))]);
+        let opened = clients[0].mutation("accounts:open", open).await;
+        if !answered(&mut judge, || format!("accounts:open {bank}"), &opened) {
+            return judge.finish();
+        }
+        judge.expect(matches!(opened, Ok(MutationOutcome::Ok { .. })), || {
+            format!("accounts:open {bank} failed: {opened:?}")
+        });
+    }
+    let withdraw = |bank: &str, account: f64| {
+        obj([
+            ("bank", bank.into()),
+            ("account", Value::Float64(account)),
+            ("partner", Value::Float64(1.0 - account)),
+            ("amount", Value::Int64(150)),
+        ])
+    };
+    let tasks: Vec<_> = banks
+        .iter()
+        .enumerate()
+        .map(|(p, races)| {
+            let (a, b) = (clients[2 * p].clone(), clients[2 * p + 1].clone());
+            let races = races.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for bank in races {
+                    let (x, y) = tokio::join!(
+                        a.mutation("accounts:withdrawJoint", withdraw(&bank, 0.0)),
+                        b.mutation("accounts:withdrawJoint", withdraw(&bank, 1.0))
+                    );
+                    outcomes.push((bank, (a.id(), x), (b.id(), y)));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut races = 0;
+    for task in tasks {
+        let Ok(outcomes) = task.await else {
+            judge.fail("a racing pair's task panicked");
+            continue;
+        };
+        for (bank, (a, x), (b, y)) in outcomes {
+            if !answered(&mut judge, || format!("client {a}'s withdrawal in {bank}"), &x)
+                || !answered(&mut judge, || format!("client {b}'s withdrawal in {bank}"), &y)
+            {
+                continue;
+            }
+            races += 1;
+            let (x, y) = (x.expect("answered"), y.expect("answered"));
+            let balance = |o: &MutationOutcome| match o {
+                MutationOutcome::Ok { value: Value::Int64(v), .. } => Some(*v),
+                _ => None,
+            };
+            match (balance(&x), balance(&y)) {
+                (Some(bx), Some(by)) => judge.fail(format!(
+                    "write skew in {bank}: client {a} withdrew 150 from account 0 (left {bx}) and client {b} 150 from account 1 (left {by}), each allowed by the pair's sum before the other; together they hold {}",
+                    bx + by
+                )),
+                (Some(_), None) | (None, Some(_)) => {
+                    let refused = if balance(&x).is_some() { &y } else { &x };
+                    judge.expect(refused.error_code() == Some("InsufficientFunds"), || {
+                        format!("in {bank} the second withdrawal should fail InsufficientFunds, got {refused:?}")
+                    });
+                }
+                (None, None) => judge.fail(format!("in {bank} both withdrawals failed ({x:?}, {y:?}); one fits the pair's 200")),
+            }
+        }
+    }
+    judge.expect(races > 0, || "no race was run".to_owned());
+    quiesce().await;
+    judge.verdict(replay::serializable(&ctx.history()));
+    judge.finish()
 }
 
 async fn hot_counter(ctx: Ctx) -> CaseResult {
