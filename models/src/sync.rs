@@ -51,6 +51,9 @@ pub enum Step {
     Transfer(u8, u8, i64),
     /// Send `cursors:move` as this client's user.
     Move,
+    /// Send `accounts:withdrawJoint` of `amount` from one account of the
+    /// bank's pair, allowed while the pair together holds it.
+    Withdraw(u8, i64),
 }
 
 /// The bank the bank steps use: two accounts of 10 each.
@@ -192,6 +195,10 @@ impl SyncModel {
             ),
             ("two cursor moves in one instant", SyncModel { scripts: vec![vec![Move, Move]], faults: none.clone() }),
             (
+                "two withdrawals from a joint pair race",
+                SyncModel { scripts: vec![vec![Withdraw(0, 15)], vec![Withdraw(1, 15)]], faults: none.clone() },
+            ),
+            (
                 "a subscriber resubscribes while another writes",
                 SyncModel { scripts: vec![vec![Subscribe, Resubscribe], vec![Increment]], faults: none },
             ),
@@ -279,6 +286,15 @@ fn mutation_frame(request_id: u32, step: Step, session: u128) -> String {
                 ("bank", Value::from(BANK)),
                 ("from", Value::Float64(from.into())),
                 ("to", Value::Float64(to.into())),
+                ("amount", Value::Int64(amount)),
+            ]),
+        ),
+        Step::Withdraw(account, amount) => (
+            "accounts:withdrawJoint",
+            Value::object([
+                ("bank", Value::from(BANK)),
+                ("account", Value::Float64(account.into())),
+                ("partner", Value::Float64((1 - account).into())),
                 ("amount", Value::Int64(amount)),
             ]),
         ),
@@ -384,7 +400,7 @@ impl SyncState {
                 client.sent_query_set += 1;
                 self.to_server.get_mut(&conn).expect("connected").push_back(frame);
             }
-            Step::Increment | Step::Transfer(..) | Step::Move => {
+            Step::Increment | Step::Transfer(..) | Step::Move | Step::Withdraw(..) => {
                 let client = &mut self.clients[c];
                 let request_id = client.next_request;
                 client.next_request += 1;
@@ -588,7 +604,12 @@ impl Model for SyncModel {
             next_conn: 1,
             history: History::default(),
         };
-        if self.scripts.iter().flatten().any(|step| matches!(step, Step::Transfer(..) | Step::WatchBank)) {
+        if self
+            .scripts
+            .iter()
+            .flatten()
+            .any(|step| matches!(step, Step::Transfer(..) | Step::WatchBank | Step::Withdraw(..)))
+        {
             state.open_bank();
         }
         for c in 0..self.scripts.len() {
@@ -668,7 +689,7 @@ impl Model for SyncModel {
         let writers = self
             .scripts
             .iter()
-            .filter(|s| s.iter().any(|step| matches!(step, Step::Increment | Step::Transfer(..))))
+            .filter(|s| s.iter().any(|step| matches!(step, Step::Increment | Step::Transfer(..) | Step::Withdraw(..))))
             .count();
         if writers >= 2 {
             properties.push(Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| {
@@ -707,6 +728,12 @@ impl Model for SyncModel {
                     }
                     expected == balances(&s.core)
                 },
+            ));
+        }
+        if has(|step| matches!(step, Step::Withdraw(..))) {
+            properties.push(Property::always(
+                "joint withdrawals never overdraw the pair (no write skew)",
+                |_, s: &SyncState| balances(&s.core).iter().sum::<i64>() >= 0,
             ));
         }
         if has(|step| *step == Step::Move) {

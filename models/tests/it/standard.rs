@@ -11,6 +11,7 @@ const PINNED: &[(&str, usize)] = &[
     ("a reconnect replays a mutation", 30_758),
     ("two transfers race under a watcher of two queries", 26_523),
     ("two cursor moves in one instant", 29),
+    ("two withdrawals from a joint pair race", 150),
     ("a subscriber resubscribes while another writes", 156),
 ];
 
