@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use convex_sync_types::AuthenticationToken;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -90,15 +91,18 @@ pub fn now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The identity a JWT claims, read without verifying anything: only for the
-/// `accept-any-token` fault, which shows what believing tokens costs.
-pub fn unverified_identity(jwt: &str) -> Option<Identity> {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(Arc::from);
-    Some(Identity { subject: text("sub")?, issuer: text("iss").unwrap_or_else(|| Arc::from("")), name: text("name") })
+/// The identity a JWT claims, read without verifying anything (jsonwebtoken's
+/// own `insecure_decode_claims`): only `sub` is needed.
+fn unverified_identity(jwt: &str) -> Option<Identity> {
+    #[derive(Deserialize)]
+    struct Claimed {
+        sub: String,
+        #[serde(default)]
+        iss: String,
+        name: Option<String>,
+    }
+    let c: Claimed = jsonwebtoken::dangerous::insecure_decode_claims(jwt).ok()?;
+    Some(Identity { subject: c.sub.into(), issuer: c.iss.into(), name: c.name.map(Into::into) })
 }
 
 /// Why the auth configuration is unusable.
@@ -139,12 +143,20 @@ pub struct Verifier {
     keys: Vec<Key>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// The `accept-any-token` fault: claims are read, nothing is verified.
+    believe_any: bool,
 }
 
 impl Verifier {
     /// No keys: every `User` token is refused.
     pub fn none() -> Verifier {
         Verifier::default()
+    }
+
+    /// Believes any token's claims without verifying them: the
+    /// `accept-any-token` fault, which shows what believing tokens costs.
+    pub fn believing_any() -> Verifier {
+        Verifier { believe_any: true, ..Verifier::default() }
     }
 
     /// HS256 tokens signed with `secret`.
@@ -205,8 +217,24 @@ impl Verifier {
         !self.keys.is_empty()
     }
 
+    /// Who an `Authenticate` token (or an `Authorization` header) names:
+    /// nobody for `None`, the verified caller of a `User` JWT, or why it is
+    /// refused; admin keys are refused.
+    pub fn identity(&self, token: &AuthenticationToken) -> Result<Option<Identity>, String> {
+        match token {
+            AuthenticationToken::None => Ok(None),
+            AuthenticationToken::User(jwt) => self.verify(jwt).map(Some),
+            AuthenticationToken::Admin(..) => {
+                Err("admin keys are not accepted by the syncspec reference server".into())
+            }
+        }
+    }
+
     /// Verifies a JWT and returns who it names, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<Identity, String> {
+        if self.believe_any {
+            return unverified_identity(token).ok_or_else(|| "could not read the token's claims".into());
+        }
         if self.keys.is_empty() {
             return Err("this server has no keys to verify tokens with (serve --auth-jwks or --auth-secret)".into());
         }
@@ -300,6 +328,19 @@ mod tests {
         assert!(verifier.verify(&es256(&elsewhere, Some("test-es256"))).is_err(), "the wrong audience");
         // An HS256 token "signed" with the public key's text must not pass (algorithm confusion).
         assert!(verifier.verify(&mint_hs256(ES256_JWKS.as_bytes(), &claims)).is_err());
+    }
+
+    #[test]
+    fn only_the_faulty_verifier_believes_an_unsigned_token() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let unsigned = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(r#"{"sub":"alice"}"#));
+        let token = AuthenticationToken::User(unsigned);
+        assert!(Verifier::none().identity(&token).is_err());
+        assert!(Verifier::shared_secret(SECRET).identity(&token).is_err());
+        let believed = Verifier::believing_any().identity(&token).unwrap().unwrap();
+        assert_eq!(&*believed.subject, "alice");
+        assert_eq!(Verifier::none().identity(&AuthenticationToken::None), Ok(None));
+        assert!(Verifier::believing_any().identity(&AuthenticationToken::Admin("key".into(), None)).is_err());
     }
 
     #[test]

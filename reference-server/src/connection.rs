@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use convex_sync_types::{AuthenticationToken, ClientMessage};
+use convex_sync_types::ClientMessage;
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -53,17 +53,8 @@ where
                             return None;
                         }
                         match message {
-                            ClientMessage::Authenticate { base_version, token }
-                                if !shared.has(Fault::AcceptAnyToken) =>
-                            {
-                                let outcome = match token {
-                                    AuthenticationToken::None => Ok(None),
-                                    AuthenticationToken::User(jwt) => shared.config.auth.verify(&jwt).map(Some),
-                                    AuthenticationToken::Admin(..) => {
-                                        Err("admin keys are not accepted by the syncspec reference server".to_owned())
-                                    }
-                                };
-                                Input::Authenticated { conn, base_version, outcome }
+                            ClientMessage::Authenticate { base_version, token } => {
+                                Input::Authenticated { conn, base_version, outcome: shared.verifier.identity(&token) }
                             }
                             message => Input::Message { conn, message },
                         }

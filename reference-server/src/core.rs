@@ -16,12 +16,12 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use convex_sync_types::{AuthenticationToken, ClientMessage, QuerySetModification};
+use convex_sync_types::{ClientMessage, QuerySetModification};
 use syncspec_protocol::catalogue::{ErrorCode, Function, Kind};
 use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition, Ts};
 
-use crate::auth::Identity;
+use crate::auth::{Identity, Verifier};
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
 use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
@@ -518,11 +518,7 @@ impl Core {
             }
             Input::Message { conn, message } => self.on_message(conn, message, out),
             Input::Authenticated { conn, base_version, outcome } => {
-                if self.sessions.get(&conn).is_some_and(|s| s.session_id.is_some()) {
-                    self.on_authenticate(conn, base_version, outcome, out);
-                } else if self.sessions.contains_key(&conn) {
-                    self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
-                }
+                self.on_authenticate(conn, base_version, outcome, out)
             }
             Input::Call(call) => self.on_call(*call, out),
             Input::BadFrame { conn, code, detail } => self.fatal(conn, code, &detail, out),
@@ -569,9 +565,7 @@ impl Core {
                 session.session_id = Some(session_id.as_u128());
                 session.clock_skew = client_ts.filter(|&ts| ts > 0).map(|ts| ts as i64 - now_ms);
             }
-            _ if !connected => {
-                self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
-            }
+            _ if !connected => self.connect_expected(conn, out),
             ClientMessage::ModifyQuerySet { base_version, new_version, modifications } => {
                 self.on_modify_query_set(conn, base_version, new_version, modifications, out)
             }
@@ -594,20 +588,8 @@ impl Core {
             }
             ClientMessage::Authenticate { base_version, token } => {
                 // The shell verifies tokens and sends `Input::Authenticated`;
-                // a raw `Authenticate` reaching the core is believed only
-                // under the `accept-any-token` fault (or is anonymous).
-                let outcome = match token {
-                    AuthenticationToken::None => Ok(None),
-                    AuthenticationToken::User(jwt) if self.config.has(Fault::AcceptAnyToken) => {
-                        crate::auth::unverified_identity(&jwt)
-                            .map(Some)
-                            .ok_or_else(|| "could not read the token's claims".into())
-                    }
-                    AuthenticationToken::User(_) => Err("this server cannot verify tokens".to_owned()),
-                    AuthenticationToken::Admin(..) => {
-                        Err("admin keys are not accepted by the syncspec reference server".to_owned())
-                    }
-                };
+                // the core holds no keys, so a raw one can only be anonymous.
+                let outcome = Verifier::none().identity(&token);
                 self.on_authenticate(conn, base_version, outcome, out)
             }
             ClientMessage::Event(_) => {}
@@ -633,7 +615,7 @@ impl Core {
             let detail = format!("expected newVersion above {base_version}, got {new_version}");
             return self.fatal(conn, "BaseVersionMismatch", &detail, out);
         }
-        let caller = self.caller_of(session.caller.as_ref());
+        let caller = session.caller.clone();
         // Check the whole batch first so that a bad one changes nothing.
         let mut ids: BTreeSet<QueryId> = session.queries.keys().copied().collect();
         for m in &modifications {
@@ -696,22 +678,23 @@ impl Core {
         let Some(session) = self.sessions.get(&conn) else {
             return;
         };
+        if session.session_id.is_none() {
+            return self.connect_expected(conn, out);
+        }
         if base_version != session.identity {
             let message = format!("expected identity baseVersion {}, got {base_version}", session.identity);
             return self.auth_failed(conn, base_version, message, out);
         }
         let caller = match outcome {
-            Ok(caller) => caller,
+            Ok(caller) => self.visible(caller),
             Err(message) => return self.auth_failed(conn, base_version, message, out),
         };
-        let changed = session.caller != caller;
         let session = self.sessions.get_mut(&conn).expect("session exists");
+        let changed = session.caller != caller;
         session.identity += 1;
-        session.caller = caller;
+        session.caller = caller.clone();
         if changed && !self.config.has(Fault::StaleIdentityQueries) {
             // Identity-dependent queries move to the new caller's cache entry.
-            let caller = self.caller_of(self.sessions[&conn].caller.as_ref());
-            let session = self.sessions.get_mut(&conn).expect("session exists");
             for (&id, query) in session.queries.iter_mut() {
                 let SessionQuery::Live { key, .. } = query else { continue };
                 let Some(old) = self.subscriptions.key_of(*key).filter(|k| k.function.uses_identity()).cloned() else {
@@ -730,16 +713,22 @@ impl Core {
     }
 
     /// The identity functions may see: the caller's, unless the
-    /// `ignore-identity` fault hides it.
-    fn caller_of(&self, caller: Option<&Identity>) -> Option<Identity> {
-        caller.filter(|_| !self.config.has(Fault::IgnoreIdentity)).cloned()
+    /// `ignore-identity` fault hides it. Applied where an identity comes in
+    /// (`Authenticate`, an HTTP call), so everything after holds only this.
+    fn visible(&self, caller: Option<Identity>) -> Option<Identity> {
+        caller.filter(|_| !self.config.has(Fault::IgnoreIdentity))
+    }
+
+    /// Ends a session whose first message was not `Connect`.
+    fn connect_expected(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        self.fatal(conn, "ConnectExpected", "expected Connect as the first message", out);
     }
 
     /// Runs an HTTP call: a query at the head, a mutation through the same
     /// execution and commit as a socket's (with no session to replay under).
     fn on_call(&mut self, call: Call, out: &mut Vec<Output>) {
         let Call { id, route, path, args, caller } = call;
-        let caller = self.caller_of(caller.as_ref());
+        let caller = self.visible(caller);
         let function = match lookup(route, &path) {
             Ok(function) => function,
             Err(failure) => return out.push(Output::Reply { call: id, outcome: Err(failure) }),
@@ -813,12 +802,11 @@ impl Core {
                 Ok((function, args)) => {
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.running = true;
-                    let caller = session.caller.clone();
                     let flight = InFlight {
                         origin: Origin::Socket { conn, session_id, request_id },
                         function,
                         args,
-                        caller: self.caller_of(caller.as_ref()),
+                        caller: session.caller.clone(),
                         snapshot_ts: 0,
                         attempts: 0,
                     };
@@ -856,18 +844,15 @@ impl Core {
                 return self.finish_mutation(flight, Err(user_error.into()), out);
             }
         };
-        let mut later = self.write_log.iter().filter(|(ts, _)| *ts > flight.snapshot_ts);
-        let conflict = if self.config.has(Fault::SkipOccValidation) {
-            false
-        } else if self.config.has(Fault::SnapshotIsolation) {
-            // The fault: only a document both wrote conflicts, whatever was read.
-            later.flat_map(|(_, touched)| touched).any(|(index, key)| {
-                *index == IndexId::ById
-                    && matches!(key.as_slice(), [Value::Int64(id)] if writes.keys().any(|d| d.0 as i64 == *id))
-            })
-        } else {
-            later.any(|(_, touched)| reads.overlaps(touched))
-        };
+        // The `snapshot-isolation` fault validates only what the mutation
+        // wrote (write-write conflicts), whatever it read.
+        let validated = if self.config.has(Fault::SnapshotIsolation) { &ReadSet::of_writes(&writes) } else { &reads };
+        let conflict = !self.config.has(Fault::SkipOccValidation)
+            && self
+                .write_log
+                .iter()
+                .filter(|(ts, _)| *ts > flight.snapshot_ts)
+                .any(|(_, touched)| validated.overlaps(touched));
         if !conflict {
             return self.commit_mutation(flight, value, writes, out);
         }
@@ -982,12 +967,9 @@ impl Core {
         }
         self.prune_write_log();
         let mut notify = self.subscriptions.invalidate(&touched);
-        if !invalidate {
-            // The fault: this commit's subscribers are never told.
-            notify.clear();
-        }
-        if self.config.has(Fault::LoseInvalidation) && self.stats.commits % 2 == 0 {
-            // The fault: this commit's subscribers are never told.
+        if !invalidate || (self.config.has(Fault::LoseInvalidation) && self.stats.commits.is_multiple_of(2)) {
+            // A fault (`http-writes-unseen`, `lose-invalidation`): this
+            // commit's subscribers are never told.
             notify.clear();
         }
         let mut sessions = BTreeSet::new();

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use convex_sync_types::AuthenticationToken;
 use futures_util::StreamExt as _;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -27,12 +28,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use syncspec_protocol::catalogue::Kind;
 use syncspec_protocol::wire;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
-use crate::auth::{self, Identity};
+use crate::auth::Identity;
 use crate::core::{Call, Fault};
 use crate::server::{self, Shared, MAX_FRAME_BYTES};
 
@@ -162,32 +163,15 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
 
 /// Answers a WebSocket upgrade and serves the socket once hyper lets go of it.
 fn upgrade(mut request: Request<Incoming>, route: Route, shared: Arc<Shared>) -> Response<Body> {
-    let headers = request.headers();
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|v| v.trim().eq_ignore_ascii_case(token))
+    // tungstenite checks the handshake (GET, HTTP/1.1, `Upgrade: websocket`,
+    // version 13, a key) and builds the 101 with its accept key.
+    let response = match create_response_with_body(&request, Body::default) {
+        Ok(response) => response,
+        Err(e) => {
+            let message = format!("{} is a WebSocket endpoint: {e}", request.uri().path());
+            return problem(StatusCode::BAD_REQUEST, "WebSocketUpgradeExpected", &message);
+        }
     };
-    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "WebSocketUpgradeExpected",
-            &format!("{} is a WebSocket endpoint: send Upgrade: websocket", request.uri().path()),
-        );
-    }
-    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
-        let mut response =
-            problem(StatusCode::UPGRADE_REQUIRED, "WebSocketVersion", "only WebSocket version 13 is spoken");
-        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return response;
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return problem(StatusCode::BAD_REQUEST, "WebSocketKeyMissing", "Sec-WebSocket-Key is missing");
-    };
-    let accept = derive_accept_key(key.as_bytes());
     let upgrading = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let upgraded = match upgrading.await {
@@ -203,13 +187,6 @@ fn upgrade(mut request: Request<Incoming>, route: Route, shared: Arc<Shared>) ->
             _ => crate::connection::serve(sink, stream, shared).await,
         }
     });
-    let mut response = empty(StatusCode::SWITCHING_PROTOCOLS);
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
     response
 }
 
@@ -237,14 +214,12 @@ fn caller(request: &Request<Incoming>, shared: &Shared) -> Result<Option<Identit
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| "the Authorization header is not text".to_owned())?;
-    match value.split_once(' ') {
-        Some(("Bearer", token)) if shared.has(Fault::AcceptAnyToken) => {
-            auth::unverified_identity(token.trim()).map(Some).ok_or_else(|| "could not read the token's claims".into())
-        }
-        Some(("Bearer", token)) => shared.config.auth.verify(token.trim()).map(Some),
-        Some(("Convex", _)) => Err("admin keys are not accepted by the syncspec reference server".into()),
-        _ => Err("expected `Authorization: Bearer <JWT>`".into()),
-    }
+    let token = match value.split_once(' ') {
+        Some(("Bearer", jwt)) => AuthenticationToken::User(jwt.trim().to_owned()),
+        Some(("Convex", key)) => AuthenticationToken::Admin(key.trim().to_owned(), None),
+        _ => return Err("expected `Authorization: Bearer <JWT>`".into()),
+    };
+    shared.verifier.identity(&token)
 }
 
 /// Reads and parses a call's body, or the response refusing it.

@@ -131,10 +131,11 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     /// Ids for HTTP calls.
     next_call: AtomicU64,
-    /// Sync sockets opened since start (test hook `Stats`).
-    opened: AtomicU64,
     /// The server's settings, for the shell's parts.
     pub(crate) config: ServerConfig,
+    /// What checks tokens: the configured keys, or under the
+    /// `accept-any-token` fault a verifier that believes anything.
+    pub(crate) verifier: Verifier,
     /// Test hook: drop the socket of the next mutation that commits, before its response.
     drop_after_next_commit: AtomicBool,
     /// Test hook: drop the socket that sends the next mutation, unread.
@@ -213,7 +214,6 @@ impl Shared {
 
     /// Registers a connection and its writer channel.
     pub(crate) fn open(&self, tx: UnboundedSender<Outbound>) -> ConnId {
-        self.opened.fetch_add(1, Ordering::Relaxed);
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.conns.insert(conn, tx);
@@ -251,9 +251,9 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         jobs: Mutex::new(None),
         next_conn: AtomicU64::new(1),
         next_call: AtomicU64::new(1),
-        opened: AtomicU64::new(0),
         drop_after_next_commit: AtomicBool::new(false),
         drop_on_next_mutation: AtomicBool::new(false),
+        verifier: if config.core.has(Fault::AcceptAnyToken) { Verifier::believing_any() } else { config.auth.clone() },
         config: config.clone(),
     });
     let mut threads = Vec::new();
@@ -364,7 +364,9 @@ where
             }
             Some("Stats") => {
                 let open = shared.inner.lock().unwrap_or_else(|p| p.into_inner()).conns.len();
-                serde_json::json!({"ok": true, "opened": shared.opened.load(Ordering::Relaxed), "open": open})
+                // Connection ids start at 1 and go only to sync sockets.
+                let opened = shared.next_conn.load(Ordering::Relaxed) - 1;
+                serde_json::json!({"ok": true, "opened": opened, "open": open})
             }
             _ => {
                 serde_json::json!({"ok": false, "error": format!("unknown control command: {text}")})

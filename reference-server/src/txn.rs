@@ -45,6 +45,16 @@ impl ReadSet {
         }
     }
 
+    /// The point keys of the documents `writes` writes: what a transaction
+    /// validated only for write-write conflicts (snapshot isolation) checks.
+    pub fn of_writes(writes: &WriteSet) -> ReadSet {
+        let mut set = ReadSet::default();
+        for id in writes.keys() {
+            set.record(IndexId::ById, &[Value::Int64(id.0 as i64)]);
+        }
+        set
+    }
+
     /// The ranges, in the order first read.
     pub fn ranges(&self) -> &[ReadRange] {
         &self.ranges
