@@ -21,9 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use convex_sync_types::{ErrorPayload, ServerMessage, StateModification};
+use convex_sync_types::{ServerMessage, StateModification};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::Value as Json;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -35,7 +34,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::history::{ClientId, EventKind, RecordedModification, RecordedVersion, Recorder};
 use crate::json;
 use crate::value::Value;
-use crate::wire::{self, JsonPayload, QueryId, RequestId, Ts, Version};
+use crate::wire::{self, QueryId, RequestId, Ts, Version};
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -741,7 +740,7 @@ impl Task {
                     }
                 }
                 Err(payload) => {
-                    let (message, data) = payload_parts(payload);
+                    let (message, data) = wire::payload_parts(payload);
                     self.record(EventKind::Fail { request_id, message: message.clone(), data: data.clone() });
                     if let Some(p) = self.pending.remove(&request_id) {
                         let data = data.as_ref().and_then(|d| json::decode(d).ok());
@@ -802,11 +801,4 @@ fn recorded_version(v: Version) -> RecordedVersion {
 
 fn add_query<'a>(id: QueryId, function: &'a str, args: &'a Value) -> wire::QuerySetChange<'a> {
     wire::QuerySetChange::Add { query_id: id, udf_path: function, args, journal: None }
-}
-
-fn payload_parts(payload: ErrorPayload<JsonPayload>) -> (String, Option<Json>) {
-    match payload {
-        ErrorPayload::Message(m) => (m, None),
-        ErrorPayload::ErrorData { message, data } => (message, Some(data.0)),
-    }
 }

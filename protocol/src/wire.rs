@@ -4,13 +4,13 @@
 //!
 //! Message types come from `convex_sync_types`; this module adds what that
 //! crate leaves to the ends: the argument envelope rules, the timestamp
-//! encoding, writers for every client frame (fast, straight into a
-//! `String`, as the npm client sends them), writers for the server frames
-//! with a `Transition` writer that splices query results encoded once and
-//! shared by every session holding that query, and (`peek`) a flat,
-//! borrowing reader of server frames for clients that read many of them.
-//! `http` holds the bodies of the HTTP function calls. Sockets, sessions and
-//! what a frame means to a backend live elsewhere.
+//! encoding, writers for every client frame our clients send (fast,
+//! straight into a `String`, as the npm client sends them), writers for
+//! the server frames with a `Transition` writer that splices query results
+//! encoded once and shared by every session holding that query, and
+//! (`peek`) a flat, borrowing reader of server frames for clients that read
+//! many of them. `http` holds the bodies of the HTTP function calls.
+//! Sockets, sessions and what a frame means to a backend live elsewhere.
 
 use std::sync::Arc;
 
@@ -403,12 +403,14 @@ pub fn write_modify_query_set(base_version: u32, new_version: u32, changes: &[Qu
 
 /// Writes a `Mutation` frame.
 pub fn write_mutation(request_id: RequestId, udf_path: &str, args: &Value) -> String {
-    write_request("Mutation", request_id, udf_path, args)
-}
-
-/// Writes an `Action` frame.
-pub fn write_action(request_id: RequestId, udf_path: &str, args: &Value) -> String {
-    write_request("Action", request_id, udf_path, args)
+    let mut out = String::with_capacity(64 + udf_path.len() + args.size());
+    out.push_str(r#"{"type":"Mutation","requestId":"#);
+    out.push_str(itoa::Buffer::new().format(request_id));
+    out.push_str(r#","udfPath":"#);
+    json::write_json_string(udf_path, &mut out);
+    write_args(args, &mut out);
+    out.push('}');
+    out
 }
 
 /// Writes an `Authenticate` frame moving the identity from `base_version`.
@@ -431,19 +433,6 @@ pub fn write_authenticate(base_version: u32, token: AuthToken<'_>) -> String {
     out
 }
 
-fn write_request(kind: &str, request_id: RequestId, udf_path: &str, args: &Value) -> String {
-    let mut out = String::with_capacity(64 + udf_path.len() + args.size());
-    out.push_str(r#"{"type":""#);
-    out.push_str(kind);
-    out.push_str(r#"","requestId":"#);
-    out.push_str(itoa::Buffer::new().format(request_id));
-    out.push_str(r#","udfPath":"#);
-    json::write_json_string(udf_path, &mut out);
-    write_args(args, &mut out);
-    out.push('}');
-    out
-}
-
 /// Appends `,"args":[…]`: the argument object in its one-element envelope.
 fn write_args(args: &Value, out: &mut String) {
     out.push_str(r#","args":["#);
@@ -455,6 +444,14 @@ fn error_payload(message: &str, data: Option<&Value>) -> ErrorPayload<Json> {
     match data {
         Some(data) => ErrorPayload::ErrorData { message: message.to_owned(), data: json::to_json(data) },
         None => ErrorPayload::Message(message.to_owned()),
+    }
+}
+
+/// A read error payload's message and `errorData`, if it has one.
+pub(crate) fn payload_parts(payload: ErrorPayload<JsonPayload>) -> (String, Option<Json>) {
+    match payload {
+        ErrorPayload::Message(m) => (m, None),
+        ErrorPayload::ErrorData { message, data } => (message, Some(data.0)),
     }
 }
 
@@ -588,15 +585,6 @@ mod tests {
         assert_eq!(
             (request_id, String::from(udf_path).as_str(), decoded(sent.get())),
             (9, "counters:increment", args.clone())
-        );
-        let text = write_action(10, "files:upload", &args);
-        let ClientMessage::Action { request_id, udf_path, args: sent, .. } = parse_client_message(&text).unwrap()
-        else {
-            panic!("not an Action: {text}");
-        };
-        assert_eq!(
-            (request_id, String::from(udf_path).as_str(), decoded(sent.get())),
-            (10, "files:upload", args.clone())
         );
 
         let text = write_authenticate(0, AuthToken::User("a.b.c"));

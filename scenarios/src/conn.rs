@@ -555,7 +555,7 @@ mod tests {
                 let message = wire::parse_client_message(&text).unwrap();
                 let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let kind = frame["type"].as_str().unwrap().to_owned();
-                let _ = types.send(kind.clone());
+                let _ = types.send(kind);
                 let out = match message {
                     convex_sync_types::ClientMessage::Authenticate { .. } if refuse_tokens => {
                         vec![wire::auth_error("bad signature", Some(0), true)]

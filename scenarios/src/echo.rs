@@ -104,7 +104,8 @@ mod tests {
     async fn the_floor_is_measured_in_microseconds_round_trip() {
         let h = super::floor(600, 200, std::time::Duration::from_secs(5)).await.unwrap();
         assert_eq!(h.len(), 200);
-        // A loopback round trip takes at least a microsecond and far less than a second.
-        assert!(h.inner().min() >= 1 && h.quantile(0.5) < 1_000_000);
+        // A loopback round trip takes far less than a second. (Samples are
+        // clamped to at least 1 µs when recorded, so no lower bound is asserted.)
+        assert!(h.quantile(0.5) < 1_000_000);
     }
 }

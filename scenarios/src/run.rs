@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
 use goose::prelude::*;
+use syncspec_reports::load::{Echo, Figures, Histograms, KindResult, LoadResult, Memory, Metric, Shards, Step, Sweep};
 
 use crate::conn::{Conn, Owner, Sample};
 use crate::echo;
-use syncspec_reports::load::{Echo, Figures, Histograms, KindResult, LoadResult, Memory, Metric, Shards, Step, Sweep};
-
 use crate::metrics::{Clock, Counters, Recorder};
 use crate::plan::{self, Kind, ScenarioName, Shard};
 use crate::room::{Delivery, Room};

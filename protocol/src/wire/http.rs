@@ -7,7 +7,9 @@
 //! on the first three routes and as the bare object on `/api/function`; a
 //! backend accepts both everywhere, and so does `parse_request`. A response
 //! is `{"status":"success","value","logLines"}` or
-//! `{"status":"error","errorMessage","errorData"?,"logLines"}`.
+//! `{"status":"error","errorMessage","errorData"?,"logLines"}`. Responses
+//! are written in Convex JSON whatever `format` a request names: every value
+//! then reads back exactly, and the official clients ask for nothing else.
 //!
 //! Routes, methods, headers, status codes and body limits are the server's
 //! business, not this module's: it only says what a body means, and why it
@@ -16,10 +18,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use serde_json::Value as Json;
 
 use super::MAX_ARGS_BYTES;
 use crate::json::{self, DecodeError};
@@ -47,14 +47,6 @@ impl Format {
             "convex_encoded_json" | "convex_json" => Some(Format::ConvexEncodedJson),
             "json" | "convex_clean_json" => Some(Format::Json),
             _ => None,
-        }
-    }
-
-    /// The name a request gives this format.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::ConvexEncodedJson => "convex_encoded_json",
-            Format::Json => "json",
         }
     }
 }
@@ -154,14 +146,7 @@ const ARGS_SHAPE: &str = "an object or a one-element array holding an object";
 /// one-element array holding one.
 pub fn parse_request(body: &[u8]) -> Result<Request, HttpBodyError> {
     let fields = fields(body)?;
-    let path = match fields.get("path") {
-        None => return Err(HttpBodyError::MissingField("path")),
-        Some(raw) => serde_json::from_str::<String>(raw.get()).map_err(|_| HttpBodyError::WrongType {
-            field: "path",
-            expected: "a string",
-            got: json_type(raw).to_owned(),
-        })?,
-    };
+    let path = typed(&fields, "path", "a string")?.ok_or(HttpBodyError::MissingField("path"))?;
     let args = match fields.get("args") {
         None => return Err(HttpBodyError::MissingField("args")),
         Some(raw) if raw.get().len() > MAX_ARGS_BYTES => return Err(HttpBodyError::TooLarge(raw.get().len())),
@@ -178,16 +163,9 @@ pub fn parse_request(body: &[u8]) -> Result<Request, HttpBodyError> {
             }
         }
     };
-    let format = match fields.get("format") {
+    let format = match typed::<String>(&fields, "format", "a string")? {
         None => Format::default(),
-        Some(raw) => {
-            let name = serde_json::from_str::<String>(raw.get()).map_err(|_| HttpBodyError::WrongType {
-                field: "format",
-                expected: "a string",
-                got: json_type(raw).to_owned(),
-            })?;
-            Format::parse(&name).ok_or(HttpBodyError::UnknownFormat(name))?
-        }
+        Some(name) => Format::parse(&name).ok_or(HttpBodyError::UnknownFormat(name))?,
     };
     Ok(Request { path, args, format })
 }
@@ -222,31 +200,21 @@ fn request_head(path: &str, args: &Value) -> String {
 /// Writes a success response with the value in Convex JSON
 /// (`Format::ConvexEncodedJson`, what the official clients ask for).
 pub fn write_success(value: &Value) -> String {
-    write_success_as(value, Format::ConvexEncodedJson)
-}
-
-/// Writes a success response with the value in the request's format.
-pub fn write_success_as(value: &Value, format: Format) -> String {
     let mut out = String::with_capacity(48 + value.size());
     out.push_str(r#"{"status":"success","value":"#);
-    write_value(value, format, &mut out);
+    json::encode_into(value, &mut out);
     out.push_str(r#","logLines":[]}"#);
     out
 }
 
 /// Writes an error response; `data` becomes `errorData` in Convex JSON.
 pub fn write_error(message: &str, data: Option<&Value>) -> String {
-    write_error_as(message, data, Format::ConvexEncodedJson)
-}
-
-/// Writes an error response with `errorData` in the request's format.
-pub fn write_error_as(message: &str, data: Option<&Value>, format: Format) -> String {
     let mut out = String::with_capacity(64 + message.len() + data.map_or(0, Value::size));
     out.push_str(r#"{"status":"error","errorMessage":"#);
     json::write_json_string(message, &mut out);
     if let Some(data) = data {
         out.push_str(r#","errorData":"#);
-        write_value(data, format, &mut out);
+        json::encode_into(data, &mut out);
     }
     out.push_str(r#","logLines":[]}"#);
     out
@@ -255,22 +223,8 @@ pub fn write_error_as(message: &str, data: Option<&Value>, format: Format) -> St
 /// Parses a response body, reading `value` and `errorData` as Convex JSON.
 pub fn parse_response(body: &str) -> Result<Response, HttpBodyError> {
     let fields = fields(body.as_bytes())?;
-    let status = match fields.get("status") {
-        None => return Err(HttpBodyError::MissingField("status")),
-        Some(raw) => serde_json::from_str::<String>(raw.get()).map_err(|_| HttpBodyError::WrongType {
-            field: "status",
-            expected: "a string",
-            got: json_type(raw).to_owned(),
-        })?,
-    };
-    let log_lines = match fields.get("logLines") {
-        None => Vec::new(),
-        Some(raw) => serde_json::from_str::<Vec<String>>(raw.get()).map_err(|_| HttpBodyError::WrongType {
-            field: "logLines",
-            expected: "an array of strings",
-            got: json_type(raw).to_owned(),
-        })?,
-    };
+    let status: String = typed(&fields, "status", "a string")?.ok_or(HttpBodyError::MissingField("status"))?;
+    let log_lines = typed(&fields, "logLines", "an array of strings")?.unwrap_or_default();
     let value = |field: &'static str| -> Result<Option<Value>, HttpBodyError> {
         fields
             .get(field)
@@ -282,14 +236,8 @@ pub fn parse_response(body: &str) -> Result<Response, HttpBodyError> {
             Ok(Response::Success { value: value("value")?.ok_or(HttpBodyError::MissingField("value"))?, log_lines })
         }
         "error" => {
-            let message = match fields.get("errorMessage") {
-                None => return Err(HttpBodyError::MissingField("errorMessage")),
-                Some(raw) => serde_json::from_str::<String>(raw.get()).map_err(|_| HttpBodyError::WrongType {
-                    field: "errorMessage",
-                    expected: "a string",
-                    got: json_type(raw).to_owned(),
-                })?,
-            };
+            let message =
+                typed(&fields, "errorMessage", "a string")?.ok_or(HttpBodyError::MissingField("errorMessage"))?;
             Ok(Response::Error { message, data: value("errorData")?, log_lines })
         }
         _ => Err(HttpBodyError::UnknownStatus(status)),
@@ -302,15 +250,30 @@ type Fields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
 fn fields(body: &[u8]) -> Result<Fields<'_>, HttpBodyError> {
     serde_json::from_slice::<Fields<'_>>(body).map_err(|e| match e.classify() {
         // Valid JSON of another kind: say which.
-        serde_json::error::Category::Data => match serde_json::from_slice::<Json>(body) {
-            Ok(json) => HttpBodyError::NotAnObject(json_kind(&json)),
+        serde_json::error::Category::Data => match serde_json::from_slice::<&RawValue>(body) {
+            Ok(raw) => HttpBodyError::NotAnObject(json_type(raw)),
             Err(e) => HttpBodyError::NotJson(e.to_string()),
         },
         _ => HttpBodyError::NotJson(e.to_string()),
     })
 }
 
-/// The kind of JSON a raw field holds, from its first character.
+/// A field read as a `T` if present, or why it is not one (`expected`
+/// says what a `T` is, for the message).
+fn typed<T: DeserializeOwned>(
+    fields: &Fields<'_>,
+    field: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, HttpBodyError> {
+    let Some(raw) = fields.get(field) else { return Ok(None) };
+    serde_json::from_str(raw.get()).map(Some).map_err(|_| HttpBodyError::WrongType {
+        field,
+        expected,
+        got: json_type(raw).to_owned(),
+    })
+}
+
+/// The kind of JSON a raw value holds, from its first character.
 fn json_type(raw: &RawValue) -> &'static str {
     match raw.get().trim_start().as_bytes().first() {
         Some(b'{') => "an object",
@@ -319,67 +282,6 @@ fn json_type(raw: &RawValue) -> &'static str {
         Some(b't' | b'f') => "a boolean",
         Some(b'n') => "null",
         _ => "a number",
-    }
-}
-
-fn json_kind(json: &Json) -> &'static str {
-    match json {
-        Json::Object(_) => "an object",
-        Json::Array(_) => "an array",
-        Json::String(_) => "a string",
-        Json::Bool(_) => "a boolean",
-        Json::Null => "null",
-        Json::Number(_) => "a number",
-    }
-}
-
-fn write_value(value: &Value, format: Format, out: &mut String) {
-    match format {
-        Format::ConvexEncodedJson => json::encode_into(value, out),
-        Format::Json => write_clean(value, out),
-    }
-}
-
-/// Writes a value in the lossy readable format, as a Convex backend
-/// exports it (`ValueFormat::ConvexCleanJSON`).
-fn write_clean(value: &Value, out: &mut String) {
-    match value {
-        Value::Int64(i) => {
-            out.push('"');
-            out.push_str(itoa::Buffer::new().format(*i));
-            out.push('"');
-        }
-        Value::Float64(f) if f.is_nan() => out.push_str(r#""NaN""#),
-        Value::Float64(f) if f.is_infinite() => out.push_str(if *f > 0.0 { r#""Infinity""# } else { r#""-Infinity""# }),
-        Value::Float64(f) if *f == 0.0 && f.is_sign_negative() => out.push_str("-0.0"),
-        Value::Bytes(b) => {
-            out.push('"');
-            BASE64.encode_string(b, out);
-            out.push('"');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_clean(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(fields) => {
-            out.push('{');
-            for (i, (k, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json::write_json_string(k, out);
-                out.push(':');
-                write_clean(v, out);
-            }
-            out.push('}');
-        }
-        Value::Null | Value::Boolean(_) | Value::Float64(_) | Value::String(_) => json::encode_into(value, out),
     }
 }
 
@@ -489,27 +391,6 @@ mod tests {
         assert_eq!(
             parse_response(r#"{"status":"success","value":1,"logLines":["a"]}"#).unwrap(),
             Response::Success { value: Value::Float64(1.0), log_lines: vec!["a".into()] }
-        );
-    }
-
-    #[test]
-    fn the_json_format_is_the_readable_export() {
-        let value = Value::Array(vec![
-            Value::Int64(-12),
-            Value::Float64(f64::NAN),
-            Value::Float64(f64::NEG_INFINITY),
-            Value::Float64(2.0),
-            Value::Bytes(vec![1, 2]),
-            Value::object([("k", Value::Boolean(true))]),
-        ]);
-        assert_eq!(
-            write_success_as(&value, Format::Json),
-            r#"{"status":"success","value":["-12","NaN","-Infinity",2,"AQI=",{"k":true}],"logLines":[]}"#
-        );
-        let data = Value::object([("limit", Value::Int64(5))]);
-        assert_eq!(
-            write_error_as("no", Some(&data), Format::Json),
-            r#"{"status":"error","errorMessage":"no","errorData":{"limit":"5"},"logLines":[]}"#
         );
     }
 

@@ -165,7 +165,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 
 #[cfg(test)]
 mod tests {
-    use convex_sync_types::{ErrorPayload, ServerMessage, StateModification};
+    use convex_sync_types::{ServerMessage, StateModification};
     use serde_json::Value as Json;
 
     use super::super::*;
@@ -279,13 +279,6 @@ mod tests {
                 ServerMessage::Ping => assert_eq!(flat.kind, ServerFrameKind::Ping),
                 other => panic!("a writer produced an unexpected {other:?}"),
             }
-        }
-    }
-
-    fn payload_parts(payload: ErrorPayload<JsonPayload>) -> (String, Option<Json>) {
-        match payload {
-            ErrorPayload::Message(m) => (m, None),
-            ErrorPayload::ErrorData { message, data } => (message, Some(data.0)),
         }
     }
 
