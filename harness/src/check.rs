@@ -1,11 +1,9 @@
 //! `syncspec check`: run the conformance suite and report.
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use syncspec::suite::{cases, run, Auth};
+use syncspec::suite::{cases, run};
 use syncspec_protocol::client::{Client, Options, Patience};
 use syncspec_protocol::history::Recorder;
 use syncspec_reports::conformance::Conformance;
@@ -25,9 +23,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let patterns = patterns(&args.cases)?;
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
-        let given =
-            crate::embedded::given_auth(args.auth_secret.as_deref(), args.auth_token.as_deref(), &args.auth_issuer);
-        let tested = crate::embedded::suite_target(args.target.as_deref(), faults, given)?;
+        let tested = crate::embedded::suite_target(args.target.as_deref(), faults, args.suite.auth())?;
         let url = tested.url.clone();
         // Unreachable is "could not run" (2), not a failed check.
         if let Err(e) = reachable(&url).await {
@@ -35,8 +31,16 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         println!("syncspec check against {url}");
-        let suite = Suite { auth: tested.auth.clone(), idle_for: args.idle_for };
-        let conformance = conformance(&url, &patterns, args.out.as_deref(), run::Histories::All, true, &suite).await?;
+        let config = run::RunConfig {
+            url: url.clone(),
+            patterns,
+            out: args.out.clone(),
+            histories: run::Histories::All,
+            verbose: true,
+            auth: tested.auth.clone(),
+            idle_for: args.suite.idle_for,
+        };
+        let conformance = conformance(&config).await?;
         println!("{} passed, {} failed", conformance.passed, conformance.failed);
         let failed = conformance.failed;
         if let Some(out) = &args.out {
@@ -71,31 +75,7 @@ pub(crate) async fn reachable(url: &str) -> Result<(), String> {
     Client::connect(probe).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// What the cases need to know about one target beyond its URL.
-pub(crate) struct Suite {
-    /// How to be a caller the target trusts.
-    pub(crate) auth: Auth,
-    /// How long case 10.4 keeps a socket idle.
-    pub(crate) idle_for: Duration,
-}
-
-/// Runs the selected cases against `url`, writing histories under `out`.
-pub(crate) async fn conformance(
-    url: &str,
-    patterns: &[String],
-    out: Option<&Path>,
-    histories: run::Histories,
-    verbose: bool,
-    suite: &Suite,
-) -> anyhow::Result<Conformance> {
-    let config = run::RunConfig {
-        url: url.to_owned(),
-        patterns: patterns.to_vec(),
-        out: out.map(Path::to_owned),
-        histories,
-        verbose,
-        auth: suite.auth.clone(),
-        idle_for: suite.idle_for,
-    };
-    run::run(&cases::all(), &config).await.context("while writing the histories")
+/// Runs the selected cases as `config` says, writing histories under its `out`.
+pub(crate) async fn conformance(config: &run::RunConfig) -> anyhow::Result<Conformance> {
+    run::run(&cases::all(), config).await.context("while writing the histories")
 }

@@ -122,6 +122,12 @@ pub(crate) fn subscriptions(history: &History) -> BTreeMap<(ClientId, QueryId), 
         .collect()
 }
 
+/// A field of an object value; `None` for a missing field or a value that
+/// is not an object. Checkers and cases read results with it.
+pub(crate) fn field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    value.as_object().and_then(|o| o.get(name))
+}
+
 /// Shows an event compactly for evidence messages.
 pub(crate) fn describe(event: &Event) -> String {
     let text = serde_json::to_string(&event.kind).unwrap_or_default();

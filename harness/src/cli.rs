@@ -98,13 +98,13 @@ pub(crate) enum Phase {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// A backend to put beside the reference, named like a Convex deployment; repeatable.
-    #[arg(long = "target", value_name = "URL")]
+    #[arg(long = "target", id = "target", value_name = "URL")]
     pub(crate) targets: Vec<String>,
     /// Where the report goes.
     #[arg(long, value_name = "DIR", default_value = "syncspec-out")]
     pub(crate) out: std::path::PathBuf,
     /// Leave the embedded reference server out: only the --target backends (halves a CI run).
-    #[arg(long, requires = "targets")]
+    #[arg(long, requires = "target")]
     pub(crate) no_reference: bool,
     /// Which phases to run.
     #[arg(long, value_name = "PHASE,...", value_delimiter = ',', default_value = "conformance,load,sweep,model")]
@@ -127,19 +127,36 @@ pub(crate) struct RunArgs {
     /// How long each sweep step writes.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
     pub(crate) sweep_time: Duration,
-    /// Mint the identity cases' tokens as HS256 JWTs with this secret, which every
-    /// --target verifies with. The embedded reference server makes its own.
-    #[arg(long, value_name = "SECRET", requires = "targets", conflicts_with = "auth_token")]
+    #[command(flatten)]
+    pub(crate) suite: SuiteArgs,
+}
+
+/// How the conformance suite calls a `--target` (`check` and `run`): the
+/// identity cases' tokens, and how long case 10.4 stays idle. Both commands
+/// name their target option `target`, so `requires` means the same in each.
+#[derive(Debug, Args)]
+pub(crate) struct SuiteArgs {
+    /// Mint the identity cases' tokens as HS256 JWTs with this secret, which --target
+    /// verifies with (`serve --auth-secret`). The embedded reference server makes its own.
+    #[arg(long, value_name = "SECRET", requires = "target", conflicts_with = "auth_token")]
     pub(crate) auth_secret: Option<String>,
-    /// A token every --target trusts, for the identity cases when minting is not possible.
-    #[arg(long, value_name = "JWT", requires = "targets")]
+    /// A token --target trusts, for the identity cases when minting is not possible
+    /// (one caller; an expired one cannot be made).
+    #[arg(long, value_name = "JWT", requires = "target")]
     pub(crate) auth_token: Option<String>,
-    /// The `iss` claim of tokens minted for the targets.
+    /// The `iss` claim of tokens minted for --target.
     #[arg(long, value_name = "ISS", default_value = syncspec::suite::DEFAULT_ISSUER)]
     pub(crate) auth_issuer: String,
-    /// How long case 10.4 keeps a socket idle: longer than each target's ping interval.
+    /// How long case 10.4 keeps a socket idle: longer than --target's ping interval.
     #[arg(long, value_name = "DUR", default_value = "8s", value_parser = parse_positive_duration)]
     pub(crate) idle_for: Duration,
+}
+
+impl SuiteArgs {
+    /// The auth material given for the targets.
+    pub(crate) fn auth(&self) -> syncspec::suite::Auth {
+        crate::embedded::given_auth(self.auth_secret.as_deref(), self.auth_token.as_deref(), &self.auth_issuer)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -286,20 +303,8 @@ pub(crate) struct CheckArgs {
     /// Break the embedded reference server with this fault (see `serve --list-faults`); repeatable.
     #[arg(long = "fault", value_name = "NAME", conflicts_with = "target")]
     pub(crate) faults: Vec<String>,
-    /// Mint the identity cases' tokens as HS256 JWTs with this secret, which --target
-    /// verifies with (`serve --auth-secret`). The embedded server makes its own.
-    #[arg(long, value_name = "SECRET", requires = "target", conflicts_with = "auth_token")]
-    pub(crate) auth_secret: Option<String>,
-    /// A token --target trusts, for the identity cases when minting is not possible
-    /// (one caller; an expired one cannot be made).
-    #[arg(long, value_name = "JWT", requires = "target")]
-    pub(crate) auth_token: Option<String>,
-    /// The `iss` claim of minted tokens.
-    #[arg(long, value_name = "ISS", default_value = syncspec::suite::DEFAULT_ISSUER)]
-    pub(crate) auth_issuer: String,
-    /// How long case 10.4 keeps a socket idle: longer than the target's ping interval.
-    #[arg(long, value_name = "DUR", default_value = "8s", value_parser = parse_positive_duration)]
-    pub(crate) idle_for: Duration,
+    #[command(flatten)]
+    pub(crate) suite: SuiteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -420,5 +425,24 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory as _;
         Cli::command().debug_assert();
+    }
+
+    /// `check` and `run` share the suite's flags, and in both a token or a
+    /// secret is for a `--target`: the embedded server makes its own.
+    #[test]
+    fn suite_flags_require_a_target_in_check_and_run() {
+        use clap::Parser as _;
+        for command in ["check", "run"] {
+            for flag in ["--auth-secret", "--auth-token"] {
+                let without = Cli::try_parse_from(["syncspec", command, flag, "x"]);
+                assert!(without.is_err(), "{command} {flag} without --target was accepted");
+                let with = Cli::try_parse_from(["syncspec", command, "--target", "http://h:1", flag, "x"]);
+                assert!(with.is_ok(), "{command} --target {flag}: {:?}", with.err());
+            }
+        }
+        let run = Cli::try_parse_from(["syncspec", "run", "--target", "http://a:1", "--target", "http://b:2"]);
+        let Ok(Cli { command: Command::Run(args), .. }) = run else { panic!("two targets: {run:?}") };
+        assert_eq!(args.targets, ["http://a:1", "http://b:2"]);
+        assert_eq!(args.suite.idle_for, Duration::from_secs(8));
     }
 }

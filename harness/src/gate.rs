@@ -10,56 +10,35 @@ use syncspec_reports::report::Report;
 use crate::cli::GateArgs;
 
 pub(crate) fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+    match judge(&args) {
+        Ok(passed) => Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        // A bad rule, an unreadable file: could not judge.
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Judges and prints every rule; whether all held, or why nothing could be judged.
+fn judge(args: &GateArgs) -> Result<bool, String> {
     if args.thresholds.is_empty() && args.baseline.is_none() {
-        eprintln!("error: nothing to judge; give --threshold EXPR (e.g. 'sync.p95<50ms') or --baseline FILE");
-        return Ok(ExitCode::from(2));
+        return Err("nothing to judge; give --threshold EXPR (e.g. 'sync.p95<50ms') or --baseline FILE".to_owned());
     }
-    let mut thresholds = Vec::new();
-    for expr in &args.thresholds {
-        match gate::parse(expr) {
-            Ok(t) => thresholds.push(t),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
-    let max_regression = match gate::parse_fraction(&args.max_regression) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: --max-regression: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let report = match Report::read(&args.result) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let mut results = match gate::evaluate(&report, &thresholds, args.backend.as_deref()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let thresholds = args
+        .thresholds
+        .iter()
+        .map(|expr| gate::parse(expr))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let max_regression = gate::parse_fraction(&args.max_regression).map_err(|e| format!("--max-regression: {e}"))?;
+    let report = Report::read(&args.result).map_err(|e| e.to_string())?;
+    let mut results = gate::evaluate(&report, &thresholds, args.backend.as_deref()).map_err(|e| e.to_string())?;
     if let Some(path) = &args.baseline {
-        let baseline = match Report::read(path) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: baseline: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        };
-        match gate::regression(&report, &baseline, max_regression, args.backend.as_deref()) {
-            Ok(r) => results.extend(r),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        }
+        let baseline = Report::read(path).map_err(|e| format!("baseline: {e}"))?;
+        let regressions =
+            gate::regression(&report, &baseline, max_regression, args.backend.as_deref()).map_err(|e| e.to_string())?;
+        results.extend(regressions);
     }
     print!("{}", gate::render(&results));
     if let Some(path) = &args.junit {
@@ -69,10 +48,7 @@ pub(crate) fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
             judged.backends.retain(|b| &b.name == name);
         }
         let text = syncspec_reports::junit::render(&judged, Some(&results));
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("error: {}: {e}", path.display());
-            return Ok(ExitCode::from(2));
-        }
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    Ok(if results.iter().all(|r| r.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(results.iter().all(|r| r.passed))
 }

@@ -10,13 +10,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use syncspec::suite::run::Histories;
+use syncspec::suite::run::{Histories, RunConfig};
 use syncspec::suite::Auth;
 use syncspec_reports::assessment::{group, Assessment, Mark};
 use syncspec_reports::report::{Backend, Report};
 use syncspec_scenarios::{Kind, LoadConfig, ScenarioName, Schedule, Shard};
 
-use crate::check::Suite;
 use crate::cli::{Phase, RunArgs};
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -37,8 +36,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             backends.push((reference.url, true, reference.auth));
             reference.stop
         };
-        let given =
-            crate::embedded::given_auth(args.auth_secret.as_deref(), args.auth_token.as_deref(), &args.auth_issuer);
+        let given = args.suite.auth();
         for target in &args.targets {
             let url = target.trim_end_matches('/').to_owned();
             if backends.iter().any(|(seen, _, _)| *seen == url) {
@@ -61,8 +59,17 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         for (url, reference, auth) in &backends {
             let mut column = crate::column::new(url, reference.then_some(&[][..])).await;
             let relative = Path::new("backends").join(column.slug());
-            let suite = Suite { auth: auth.clone(), idle_for: args.idle_for };
-            run_backend(&args, &phases, &patterns, &suite, &mut plan, &mut column, &args.out.join(&relative)).await?;
+            let dir = args.out.join(&relative);
+            let suite = RunConfig {
+                url: url.clone(),
+                patterns: patterns.clone(),
+                out: Some(dir.clone()),
+                histories: Histories::NotPassed,
+                verbose: false,
+                auth: auth.clone(),
+                idle_for: args.suite.idle_for,
+            };
+            run_backend(&args, &phases, &suite, &mut plan, &mut column, &dir).await?;
             // History files are named relative to the report's directory.
             for case in column.conformance.iter_mut().flat_map(|c| c.cases.iter_mut()) {
                 if let Some(file) = case.history_file.take() {
@@ -134,8 +141,7 @@ fn status(word: &str, text: &str) {
 async fn run_backend(
     args: &RunArgs,
     phases: &BTreeSet<Phase>,
-    patterns: &[String],
-    suite: &Suite,
+    suite: &RunConfig,
     plan: &mut Plan,
     column: &mut Backend,
     dir: &Path,
@@ -144,7 +150,7 @@ async fn run_backend(
     let url = column.url.clone();
     if phases.contains(&Phase::Conformance) {
         let started = plan.begin("conformance", &name, "every numbered case");
-        let c = crate::check::conformance(&url, patterns, Some(dir), Histories::NotPassed, false, suite).await?;
+        let c = crate::check::conformance(suite).await?;
         let failed: Vec<&str> = c
             .cases
             .iter()
@@ -169,7 +175,7 @@ async fn run_backend(
             &name,
             &format!("the standard mix, {} clients for {}", args.users, crate::cli::show_duration(args.run_time)),
         );
-        let config = load_config(&url, ScenarioName::Mix, args.users, args.run_time, 20.0, dir.join("load"));
+        let config = load_config(&url, ScenarioName::Mix, args.users, args.run_time, dir.join("load"));
         match syncspec_scenarios::run(&config).await {
             Ok(result) => {
                 status(
@@ -203,14 +209,8 @@ async fn run_backend(
                 crate::cli::show_duration(args.sweep_time)
             ),
         );
-        let config = load_config(
-            &url,
-            ScenarioName::Only(Kind::Cursors),
-            args.sweep_users,
-            args.sweep_time,
-            20.0,
-            dir.join("sweep"),
-        );
+        let config =
+            load_config(&url, ScenarioName::Only(Kind::Cursors), args.sweep_users, args.sweep_time, dir.join("sweep"));
         match syncspec_scenarios::sweep(&config, &args.sweep).await {
             Ok((sweep, _)) => {
                 status(
@@ -252,14 +252,14 @@ fn load_config(
     scenario: ScenarioName,
     users: usize,
     run_time: std::time::Duration,
-    rate_hz: f64,
     out: PathBuf,
 ) -> LoadConfig {
     LoadConfig {
         scenario,
         url: url.to_owned(),
         users,
-        rate_hz,
+        // Cursor moves per client per second: the rate limit, as `load --rate` defaults to.
+        rate_hz: 20.0,
         run_time,
         increase_rate: 500.0,
         shard: Shard::WHOLE,

@@ -18,6 +18,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let faults = crate::cli::parse_faults(&args.faults).map_err(anyhow::Error::msg)?;
+    if args.idle_timeout <= args.ping_interval {
+        anyhow::bail!(
+            "--idle-timeout ({:?}) must be longer than --ping-interval ({:?}), or every idle client is cut",
+            args.idle_timeout,
+            args.ping_interval
+        );
+    }
     let auth = verifier(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("while starting the tokio runtime")?;
     runtime.block_on(async {
@@ -45,13 +52,6 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The keys `User` tokens are checked against: a JWKS file, a shared secret, or none.
 fn verifier(args: &ServeArgs) -> anyhow::Result<Verifier> {
-    if args.idle_timeout <= args.ping_interval {
-        anyhow::bail!(
-            "--idle-timeout ({:?}) must be longer than --ping-interval ({:?}), or every idle client is cut",
-            args.idle_timeout,
-            args.ping_interval
-        );
-    }
     let verifier = match (&args.auth_jwks, &args.auth_secret) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;

@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use syncspec_protocol::client::{Client, ClientError, Options, Patience, View};
-use syncspec_protocol::history::{History, Recorder};
+use syncspec_protocol::client::{Client, ClientError, Options, Patience, QueryResult, View};
+use syncspec_protocol::history::{EventKind, History, RecordedModification, RecordedVersion, Recorder};
 use syncspec_protocol::value::Value;
+use syncspec_protocol::wire::QueryId;
 use syncspec_server::auth::{self, Claims};
 
 use crate::checkers::{Evidence, Outcome, Verdict};
@@ -41,9 +42,6 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub const SHORT_PATIENCE: Duration = Duration::from_secs(2);
 /// How long the backend must stay quiet before convergence is judged.
 pub const QUIET: Duration = Duration::from_millis(300);
-/// How long case 10.4 keeps a socket idle by default: past the Convex
-/// backend's 5 s ping interval, and past the embedded server's 3 s idle timeout.
-pub const IDLE_FOR: Duration = Duration::from_secs(8);
 /// The issuer of the tokens a run mints, unless told otherwise.
 pub const DEFAULT_ISSUER: &str = "https://syncspec.invalid";
 
@@ -125,25 +123,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context for one case run against `url`, waiting as the run's `patience` says.
-    pub fn new(url: &str, prefix: &str, patience: &Patience) -> Ctx {
+    /// A context for one case of the run `config`, waiting as the run's `patience` says.
+    pub fn new(config: &run::RunConfig, prefix: &str, patience: &Patience) -> Ctx {
         Ctx {
-            url: url.to_owned(),
+            url: config.url.clone(),
             recorder: Recorder::new(),
             next_client: Arc::new(AtomicU32::new(1)),
             next_name: Arc::new(AtomicU32::new(1)),
             prefix: prefix.to_owned(),
             patience: patience.clone(),
-            auth: Auth::None,
-            idle_for: IDLE_FOR,
+            auth: config.auth.clone(),
+            idle_for: config.idle_for,
         }
-    }
-
-    /// The same context with the run's auth material and idle period.
-    pub fn with_auth(mut self, auth: &Auth, idle_for: Duration) -> Ctx {
-        self.auth = auth.clone();
-        self.idle_for = idle_for;
-        self
     }
 
     /// Connects a new client that reconnects by itself, as the official ones do.
@@ -402,7 +393,37 @@ pub async fn quiesce() {
     tokio::time::sleep(QUIET).await;
 }
 
-/// The string inside a value, or "".
-pub fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or("")
+/// The string inside a value (a field, say), or "".
+pub fn text(value: Option<&Value>) -> &str {
+    value.and_then(Value::as_str).unwrap_or("")
+}
+
+/// A query's value in a view, if it has one. Wait conditions read the view
+/// they are given: `Client::value_of` inside one would borrow the view twice.
+pub fn value_in(view: &View, id: QueryId) -> Option<&Value> {
+    match view.results.get(&id) {
+        Some(QueryResult::Value(value)) => Some(value),
+        _ => None,
+    }
+}
+
+/// The rows of a query holding an array; none while it holds anything else.
+pub fn rows(view: &View, id: QueryId) -> &[Value] {
+    match value_in(view, id) {
+        Some(Value::Array(rows)) => rows,
+        _ => &[],
+    }
+}
+
+/// `client`'s transitions in a history: each one's event index, end version
+/// and query changes.
+pub fn transitions<'h>(
+    history: &'h History,
+    client: &Client,
+) -> impl Iterator<Item = (usize, &'h RecordedVersion, &'h [RecordedModification])> + 'h {
+    let client = client.id();
+    history.events.iter().enumerate().filter(move |(_, e)| e.client == client).filter_map(|(i, e)| match &e.kind {
+        EventKind::Transition { end, modifications, .. } => Some((i, end, modifications.as_slice())),
+        _ => None,
+    })
 }

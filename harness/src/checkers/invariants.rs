@@ -8,11 +8,7 @@ use syncspec_protocol::history::{EventKind, History, RecordedModification};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
 
-use super::{committed, subscriptions, Evidence, Verdict};
-
-fn field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    value.as_object().and_then(|o| o.get(name))
-}
+use super::{committed, field, subscriptions, Evidence, Verdict};
 
 fn int(value: Option<&Value>) -> Option<i64> {
     match value {

@@ -76,8 +76,7 @@ pub async fn run_case(
     run_tag: &str,
     patience: &Patience,
 ) -> (CaseResult, Ctx, Duration) {
-    let ctx =
-        Ctx::new(&config.url, &format!("{run_tag}-{}", case.id), patience).with_auth(&config.auth, config.idle_for);
+    let ctx = Ctx::new(config, &format!("{run_tag}-{}", case.id), patience);
     let deadline = if patience.lapses() == 0 { CASE_DEADLINE } else { HURRIED_CASE_DEADLINE };
     let started = Instant::now();
     let task = tokio::spawn((case.run)(ctx.clone()));
@@ -123,7 +122,7 @@ pub async fn run(cases: &[Case], config: &RunConfig) -> std::io::Result<Conforma
         let keep = config.histories == Histories::All || result.outcome != Outcome::Pass;
         // A copy of the history only when it is written or excerpted: a
         // concurrency case can record a million events.
-        let history = if keep || result.outcome != Outcome::Pass { ctx.history() } else { Default::default() };
+        let history = if keep { ctx.history() } else { Default::default() };
         drop(ctx);
         let history_file = match &config.out {
             Some(out) if keep => {

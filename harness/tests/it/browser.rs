@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::support::{npm_ci, scratch, turn};
+use crate::support::{npm_ci, scratch, text, turn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -47,10 +47,6 @@ fn prepared() {
         );
         npm_ci(&browser_dir(), "playwright-core");
     });
-}
-
-fn text(output: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// The fixture's report rendered into a fresh directory; returns its index.html.

@@ -2,12 +2,12 @@
 //! server, every fault switch is caught by a case of the category guarding
 //! it, and an unreachable target is "could not run".
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
 use syncspec::suite::{PATIENCE, SHORT_PATIENCE};
 
-use crate::support::{scratch, turn, Server, AUTH_SECRET};
+use crate::support::{report, scratch, turn, Server, AUTH_SECRET};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 
@@ -36,10 +36,8 @@ const FAULT_TABLE: &[(&str, &str, &str)] = &[
 ];
 
 /// The conformance results inside a run directory's `report.json`.
-fn results(dir: &PathBuf) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    let report: serde_json::Value = serde_json::from_str(&text).expect("report.json is JSON");
-    report["backends"][0]["conformance"].clone()
+fn results(dir: &Path) -> serde_json::Value {
+    report(dir)["backends"][0]["conformance"].clone()
 }
 
 #[test]

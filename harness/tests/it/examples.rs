@@ -11,12 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{scratch, turn, Server};
+use crate::support::{report, scratch, text, turn, Server, INSTALL};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
-
-/// How to get the validators; every message about a missing tool names it.
-const INSTALL: &str = "python3 -m pip install -r tests/python/requirements.txt";
 
 /// The shards of the local run; the manifests must plan the same number.
 const SHARDS: usize = 3;
@@ -37,10 +34,6 @@ fn root() -> PathBuf {
 
 fn examples() -> PathBuf {
     root().join("examples")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 fn read(path: &Path) -> String {
@@ -228,8 +221,7 @@ fn run_container(command: &[String], results: &Path, bin: &Path, env: &[(&str, S
 }
 
 fn load_of(dir: &Path) -> serde_json::Value {
-    let report: serde_json::Value = serde_json::from_str(&read(&dir.join("report.json"))).expect("report.json is JSON");
-    report["backends"][0]["load"].clone()
+    report(dir)["backends"][0]["load"].clone()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use syncspec::proxy::{Direction, Proxy};
 use syncspec_server::server::{self, ServerConfig};
 
-use crate::support::{scratch, turn};
+use crate::support::{report, scratch, turn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 
@@ -66,7 +66,7 @@ async fn load(
 
 /// The load run inside a run directory's `report.json`.
 fn load_result(out: &Path) -> serde_json::Value {
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report = report(out);
     assert_eq!(report["schema_version"], 1);
     report["backends"][0]["load"].clone()
 }

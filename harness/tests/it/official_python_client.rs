@@ -10,8 +10,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// How to get the pinned client; every message about a missing one names it.
-const INSTALL: &str = "python3 -m pip install -r tests/python/requirements.txt";
+use crate::support::INSTALL;
 
 /// The unittest cases in `tests/python/test_official_client.py`.
 const EXPECTED_TESTS: u32 = 12;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{scratch, turn, Server};
+use crate::support::{report, scratch, text, turn, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 
@@ -16,14 +16,6 @@ fn syncspec(args: &[&str], out: Option<&Path>) -> Output {
         command.arg(out);
     }
     command.output().expect("run syncspec")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written")).unwrap()
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Helpers the integration tests share: taking turns on the two cores,
-//! scratch directories, a `syncspec serve` child process, and installing a
-//! test folder's pinned npm packages.
+//! scratch directories, a `syncspec serve` child process, a run's
+//! `report.json`, a child's output for messages, and installing a test
+//! folder's pinned npm packages.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncspec");
 
@@ -59,6 +60,20 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A run directory's `report.json`.
+pub(crate) fn report(dir: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(dir.join("report.json")).expect("report.json written");
+    serde_json::from_slice(&bytes).expect("report.json is JSON")
+}
+
+/// A child's stdout and stderr, for an assertion's message.
+pub(crate) fn text(output: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// How to get the pinned Python tools; every message about a missing one names it.
+pub(crate) const INSTALL: &str = "python3 -m pip install -r tests/python/requirements.txt";
 
 /// Installs `dir`'s npm packages from its lockfile unless `package` is there already.
 pub(crate) fn npm_ci(dir: &Path, package: &str) {

@@ -210,13 +210,7 @@ async fn slow_consumer(ctx: Ctx) -> CaseResult {
 
 async fn close_code(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e);
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let _ = ws.send(Message::text("not json")).await;
     // Reads until the close (the text looked for never comes) for a fixed
     // 3 s, not the run's patience: a backend that keeps the socket open fails

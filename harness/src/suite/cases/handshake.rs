@@ -63,14 +63,23 @@ pub(super) fn cases() -> Vec<Case> {
 pub(super) type RawSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens a bare socket at `path` and sends `Connect`.
-pub(super) async fn raw_socket(ctx: &Ctx, path: &str) -> Result<RawSocket, String> {
+/// Opens a bare socket at `path` and sends `Connect`; if it cannot, records
+/// the failure, and the case has nothing left to do but finish.
+pub(super) async fn raw_socket(ctx: &Ctx, judge: &mut Judge, path: &str) -> Option<RawSocket> {
     let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{host}{path}")).await.map_err(|e| e.to_string())?;
-    let connect = serde_json::json!({"type": "Connect", "sessionId": uuid_like(), "connectionCount": 0, "lastCloseReason": "InitialConnect"});
-    ws.send(Message::text(connect.to_string())).await.map_err(|e| e.to_string())?;
-    Ok(ws)
+    let opened = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}{path}")).await?;
+        let connect = serde_json::json!({"type": "Connect", "sessionId": uuid_like(), "connectionCount": 0, "lastCloseReason": "InitialConnect"});
+        ws.send(Message::text(connect.to_string())).await?;
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(ws)
+    };
+    match opened.await {
+        Ok(ws) => Some(ws),
+        Err(e) => {
+            judge.fail(format!("could not open {path}: {e}"));
+            None
+        }
+    }
 }
 
 fn uuid_like() -> String {
@@ -137,13 +146,7 @@ async fn first_transition(ctx: Ctx) -> CaseResult {
 
 async fn versioned_route(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/1.48.0/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(format!("could not open /api/1.48.0/sync: {e}"));
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/1.48.0/sync").await else { return judge.finish() };
     let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
         "modifications": [{"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": ctx.fresh("v")}]}]});
     let _ = ws.send(Message::text(add.to_string())).await;
@@ -154,13 +157,7 @@ async fn versioned_route(ctx: Ctx) -> CaseResult {
 
 async fn authenticate_none(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e);
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let auth = serde_json::json!({"type": "Authenticate", "baseVersion": 0, "tokenType": "None"});
     let _ = ws.send(Message::text(auth.to_string())).await;
     let add = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
@@ -223,13 +220,7 @@ async fn action_fails(ctx: Ctx) -> CaseResult {
 /// Sends one bad frame on a fresh socket and expects FatalError (or at least a close).
 async fn expect_fatal(ctx: Ctx, frame: Message, what: &str) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e);
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let _ = ws.send(frame).await;
     let got = read_until(&mut ws, "FatalError", &ctx.patience).await;
     judge.expect(got.has("FatalError"), || {

@@ -9,7 +9,7 @@
 //! are minted with `syncspec_server::auth`.
 
 use syncspec_protocol::client::{Client, MutationOutcome, View};
-use syncspec_protocol::history::{EventKind, RecordedModification};
+use syncspec_protocol::history::RecordedModification;
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::http;
@@ -17,8 +17,9 @@ use syncspec_protocol::wire::QueryId;
 use syncspec_server::auth::{self, Claims};
 
 use super::case;
-use super::official::{call, field, rows_in, success, value_in};
-use crate::suite::{connect, obj, wait_view, Auth, Case, CaseResult, Ctx, Judge};
+use super::official::{call, success};
+use crate::checkers::field;
+use crate::suite::{connect, obj, rows, transitions, value_in, wait_view, Auth, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -139,8 +140,8 @@ async fn identity_reaches_functions(ctx: Ctx) -> CaseResult {
     match r {
         Ok(MutationOutcome::Ok { value: id, .. }) => {
             let view = client.view();
-            let row = rows_in(&view, list).iter().find(|row| field(row, "_id") == Some(&id));
-            let got = row.as_ref().and_then(|r| field(r, "author")).cloned();
+            let row = rows(&view, list).iter().find(|row| field(row, "_id") == Some(&id));
+            let got = row.and_then(|r| field(r, "author")).cloned();
             judge.expect(got.as_ref().and_then(Value::as_str) == Some(author.as_str()), || {
                 format!(
                     "messages:sendAsMe's author should be {author:?} (the identity's name, else subject), got {got:?}"
@@ -256,17 +257,8 @@ async fn new_identity_reruns(ctx: Ctx) -> CaseResult {
     }
     // Which transition carried them: the one confirming the identity, or the next.
     let h = ctx.history();
-    let transitions: Vec<(usize, u32, &Vec<RecordedModification>)> = h
-        .events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.client == client.id())
-        .filter_map(|(i, e)| match &e.kind {
-            EventKind::Transition { end, modifications, .. } => Some((i, end.identity, modifications)),
-            _ => None,
-        })
-        .collect();
-    let Some(confirm) = transitions.iter().position(|(_, identity, _)| *identity >= 2) else {
+    let transitions: Vec<_> = transitions(&h, &client).collect();
+    let Some(confirm) = transitions.iter().position(|(_, end, _)| end.identity >= 2) else {
         judge.fail("no transition confirmed the second identity");
         return judge.finish();
     };
@@ -334,13 +326,9 @@ async fn expect_refused(ctx: &Ctx, judge: &mut Judge, what: &str, token: &str) {
         )
     });
     let h = ctx.history();
-    let transitions =
-        h.events.iter().enumerate().filter(|(_, e)| e.client == client.id()).filter_map(|(i, e)| match &e.kind {
-            EventKind::Transition { end, modifications, .. } => Some((i, end.identity, modifications)),
-            _ => None,
-        });
     let (mut confirmed, mut shown) = (false, false);
-    for (i, identity, modifications) in transitions {
+    for (i, end, modifications) in transitions(&h, &client) {
+        let identity = end.identity;
         if identity >= 1 && !confirmed {
             confirmed = true;
             judge.fail_at(format!("{what}: a transition confirmed it (identity version {identity})"), vec![i]);

@@ -58,13 +58,7 @@ pub(super) fn cases() -> Vec<Case> {
 /// whose `errorData.code` (if any) is `code`, and the session to go on.
 async fn expect_failed_call(ctx: Ctx, args_json: &str, what: &str) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e);
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let frame = format!(r#"{{"type":"Mutation","requestId":7,"udfPath":"counters:increment","args":{args_json}}}"#);
     let _ = ws.send(Message::text(frame)).await;
     let got = read_until(&mut ws, "\"requestId\":7", &ctx.patience).await;
@@ -159,13 +153,7 @@ async fn future_timestamp(ctx: Ctx) -> CaseResult {
 
 async fn query_set_violation(ctx: Ctx, modifications: serde_json::Value, what: &str) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e);
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let frame = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": modifications});
     let _ = ws.send(Message::text(frame.to_string())).await;
     let got = read_until(&mut ws, "FatalError", &ctx.patience).await;

@@ -8,16 +8,16 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use syncspec_protocol::client::{Client, QueryResult, View};
-use syncspec_protocol::history::EventKind;
+use syncspec_protocol::client::Client;
 use syncspec_protocol::value::Value;
+use syncspec_protocol::wire;
 use syncspec_protocol::wire::http::{self, Response};
-use syncspec_protocol::wire::{self, QueryId};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::case;
 use super::handshake::{raw_socket, read_until};
-use crate::suite::{answered, connect, obj, wait_view, Case, CaseResult, Ctx, Judge};
+use crate::checkers::field;
+use crate::suite::{answered, connect, obj, rows, transitions, value_in, wait_view, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -276,7 +276,7 @@ async fn http_write_reaches_sockets(ctx: Ctx) -> CaseResult {
     let m = call(&ctx, "/api/mutation", http::write_request("messages:send", &message), None).await;
     if let Some(id) = success(&mut judge, "POST /api/mutation messages:send", &m) {
         wait_view(&mut judge, &client, "the HTTP message in the socket's messages:list", |v| {
-            rows_in(v, list).iter().any(|row| field(row, "_id") == Some(&id))
+            rows(v, list).iter().any(|row| field(row, "_id") == Some(&id))
         })
         .await;
     }
@@ -290,28 +290,6 @@ async fn http_write_reaches_sockets(ctx: Ctx) -> CaseResult {
         });
     }
     judge.finish()
-}
-
-/// A query's value in a view, if it has one. Wait conditions read the view
-/// they are given: `Client::value_of` inside one would borrow the view twice.
-pub(super) fn value_in(view: &View, id: QueryId) -> Option<&Value> {
-    match view.results.get(&id) {
-        Some(QueryResult::Value(value)) => Some(value),
-        _ => None,
-    }
-}
-
-/// The rows of a query holding an array.
-pub(super) fn rows_in(view: &View, id: QueryId) -> &[Value] {
-    match value_in(view, id) {
-        Some(Value::Array(rows)) => rows,
-        _ => &[],
-    }
-}
-
-/// A field of an object value.
-pub(super) fn field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    value.as_object().and_then(|o| o.get(name))
 }
 
 /// One request of case 10.3 and the status it must get.
@@ -332,22 +310,26 @@ fn probe(what: &'static str, method: reqwest::Method, path: &'static str, body: 
 async fn http_statuses(ctx: Ctx) -> CaseResult {
     use reqwest::Method;
     let mut judge = Judge::default();
-    let call_body = |args: &str| Some(format!(r#"{{"path":"counters:get","args":{args}}}"#));
-    let huge = format!(r#"{{"path":"counters:get","args":{{"name":"{}"}}}}"#, "x".repeat(TOO_LARGE));
+    let a_call = Some(http::write_function_request("counters:get", &obj([])));
+    let huge = Some(http::write_function_request("counters:get", &obj([("name", "x".repeat(TOO_LARGE).into())])));
     let probes = [
         probe("GET /version", Method::GET, "/version", None, 200),
         probe("an unknown path", Method::GET, "/syncspec/no/such/route", None, 404),
-        probe("an unknown /api path", Method::POST, "/api/no-such-route", call_body("{}"), 404),
+        probe("an unknown /api path", Method::POST, "/api/no-such-route", a_call.clone(), 404),
         Probe { allow: Some("POST"), ..probe("GET on a call route", Method::GET, "/api/query", None, 405) },
-        Probe {
-            allow: Some("GET"),
-            ..probe("POST on the sync route", Method::POST, "/api/sync", call_body("{}"), 405)
-        },
+        Probe { allow: Some("GET"), ..probe("POST on the sync route", Method::POST, "/api/sync", a_call, 405) },
         probe("the sync route without an upgrade", Method::GET, "/api/sync", None, 400),
         probe("a body that is not JSON", Method::POST, "/api/query", Some("this is not json".to_owned()), 400),
         probe("a call without a path", Method::POST, "/api/query", Some(r#"{"args":{}}"#.to_owned()), 400),
-        probe("args that are not an object", Method::POST, "/api/query", call_body("5"), 400),
-        probe("a body over 24 MiB", Method::POST, "/api/query", Some(huge), 413),
+        // Malformed on purpose, so written by hand.
+        probe(
+            "args that are not an object",
+            Method::POST,
+            "/api/query",
+            Some(r#"{"path":"counters:get","args":5}"#.to_owned()),
+            400,
+        ),
+        probe("a body over 24 MiB", Method::POST, "/api/query", huge, 413),
     ];
     for Probe { what, method, path, body, status, allow } in probes {
         let answer = match request(&ctx, method, path, body, None).await {
@@ -386,13 +368,7 @@ async fn http_statuses(ctx: Ctx) -> CaseResult {
 
 async fn idle_client_survives(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
-    let mut ws = match raw_socket(&ctx, "/api/sync").await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e);
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let add = |base: u32, id: u32| {
         let args = obj([("name", Value::from(ctx.fresh("idle")))]);
         let change = wire::QuerySetChange::Add { query_id: id, udf_path: "counters:get", args: &args, journal: None };
@@ -460,10 +436,7 @@ fn wall_ns() -> u64 {
 
 /// The history index and end ts of `client`'s first transition reaching `query_set`.
 fn transition_to(ctx: &Ctx, client: &Client, query_set: u32) -> Option<(usize, u64)> {
-    ctx.history().events.iter().enumerate().find_map(|(i, e)| match &e.kind {
-        EventKind::Transition { end, .. } if e.client == client.id() && end.query_set >= query_set => Some((i, end.ts)),
-        _ => None,
-    })
+    transitions(&ctx.history(), client).find(|(_, end, _)| end.query_set >= query_set).map(|(i, end, _)| (i, end.ts))
 }
 
 /// Expects a ts within [`CLOCK_BOUND`] of this machine's clock, and not 0.

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use syncspec_protocol::client::{MutationOutcome, QueryResult, View};
+use syncspec_protocol::client::{MutationOutcome, View};
 use syncspec_protocol::value::Value;
 
 use super::case;
-use crate::checkers::replay;
+use crate::checkers::{field, replay};
 use crate::suite::{
-    answered, connect_many, each_answered, obj, quiesce, text, wait_view, Case, CaseResult, Ctx, Judge,
+    answered, connect_many, each_answered, obj, quiesce, rows, text, wait_view, Case, CaseResult, Ctx, Judge,
 };
 
 pub(super) fn cases() -> Vec<Case> {
@@ -52,18 +52,6 @@ pub(super) fn cases() -> Vec<Case> {
             stream_finished
         ),
     ]
-}
-
-fn rows(view: &View, q: u32) -> Vec<Value> {
-    match view.results.get(&q) {
-        Some(QueryResult::Value(Value::Array(rows))) => rows.clone(),
-        _ => Vec::new(),
-    }
-}
-
-fn field<'a>(row: &'a Value, name: &str) -> &'a Value {
-    static NULL: Value = Value::Null;
-    row.as_object().and_then(|o| o.get(name)).unwrap_or(&NULL)
 }
 
 async fn chat_order(ctx: Ctx) -> CaseResult {
@@ -117,7 +105,7 @@ async fn stream(ctx: Ctx) -> CaseResult {
         let _ = c[1].mutation("messages:finishStream", obj([("id", id.clone())])).await;
         wait_view(&mut judge, &c[0], "the finished message", |v| {
             rows(v, q).first().is_some_and(|r| {
-                text(field(r, "body")) == "Hello, world" && field(r, "streaming") == &Value::Boolean(false)
+                text(field(r, "body")) == "Hello, world" && field(r, "streaming") == Some(&Value::Boolean(false))
             })
         })
         .await;
@@ -153,7 +141,7 @@ async fn presence_join(ctx: Ctx) -> CaseResult {
     if let Some(view) = view {
         let users: Vec<String> = rows(&view, q).iter().map(|r| text(field(r, "user")).to_owned()).collect();
         judge.expect(users == ["u0", "u1"], || format!("expected u0 and u1 sorted by user, got {users:?}"));
-        let seen = rows(&view, q).iter().all(|r| matches!(field(r, "lastSeen"), Value::Float64(ms) if *ms > 0.0));
+        let seen = rows(&view, q).iter().all(|r| matches!(field(r, "lastSeen"), Some(Value::Float64(ms)) if *ms > 0.0));
         judge.expect(seen, || "every row should carry lastSeen in milliseconds".to_owned());
     }
     judge.finish()
@@ -213,7 +201,7 @@ async fn cursor_latest(ctx: Ctx) -> CaseResult {
         )
     })
     .await;
-    let last = |v: &View| rows(v, q).first().is_some_and(|r| field(r, "x") == &Value::Float64(5.0));
+    let last = |v: &View| rows(v, q).first().is_some_and(|r| field(r, "x") == Some(&Value::Float64(5.0)));
     let view = if moved { wait_view(&mut judge, &c[0], "the last position", last).await } else { None };
     if let Some(view) = view {
         judge.expect(rows(&view, q).len() == 1, || format!("one row per user expected, got {:?}", rows(&view, q)));
