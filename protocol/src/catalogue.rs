@@ -106,6 +106,10 @@ catalogue! {
         [req("channel", ArgType::String), req("author", ArgType::String), req("body", ArgType::String)];
     MessagesList => "messages:list", Query,
         [req("channel", ArgType::String), opt("limit", ArgType::Number)];
+    MessagesPage => "messages:page", Query,
+        [req("channel", ArgType::String), req("paginationOpts", ArgType::Any)];
+    MessagesRemove => "messages:remove", Mutation,
+        [req("id", ArgType::String)];
     MessagesSendAsMe => "messages:sendAsMe", Mutation,
         [req("channel", ArgType::String), req("body", ArgType::String)];
     MessagesStartStream => "messages:startStream", Mutation,
@@ -180,6 +184,14 @@ impl Function {
                 | Function::NotificationsMine
                 | Function::UsersMe
         )
+    }
+
+    /// Whether the function is a paginated query (`.paginate()`'s contract:
+    /// `paginationOpts` in, `{page, isDone, continueCursor}` out). A
+    /// subscription to one keeps the end cursor of its first result in its
+    /// journal, so the page covers the same stretch of rows as they change.
+    pub fn is_paginated(self) -> bool {
+        matches!(self, Function::MessagesPage)
     }
 
     /// Checks an argument object against the function's validator.
@@ -258,6 +270,8 @@ pub enum ErrorCode {
     TooLarge,
     /// A function that needs the caller's identity, called without one.
     Unauthenticated,
+    /// A pagination cursor this backend did not hand out.
+    InvalidCursor,
 }
 
 impl ErrorCode {
@@ -276,6 +290,7 @@ impl ErrorCode {
             ErrorCode::BankExists => "BankExists",
             ErrorCode::TooLarge => "TooLarge",
             ErrorCode::Unauthenticated => "Unauthenticated",
+            ErrorCode::InvalidCursor => "InvalidCursor",
         }
     }
 }

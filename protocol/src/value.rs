@@ -95,6 +95,11 @@ impl Value {
         }
     }
 
+    /// A field of an object (`None` for a missing field or a non-object).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.as_object()?.get(name)
+    }
+
     /// Builds an object value from `(name, value)` pairs.
     pub fn object<I, K>(fields: I) -> Value
     where

@@ -171,6 +171,9 @@ pub enum Modification {
         query_id: QueryId,
         /// The value, already in Convex JSON.
         value: Encoded,
+        /// The query's journal (a paginated query's fixed end cursor), which
+        /// the client echoes when it re-adds the query after a reconnect.
+        journal: Option<Arc<str>>,
     },
     /// `QueryFailed`.
     Failed {
@@ -216,10 +219,15 @@ pub fn write_transition(t: &Transition, client_clock_skew: Option<i64>, server_t
             out.push(',');
         }
         match m {
-            Modification::Updated { query_id, value } => {
+            Modification::Updated { query_id, value, journal } => {
                 let _ = write!(out, r#"{{"type":"QueryUpdated","queryId":{query_id},"value":"#);
                 out.push_str(value);
-                out.push_str(r#","logLines":[],"journal":null}"#);
+                out.push_str(r#","logLines":[],"journal":"#);
+                match journal {
+                    Some(journal) => json::write_json_string(journal, out),
+                    None => out.push_str("null"),
+                }
+                out.push('}');
             }
             Modification::Failed { query_id, message, data } => {
                 let _ = write!(out, r#"{{"type":"QueryFailed","queryId":{query_id},"errorMessage":"#);
@@ -469,7 +477,7 @@ mod tests {
             start: Version { query_set: 0, identity: 0, ts: 0 },
             end: Version { query_set: 2, identity: 1, ts: 1_760_000_000_123_456_789 },
             modifications: vec![
-                Modification::Updated { query_id: 0, value: json::encode(&value).into() },
+                Modification::Updated { query_id: 0, value: json::encode(&value).into(), journal: Some("j\"1".into()) },
                 Modification::Failed {
                     query_id: 1,
                     message: "boom".into(),
@@ -492,8 +500,9 @@ mod tests {
         assert_eq!(server_ts.map(u64::from), Some(42));
         assert_eq!(modifications.len(), 3);
         match &modifications[0] {
-            StateModification::QueryUpdated { value: v, .. } => {
-                assert_eq!(json::decode(&v.0).unwrap(), value)
+            StateModification::QueryUpdated { value: v, journal, .. } => {
+                assert_eq!(json::decode(&v.0).unwrap(), value);
+                assert_eq!(journal.as_deref(), Some("j\"1"));
             }
             other => panic!("expected QueryUpdated, got {other:?}"),
         }

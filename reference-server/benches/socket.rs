@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use futures_util::{SinkExt as _, StreamExt as _};
 use syncspec_protocol::wire;
-use syncspec_server::core::Config;
 use syncspec_server::server::{self, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;

@@ -117,6 +117,10 @@ pub enum Fault {
     /// Validate commits only against write-write conflicts (snapshot
     /// isolation, as many databases do): write skew goes through.
     SnapshotIsolation,
+    /// Re-read a subscribed page as `numItems` rows from its cursor on
+    /// every change, instead of keeping the end its first result had: as
+    /// rows arrive or leave, consecutive pages overlap or leave a gap.
+    PageEndMoves,
 }
 
 impl Fault {
@@ -141,6 +145,7 @@ impl Fault {
         Fault::StaleIdentityQueries,
         Fault::AcceptAnyToken,
         Fault::SnapshotIsolation,
+        Fault::PageEndMoves,
     ];
 
     /// The switch's name on the command line.
@@ -165,6 +170,7 @@ impl Fault {
             Fault::StaleIdentityQueries => "stale-identity-queries",
             Fault::AcceptAnyToken => "accept-any-token",
             Fault::SnapshotIsolation => "snapshot-isolation",
+            Fault::PageEndMoves => "page-end-moves",
         }
     }
 
@@ -192,6 +198,7 @@ impl Fault {
             Fault::StaleIdentityQueries => "keeps identity-dependent queries on the previous identity's result",
             Fault::AcceptAnyToken => "believes any User token's sub claim without verifying it",
             Fault::SnapshotIsolation => "validates commits against write-write conflicts only (write skew)",
+            Fault::PageEndMoves => "re-reads subscribed pages from their cursor instead of keeping their end",
         }
     }
 
@@ -635,12 +642,19 @@ impl Core {
                 QuerySetModification::Add(q) => {
                     let id = q.query_id.get_id();
                     let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get()) {
-                        Ok((function, args)) => SessionQuery::Live {
-                            key: self
-                                .subscriptions
-                                .subscribe(QueryKey::new(function, args, caller.as_ref()), (conn, id)),
-                            last_hash: None,
-                        },
+                        Ok((function, mut args)) => {
+                            // A page re-added with the journal it was last sent
+                            // keeps the end it had before the reconnect.
+                            let journal = q.journal.clone().flatten();
+                            let pinned = journal
+                                .filter(|_| function.is_paginated() && !self.config.has(Fault::PageEndMoves))
+                                .and_then(|end| functions::pin_page_end(&args, &end));
+                            if let Some(pinned) = pinned {
+                                args = Arc::new(pinned);
+                            }
+                            let key = QueryKey::new(function, args, caller.as_ref());
+                            SessionQuery::Live { key: self.subscriptions.subscribe(key, (conn, id)), last_hash: None }
+                        }
                         Err(f) => {
                             SessionQuery::Broken { message: Arc::from(f.message.as_str()), data: f.data, sent: false }
                         }
@@ -1057,6 +1071,7 @@ impl Core {
         // reads them one commit behind.
         let snapshot = if self.config.has(Fault::StaleResults) { &self.previous_head } else { self.store.head() };
         let torn = self.config.has(Fault::TornTransition);
+        let pin_pages = !self.config.has(Fault::PageEndMoves);
         let mut deferred = Vec::new();
         for query_id in dirty {
             if torn && modifications.iter().any(|m| !matches!(m, Modification::Removed { .. })) {
@@ -1079,7 +1094,7 @@ impl Core {
                     }
                 }
                 SessionQuery::Live { key, last_hash } => {
-                    let Some(result) = self.subscriptions.result(*key, snapshot) else {
+                    let Some(result) = self.subscriptions.result(*key, snapshot, pin_pages) else {
                         continue;
                     };
                     if *last_hash == Some(result.hash) {
@@ -1087,7 +1102,9 @@ impl Core {
                     }
                     *last_hash = Some(result.hash);
                     modifications.push(match &result.outcome {
-                        Ok(value) => Modification::Updated { query_id, value: value.clone() },
+                        Ok(value) => {
+                            Modification::Updated { query_id, value: value.clone(), journal: result.journal.clone() }
+                        }
                         Err((message, data)) => {
                             Modification::Failed { query_id, message: message.clone(), data: Some(data.clone()) }
                         }
@@ -1225,3 +1242,6 @@ mod tests;
 
 #[cfg(test)]
 mod fault_tests;
+
+#[cfg(test)]
+mod page_tests;

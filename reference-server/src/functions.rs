@@ -17,6 +17,9 @@ use crate::txn::{TooLarge, Txn, View};
 pub const MAX_BODY_CHARS: usize = 4096;
 /// The default and largest `messages:list` limit.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// The most rows one `messages:page` reads for a page without a fixed end
+/// (a larger `numItems` gets a shorter page, which the contract allows).
+pub const MAX_PAGE_ITEMS: usize = 1000;
 /// The most accounts one `accounts:open` creates.
 pub const MAX_ACCOUNTS: usize = 10_000;
 
@@ -85,6 +88,16 @@ pub fn run(
             let rows = txn.scan(IndexId::MessagesByChannel, &[a.val("channel")]);
             let skip = rows.len().saturating_sub(limit);
             Ok(Value::Array(rows[skip..].iter().map(message_row).collect()))
+        }
+        Function::MessagesPage => {
+            let opts = PageOpts::parse(args.get("paginationOpts"))?;
+            let rows = txn.scan(IndexId::MessagesByChannel, &[a.val("channel")]);
+            Ok(page(&rows, &opts))
+        }
+        Function::MessagesRemove => {
+            let doc = get_message(txn, a.str("id"))?;
+            txn.delete(doc.id, Table::Messages);
+            Ok(Value::Null)
         }
         Function::MessagesStartStream => {
             let id = txn.insert(Table::Messages, message(a.str("channel"), a.str("author"), "", true))?;
@@ -363,6 +376,144 @@ pub fn run(
         }
         Function::ValuesEcho => Ok(a.val("value")),
     }
+}
+
+/// Where a page starts or ends in `messages:page`'s order (newest first):
+/// just past a message's (creation ts, id), or past the oldest message.
+/// Positions do not need the message to exist, so a cursor stays valid
+/// when the row it names is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Position {
+    /// Past the oldest message: the end of the channel.
+    End,
+    /// Just past the message with this (creation ts, id).
+    After(u64, u64),
+}
+
+impl Position {
+    fn of(row: &View) -> Position {
+        Position::After(row.stored.as_ref().map_or(u64::MAX, |d| d.created), row.id.0)
+    }
+
+    fn cursor(self) -> String {
+        match self {
+            Position::End => "end".to_owned(),
+            Position::After(created, id) => format!("{created}:{id}"),
+        }
+    }
+
+    fn parse(cursor: &str) -> Option<Position> {
+        if cursor == "end" {
+            return Some(Position::End);
+        }
+        let (created, id) = cursor.split_once(':')?;
+        Some(Position::After(created.parse().ok()?, id.parse().ok()?))
+    }
+
+    /// Whether `row` (newest first) lies past this position.
+    fn is_before(self, row: &View) -> bool {
+        match (self, Position::of(row)) {
+            (Position::End, _) => false,
+            (_, Position::End) => true,
+            (Position::After(c, i), Position::After(rc, ri)) => (rc, ri) < (c, i),
+        }
+    }
+}
+
+/// `paginationOpts` as Convex's `paginationOptsValidator` takes it.
+struct PageOpts {
+    num_items: usize,
+    /// Where the page starts; `None` for the newest message.
+    cursor: Option<Position>,
+    /// Where it ends, when fixed (by the caller, or by a subscription's journal).
+    end: Option<Position>,
+}
+
+impl PageOpts {
+    fn parse(value: Option<&Value>) -> Result<PageOpts, UserError> {
+        let bad = |message: String| invalid("paginationOpts", message);
+        let Some(Value::Object(opts)) = value else {
+            return Err(bad("expected `paginationOpts` to be an object {numItems, cursor}".to_owned()));
+        };
+        if let Some(extra) = opts.keys().find(|k| !PAGE_OPTS.contains(&k.as_ref())) {
+            return Err(bad(format!("unexpected field `paginationOpts.{extra}`")));
+        }
+        let num_items = match opts.get("numItems") {
+            Some(Value::Float64(n)) => whole(*n).filter(|&n| n >= 1),
+            _ => None,
+        }
+        .ok_or_else(|| bad("expected `paginationOpts.numItems` to be a whole number of at least 1".to_owned()))?;
+        let position = |name: &str| -> Result<Option<Position>, UserError> {
+            match opts.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Position::parse(s).map(Some).ok_or_else(|| {
+                    UserError::new(
+                        ErrorCode::InvalidCursor,
+                        format!("`paginationOpts.{name}` {s:?} is not a cursor this server handed out"),
+                    )
+                }),
+                Some(other) => Err(bad(format!(
+                    "expected `paginationOpts.{name}` to be a string or null, got {}",
+                    other.type_name()
+                ))),
+            }
+        };
+        if !opts.contains_key("cursor") {
+            return Err(bad("missing required field `paginationOpts.cursor` (a string or null)".to_owned()));
+        }
+        Ok(PageOpts { num_items: num_items as usize, cursor: position("cursor")?, end: position("endCursor")? })
+    }
+}
+
+/// The fields `paginationOpts` may hold; the server uses the first three and
+/// accepts the rest as Convex does (`id` is the client's own tag).
+const PAGE_OPTS: [&str; 6] = ["numItems", "cursor", "endCursor", "id", "maximumRowsRead", "maximumBytesRead"];
+
+/// One page of `rows` (a channel, oldest first) in newest-first order:
+/// from the cursor to the fixed end if there is one, else `numItems` rows.
+/// A page longer than `numItems` (rows arrived inside a fixed page) also
+/// offers a `splitCursor`, where the client may cut it in two.
+fn page(rows: &[View], opts: &PageOpts) -> Value {
+    let mut after_start = rows.iter().rev().filter(|r| opts.cursor.is_none_or(|c| c.is_before(r)));
+    let (taken, end): (Vec<&View>, Position) = match opts.end {
+        Some(end) => (after_start.take_while(|r| !end.is_before(r)).collect(), end),
+        None => {
+            let wanted = opts.num_items.min(MAX_PAGE_ITEMS);
+            let taken: Vec<&View> = after_start.clone().take(wanted).collect();
+            let more = after_start.nth(taken.len()).is_some();
+            let end = match taken.last() {
+                Some(last) if more => Position::of(last),
+                _ => Position::End,
+            };
+            (taken, end)
+        }
+    };
+    let mut result = obj([
+        ("page", Value::Array(taken.iter().map(|r| message_row(r)).collect())),
+        ("isDone", Value::Boolean(end == Position::End)),
+        ("continueCursor", Value::from(end.cursor())),
+    ]);
+    if taken.len() > opts.num_items {
+        let split = Position::of(taken[taken.len() / 2 - 1]);
+        result.insert("splitCursor".into(), Value::from(split.cursor()));
+    }
+    Value::Object(result)
+}
+
+/// `args` of a paginated query with `paginationOpts.endCursor` set to
+/// `end` (a subscription's journal), unless the caller fixed an end itself.
+pub fn pin_page_end(args: &Object, end: &str) -> Option<Object> {
+    let Some(Value::Object(opts)) = args.get("paginationOpts") else {
+        return None;
+    };
+    if opts.get("endCursor").is_some_and(|e| !matches!(e, Value::Null)) {
+        return None;
+    }
+    let mut opts = opts.clone();
+    opts.insert("endCursor".into(), Value::from(end));
+    let mut pinned = args.clone();
+    pinned.insert("paginationOpts".into(), Value::Object(opts));
+    Some(pinned)
 }
 
 /// Validated arguments, read without re-checking types.

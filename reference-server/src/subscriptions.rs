@@ -57,6 +57,8 @@ pub struct Evaluated {
     pub hash: u64,
     /// What the evaluation read.
     pub reads: ReadSet,
+    /// A paginated query's journal: the end cursor of its page.
+    pub journal: Option<Arc<str>>,
 }
 
 /// Evaluates a query against a snapshot.
@@ -64,13 +66,19 @@ pub fn evaluate(snapshot: &Snapshot, key: &QueryKey) -> Evaluated {
     let mut txn = Txn::new(snapshot, 0);
     let result = functions::run(key.function, &key.args, key.caller.as_ref(), &mut txn);
     let (reads, _) = txn.finish();
+    let journal = match &result {
+        Ok(Value::Object(page)) if key.function.is_paginated() => {
+            page.get("continueCursor").and_then(Value::as_str).map(Arc::from)
+        }
+        _ => None,
+    };
     let outcome = match result {
         Ok(value) => Ok(Encoded::from(json::encode(&value))),
         Err(e) => Err((Arc::from(e.message.as_str()), Encoded::from(json::encode(&e.data())))),
     };
     let mut hasher = DefaultHasher::new();
     outcome.hash(&mut hasher);
-    Evaluated { ts: snapshot.ts, outcome, hash: hasher.finish(), reads }
+    Evaluated { ts: snapshot.ts, outcome, hash: hasher.finish(), reads, journal }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -129,14 +137,23 @@ impl Subscriptions {
         if entry.subscribers.is_empty() {
             self.unindex(id);
             if let Some(entry) = self.entries.remove(&id) {
-                self.ids.remove(&entry.key);
+                if self.ids.get(&entry.key) == Some(&id) {
+                    self.ids.remove(&entry.key);
+                }
             }
         }
     }
 
     /// The result of `id` at the snapshot's ts: cached if still valid,
     /// evaluated (once, for every subscriber) otherwise.
-    pub fn result(&mut self, id: KeyId, snapshot: &Snapshot) -> Option<Arc<Evaluated>> {
+    ///
+    /// A paginated query's first result fixes where its page ends: the entry
+    /// becomes the same query with that end cursor (its journal), so later
+    /// evaluations cover the same stretch of rows however many arrive or
+    /// leave, and a new subscriber to the unpinned args gets a page of its
+    /// own. With `pin_pages` false (the `page-end-moves` fault) every
+    /// evaluation reads `numItems` rows afresh.
+    pub fn result(&mut self, id: KeyId, snapshot: &Snapshot, pin_pages: bool) -> Option<Arc<Evaluated>> {
         let entry = self.entries.get(&id)?;
         if let Some(result) = &entry.result {
             return Some(result.clone());
@@ -155,6 +172,9 @@ impl Subscriptions {
         }
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.result = Some(evaluated.clone());
+        }
+        if let Some(end) = evaluated.journal.as_deref().filter(|_| pin_pages) {
+            self.pin(id, end);
         }
         Some(evaluated)
     }
@@ -190,6 +210,26 @@ impl Subscriptions {
             }
         }
         notify
+    }
+
+    /// Re-keys an unpinned paginated entry to its args with `end` fixed.
+    /// Its subscribers keep the entry id; the unpinned key is free again
+    /// for the next subscriber, and a pinned twin that already exists
+    /// keeps its place in the lookup (the two hold the same query).
+    fn pin(&mut self, id: KeyId, end: &str) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Some(pinned) = functions::pin_page_end(&entry.key.args, end) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.key.args, Arc::new(pinned));
+        let new_key = entry.key.clone();
+        let old_key = QueryKey { args: old, ..new_key.clone() };
+        if self.ids.get(&old_key) == Some(&id) {
+            self.ids.remove(&old_key);
+        }
+        self.ids.entry(new_key).or_insert(id);
     }
 
     /// Removes a result's read set from the index and forgets the result.

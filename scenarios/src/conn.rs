@@ -534,7 +534,7 @@ mod tests {
         let t = wire::Transition {
             start: version(from),
             end: version(to),
-            modifications: vec![wire::Modification::Updated { query_id: 0, value: value.into() }],
+            modifications: vec![wire::Modification::Updated { query_id: 0, value: value.into(), journal: None }],
         };
         wire::write_transition(&t, None, 0, &mut out);
         out

@@ -249,6 +249,7 @@ pub(crate) fn typical_push_bytes(kind: Kind) -> usize {
         modifications: vec![wire::Modification::Updated {
             query_id: 0,
             value: json::encode(&Value::Array(rows)).into(),
+            journal: None,
         }],
     };
     let mut out = String::new();

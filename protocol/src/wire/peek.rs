@@ -187,8 +187,8 @@ mod tests {
                 start: Version { query_set: 1, identity: 0, ts: 5 },
                 end: Version { query_set: 2, identity: 1, ts: 1_760_000_000_123_456_789 },
                 modifications: vec![
-                    Modification::Updated { query_id: 0, value: json::encode(&Value::Null).into() },
-                    Modification::Updated { query_id: 3, value: json::encode(&Value::Int64(4)).into() },
+                    Modification::Updated { query_id: 0, value: json::encode(&Value::Null).into(), journal: None },
+                    Modification::Updated { query_id: 3, value: json::encode(&Value::Int64(4)).into(), journal: None },
                     Modification::Failed {
                         query_id: 1,
                         message: "bo\"om".into(),

@@ -90,7 +90,7 @@ impl Driver {
         self.input(Input::Message { conn, message });
     }
 
-    fn send_text(&mut self, conn: ConnId, text: &str) {
+    pub(super) fn send_text(&mut self, conn: ConnId, text: &str) {
         match wire::parse_client_message(text) {
             Ok(message) => self.input(Input::Message { conn, message }),
             Err(e) => self.input(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
@@ -162,7 +162,9 @@ impl Driver {
     /// The latest value pushed for a query on a connection.
     pub(super) fn latest(&self, conn: ConnId, query_id: u32) -> Option<Value> {
         self.transitions(conn).iter().flat_map(|t| t.modifications.iter()).rev().find_map(|m| match m {
-            Modification::Updated { query_id: q, value } if *q == query_id => Some(json::decode_str(value).unwrap()),
+            Modification::Updated { query_id: q, value, .. } if *q == query_id => {
+                Some(json::decode_str(value).unwrap())
+            }
             _ => None,
         })
     }
