@@ -327,8 +327,9 @@ impl SyncState {
                 // Scripts commit no protocol violations, so no close is asked for.
                 Output::Close { .. } => {}
                 Output::Execute(job) => self.jobs.push(job),
-                // The models make no HTTP calls.
-                Output::Reply { .. } => {}
+                // The models make no HTTP calls and call no actions, so
+                // nothing waits for a time.
+                Output::Reply { .. } | Output::Wake { .. } => {}
             }
         }
         let ts = self.core.head().ts;

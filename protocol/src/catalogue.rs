@@ -6,13 +6,17 @@
 
 use crate::value::{Object, Value};
 
-/// Whether a function reads (query) or writes (mutation).
+/// Whether a function reads (query), writes in one transaction (mutation),
+/// or runs outside any transaction, calling queries and mutations (action).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// Read-only, subscribable.
     Query,
     /// Transactional read-write, run once per call.
     Mutation,
+    /// Runs outside transactions and calls queries and mutations, each its
+    /// own transaction; at most once per call, and not retried.
+    Action,
 }
 
 /// The type a validator accepts for one argument field.
@@ -112,6 +116,9 @@ catalogue! {
         [req("id", ArgType::String)];
     MessagesSendAsMe => "messages:sendAsMe", Mutation,
         [req("channel", ArgType::String), req("body", ArgType::String)];
+    MessagesStreamReply => "messages:streamReply", Action,
+        [req("channel", ArgType::String), req("author", ArgType::String), req("text", ArgType::String),
+         opt("tokenIntervalMs", ArgType::Number), opt("failAfterTokens", ArgType::Number)];
     MessagesStartStream => "messages:startStream", Mutation,
         [req("channel", ArgType::String), req("author", ArgType::String)];
     MessagesAppendToken => "messages:appendToken", Mutation,
@@ -272,6 +279,9 @@ pub enum ErrorCode {
     Unauthenticated,
     /// A pagination cursor this backend did not hand out.
     InvalidCursor,
+    /// An action's outside source failed part-way (`messages:streamReply`
+    /// with `failAfterTokens`); what it committed before stays.
+    UpstreamFailed,
 }
 
 impl ErrorCode {
@@ -291,6 +301,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "TooLarge",
             ErrorCode::Unauthenticated => "Unauthenticated",
             ErrorCode::InvalidCursor => "InvalidCursor",
+            ErrorCode::UpstreamFailed => "UpstreamFailed",
         }
     }
 }

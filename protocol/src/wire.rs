@@ -276,11 +276,21 @@ pub fn mutation_failure(request_id: RequestId, message: &str, data: Option<&Valu
     Json::from(msg).to_string()
 }
 
-/// A failed `ActionResponse`.
-pub fn action_failure(request_id: RequestId, message: &str) -> String {
+/// A successful `ActionResponse`.
+pub fn action_success(request_id: RequestId, result: &Value) -> String {
+    let msg = ServerMessage::ActionResponse {
+        request_id,
+        result: Ok(json::to_json(result)),
+        log_lines: LogLinesMessage(vec![]),
+    };
+    Json::from(msg).to_string()
+}
+
+/// A failed `ActionResponse`; `data` becomes `errorData`.
+pub fn action_failure(request_id: RequestId, message: &str, data: Option<&Value>) -> String {
     let msg: ServerMessage<Json> = ServerMessage::ActionResponse {
         request_id,
-        result: Err(ErrorPayload::Message(message.to_owned())),
+        result: Err(error_payload(message, data)),
         log_lines: LogLinesMessage(vec![]),
     };
     Json::from(msg).to_string()

@@ -21,6 +21,7 @@ use syncspec_protocol::catalogue::{ErrorCode, Function, Kind};
 use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition, Ts};
 
+use crate::actions::{Action, Step};
 use crate::auth::{Identity, Verifier};
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
@@ -39,6 +40,8 @@ pub const MAX_OCC_RETRIES: u32 = 4;
 pub const PING_AFTER_NS: u64 = 15_000_000_000;
 /// How long an idempotency record outlives its last use.
 pub const IDEMPOTENCY_RETENTION_NS: u64 = 15 * 60 * 1_000_000_000;
+/// The most actions one session may have running (Convex's is about 1000).
+pub const MAX_ACTIONS_PER_SESSION: usize = 1000;
 /// Ids reserved for the inserts of one execution attempt.
 const IDS_PER_JOB: u64 = 1 << 20;
 
@@ -121,6 +124,12 @@ pub enum Fault {
     /// every change, instead of keeping the end its first result had: as
     /// rows arrive or leave, consecutive pages overlap or leave a gap.
     PageEndMoves,
+    /// Run each mutation an action calls twice, as a backend that retries
+    /// an action's mutation without idempotency would: tokens doubled.
+    ActionMutationTwice,
+    /// Undo what a failed action committed, as if actions were
+    /// transactions: a half-streamed reply vanishes.
+    ActionRollback,
 }
 
 impl Fault {
@@ -146,6 +155,8 @@ impl Fault {
         Fault::AcceptAnyToken,
         Fault::SnapshotIsolation,
         Fault::PageEndMoves,
+        Fault::ActionMutationTwice,
+        Fault::ActionRollback,
     ];
 
     /// The switch's name on the command line.
@@ -171,6 +182,8 @@ impl Fault {
             Fault::AcceptAnyToken => "accept-any-token",
             Fault::SnapshotIsolation => "snapshot-isolation",
             Fault::PageEndMoves => "page-end-moves",
+            Fault::ActionMutationTwice => "action-mutation-twice",
+            Fault::ActionRollback => "action-rollback",
         }
     }
 
@@ -199,6 +212,8 @@ impl Fault {
             Fault::AcceptAnyToken => "believes any User token's sub claim without verifying it",
             Fault::SnapshotIsolation => "validates commits against write-write conflicts only (write skew)",
             Fault::PageEndMoves => "re-reads subscribed pages from their cursor instead of keeping their end",
+            Fault::ActionMutationTwice => "runs each mutation an action calls twice",
+            Fault::ActionRollback => "undoes what a failed action committed, as if it were a transaction",
         }
     }
 
@@ -256,8 +271,12 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// Time passed: pings, the presence sweep, housekeeping.
+    /// Time passed: pings, the presence sweep, housekeeping, and any
+    /// timer that is due. The shell sends one a second.
     Tick,
+    /// A time the core asked for with `Output::Wake` has come: only the
+    /// timers that are due run.
+    Wake,
 }
 
 /// What the core asks of its shell.
@@ -281,6 +300,13 @@ pub enum Output {
     },
     /// Run a job and report it back with `Input::Executed`.
     Execute(Job),
+    /// Send `Input::Wake` at or after this wall-clock time (a timer is
+    /// due then). `Input::Tick` also runs due timers, so a lost wake only
+    /// delays them to the next tick.
+    Wake {
+        /// When.
+        at: Ts,
+    },
     /// Answer an HTTP call.
     Reply {
         /// The call.
@@ -336,12 +362,12 @@ pub enum Frame {
         /// Result and commit ts, or failure.
         outcome: Result<(Value, Ts), Failure>,
     },
-    /// A failed `ActionResponse`.
-    ActionFailed {
+    /// An `ActionResponse`: the result, or the failure.
+    ActionResponse {
         /// The request it answers.
         request_id: RequestId,
-        /// Why.
-        message: String,
+        /// Result or failure.
+        outcome: Result<Value, Failure>,
     },
     /// An `AuthError`.
     AuthError {
@@ -371,7 +397,10 @@ impl Frame {
             Frame::MutationResponse { request_id, outcome: Err(f) } => {
                 wire::mutation_failure(*request_id, &f.message, f.data.as_ref())
             }
-            Frame::ActionFailed { request_id, message } => wire::action_failure(*request_id, message),
+            Frame::ActionResponse { request_id, outcome: Ok(value) } => wire::action_success(*request_id, value),
+            Frame::ActionResponse { request_id, outcome: Err(f) } => {
+                wire::action_failure(*request_id, &f.message, f.data.as_ref())
+            }
             Frame::AuthError { message, base_version } => wire::auth_error(message, *base_version, true),
             Frame::Fatal(message) => wire::fatal_error(message),
             Frame::Ping => wire::ping(),
@@ -433,6 +462,41 @@ enum Origin {
     Socket { conn: ConnId, session_id: SessionId, request_id: RequestId },
     /// An HTTP call: nothing to replay, one `Reply`.
     Http(CallId),
+    /// A step of a running action: its outcome goes back to the action.
+    Action(ActionId),
+}
+
+/// A running action's id.
+pub type ActionId = u64;
+
+/// Who an action answers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Caller {
+    /// A socket's `Action`: one `ActionResponse`.
+    Socket { conn: ConnId, request_id: RequestId },
+    /// An HTTP call: one `Reply`.
+    Http(CallId),
+}
+
+/// An action between its call and its response.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Running {
+    caller: Caller,
+    /// The identity it runs as (its queries and mutations see it too).
+    identity: Option<Identity>,
+    action: Action,
+    /// The mutation to run once more (the `action-mutation-twice` fault).
+    again: Option<(Function, Arc<Object>)>,
+    /// What its commits overwrote, to put back if it fails (the
+    /// `action-rollback` fault).
+    undo: WriteSet,
+}
+
+/// Something the core does when a time comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Timer {
+    /// An action's wait is over.
+    Resume(ActionId),
 }
 
 /// A mutation between dispatch and commit.
@@ -474,6 +538,11 @@ pub struct Core {
     stats: Stats,
     /// The head before the latest commit (kept for the `stale-results` fault).
     previous_head: Snapshot,
+    /// Actions between call and response.
+    actions: BTreeMap<ActionId, Running>,
+    next_action: ActionId,
+    /// Timers by due time (the id keeps equal times apart).
+    timers: BTreeSet<(Ts, Timer)>,
 }
 
 impl Core {
@@ -493,6 +562,9 @@ impl Core {
             served: 0,
             stats: Stats::default(),
             previous_head: Snapshot::default(),
+            actions: BTreeMap::new(),
+            next_action: 1,
+            timers: BTreeSet::new(),
         }
     }
 
@@ -537,7 +609,11 @@ impl Core {
                 }
                 self.flush(conn, out);
             }
-            Input::Tick => self.on_tick(out),
+            Input::Tick => {
+                self.on_tick(out);
+                self.fire_timers(out);
+            }
+            Input::Wake => self.fire_timers(out),
         }
     }
 
@@ -588,10 +664,19 @@ impl Core {
                 });
                 self.start_next_mutation(conn, out);
             }
-            ClientMessage::Action { request_id, udf_path, .. } => {
-                let message =
-                    format!("the syncspec catalogue has no actions, so {:?} cannot run", String::from(udf_path));
-                self.emit(conn, Frame::ActionFailed { request_id, message }, out);
+            ClientMessage::Action { request_id, udf_path, args, .. } => {
+                let caller = Caller::Socket { conn, request_id };
+                if session.actions >= MAX_ACTIONS_PER_SESSION {
+                    let message = format!(
+                        "TooManyInflightActionsForSingleClient: {MAX_ACTIONS_PER_SESSION} actions of this session are running"
+                    );
+                    return self.answer_action(caller, Err(Failure { message, data: None }), out);
+                }
+                let identity = session.caller.clone();
+                match resolve(Kind::Action, &String::from(udf_path), args.get()) {
+                    Ok((function, args)) => self.start_action(caller, function, &args, identity, out),
+                    Err(failure) => self.answer_action(caller, Err(failure), out),
+                }
             }
             ClientMessage::Authenticate { base_version, token } => {
                 // The shell verifies tokens and sends `Input::Authenticated`;
@@ -761,6 +846,120 @@ impl Core {
                 let flight = InFlight { origin: Origin::Http(id), function, args, caller, snapshot_ts: 0, attempts: 0 };
                 self.dispatch(flight, out);
             }
+            Kind::Action => self.start_action(Caller::Http(id), function, &args, caller, out),
+        }
+    }
+
+    /// Starts an action and runs it to its first wait or mutation.
+    fn start_action(
+        &mut self,
+        caller: Caller,
+        function: Function,
+        args: &Object,
+        identity: Option<Identity>,
+        out: &mut Vec<Output>,
+    ) {
+        let action = match Action::start(function, args) {
+            Ok(action) => action,
+            Err(error) => return self.answer_action(caller, Err(error.into()), out),
+        };
+        let id = self.next_action;
+        self.next_action += 1;
+        if let Caller::Socket { conn, .. } = caller {
+            if let Some(session) = self.sessions.get_mut(&conn) {
+                session.actions += 1;
+            }
+        }
+        self.actions.insert(id, Running { caller, identity, action, again: None, undo: WriteSet::new() });
+        self.advance_action(id, None, out);
+    }
+
+    /// Feeds an action the outcome of its last step and carries out its
+    /// next ones: queries at once, at the head; a mutation through the
+    /// usual execute and commit (the action resumes when it is answered);
+    /// a wait as a timer.
+    fn advance_action(&mut self, id: ActionId, mut last: Option<Result<Value, Failure>>, out: &mut Vec<Output>) {
+        loop {
+            let Some(running) = self.actions.get_mut(&id) else {
+                return;
+            };
+            match running.action.next(last.take()) {
+                Step::Query(function, args) => {
+                    let identity = running.identity.clone();
+                    let mut txn = Txn::new(self.store.head(), 0);
+                    let outcome = functions::run(function, &args, identity.as_ref(), &mut txn);
+                    last = Some(outcome.map_err(Failure::from));
+                }
+                Step::Mutation(function, args) => {
+                    let args = Arc::new(args);
+                    if self.config.has(Fault::ActionMutationTwice) {
+                        running.again = Some((function, args.clone()));
+                    }
+                    let flight = InFlight {
+                        origin: Origin::Action(id),
+                        function,
+                        args,
+                        caller: running.identity.clone(),
+                        snapshot_ts: 0,
+                        attempts: 0,
+                    };
+                    return self.dispatch(flight, out);
+                }
+                Step::Wait(ns) => {
+                    let at = self.now.saturating_add(ns);
+                    self.timers.insert((at, Timer::Resume(id)));
+                    return out.push(Output::Wake { at });
+                }
+                Step::Done(outcome) => {
+                    let Some(running) = self.actions.remove(&id) else {
+                        return;
+                    };
+                    if outcome.is_err() && !running.undo.is_empty() {
+                        // The `action-rollback` fault: put back what it wrote.
+                        let (_, notified) = self.commit(&running.undo, true);
+                        for conn in notified {
+                            self.flush(conn, out);
+                        }
+                    }
+                    if let Caller::Socket { conn, .. } = running.caller {
+                        if let Some(session) = self.sessions.get_mut(&conn) {
+                            session.actions = session.actions.saturating_sub(1);
+                        }
+                    }
+                    return self.answer_action(running.caller, outcome, out);
+                }
+            }
+        }
+    }
+
+    /// Answers an action: an `ActionResponse` (with a transition after it,
+    /// as Convex schedules an update) or an HTTP reply.
+    fn answer_action(&mut self, caller: Caller, outcome: Result<Value, Failure>, out: &mut Vec<Output>) {
+        match caller {
+            Caller::Socket { conn, request_id } => {
+                if !self.sessions.contains_key(&conn) {
+                    return;
+                }
+                self.emit(conn, Frame::ActionResponse { request_id, outcome }, out);
+                if let Some(session) = self.sessions.get_mut(&conn) {
+                    session.pending = true;
+                }
+                self.flush(conn, out);
+            }
+            Caller::Http(call) => out.push(Output::Reply { call, outcome }),
+        }
+    }
+
+    /// Runs every timer that is due.
+    fn fire_timers(&mut self, out: &mut Vec<Output>) {
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > self.now {
+                return;
+            }
+            self.timers.remove(&(at, timer));
+            match timer {
+                Timer::Resume(id) => self.advance_action(id, None, out),
+            }
         }
     }
 
@@ -899,7 +1098,7 @@ impl Core {
     fn commit_mutation(&mut self, flight: InFlight, value: Value, writes: WriteSet, out: &mut Vec<Output>) {
         let key = match flight.origin {
             Origin::Socket { session_id, request_id, .. } => Some((session_id, request_id)),
-            Origin::Http(_) => None,
+            Origin::Http(_) | Origin::Action(_) => None,
         };
         let remembered =
             if self.config.has(Fault::ReplayTwice) { None } else { key.and_then(|key| self.records.get(&key)) };
@@ -948,6 +1147,16 @@ impl Core {
                 self.flush(conn, out);
             }
             return;
+        }
+        if let (Origin::Action(id), true) = (flight.origin, self.config.has(Fault::ActionRollback)) {
+            let head = self.store.head();
+            if let Some(running) = self.actions.get_mut(&id) {
+                for (&doc, write) in &writes {
+                    let old =
+                        crate::store::Write { table: write.table, fields: head.get(doc).map(|d| d.fields.clone()) };
+                    running.undo.entry(doc).or_insert(old);
+                }
+            }
         }
         let (ts, notified) = self.commit(&writes, self.invalidates(flight.origin));
         if let Some(key) = key {
@@ -1021,6 +1230,17 @@ impl Core {
                 self.start_next_mutation(conn, out);
             }
             Origin::Http(call) => out.push(Output::Reply { call, outcome: outcome.map(|(value, _)| value) }),
+            Origin::Action(id) => {
+                let again = self.actions.get_mut(&id).and_then(|r| r.again.take()).filter(|_| outcome.is_ok());
+                if let Some((function, args)) = again {
+                    // The `action-mutation-twice` fault: the same call once more.
+                    let caller = self.actions.get(&id).and_then(|r| r.identity.clone());
+                    let flight =
+                        InFlight { origin: flight.origin, function, args, caller, snapshot_ts: 0, attempts: 0 };
+                    return self.dispatch(flight, out);
+                }
+                self.advance_action(id, Some(outcome.map(|(value, _)| value)), out)
+            }
         }
     }
 
@@ -1218,6 +1438,7 @@ fn lookup(kind: Option<Kind>, udf_path: &str) -> Result<Function, Failure> {
             match kind {
                 Some(Kind::Query) => "query",
                 Some(Kind::Mutation) => "mutation",
+                Some(Kind::Action) => "action",
                 None => "function",
             }
         ),
@@ -1245,3 +1466,6 @@ mod fault_tests;
 
 #[cfg(test)]
 mod page_tests;
+
+#[cfg(test)]
+mod action_tests;

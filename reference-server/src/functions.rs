@@ -74,6 +74,10 @@ pub fn run(
 ) -> Result<Value, UserError> {
     let a = Args(args);
     match function {
+        Function::MessagesStreamReply => Err(UserError::new(
+            ErrorCode::InvalidArguments,
+            format!("{} is an action: it runs outside transactions, step by step (see `actions`)", function.path()),
+        )),
         Function::MessagesSend => send(txn, a.str("channel"), a.str("author"), a.str("body")),
         Function::MessagesSendAsMe => {
             let me = signed_in(caller, function)?;

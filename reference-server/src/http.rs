@@ -54,8 +54,6 @@ enum Route {
     Control,
     /// A function call; the kind its path demands (`None`: any).
     Call(Option<Kind>),
-    /// An action call: the catalogue has none.
-    Action,
     /// `GET /version`.
     Version,
     /// A CORS preflight for the call routes.
@@ -80,7 +78,7 @@ fn route(method: &Method, path: &str, test_hooks: bool) -> Route {
         "/api/query" => expect("POST", Route::Call(Some(Kind::Query))),
         "/api/mutation" => expect("POST", Route::Call(Some(Kind::Mutation))),
         "/api/function" => expect("POST", Route::Call(None)),
-        "/api/action" => expect("POST", Route::Action),
+        "/api/action" => expect("POST", Route::Call(Some(Kind::Action))),
         "/version" => expect("GET", Route::Version),
         "/_syncspec/control" if test_hooks => expect("GET", Route::Control),
         _ => match path.strip_prefix("/api/").map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
@@ -122,17 +120,6 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
     let response = match route {
         Route::Sync | Route::Control => upgrade(request, route, shared),
         Route::Call(kind) => call(request, kind, &shared).await,
-        Route::Action => {
-            let path = read_call(request).await.map(|c| c.path);
-            match path {
-                Ok(path) => function_failed(
-                    &shared,
-                    &format!("the syncspec catalogue has no actions, so {path:?} cannot run"),
-                    None,
-                ),
-                Err(response) => response,
-            }
-        }
         Route::Version => text(StatusCode::OK, format!("syncspec-server {}\n", env!("CARGO_PKG_VERSION"))),
         Route::Preflight => {
             let mut response = empty(StatusCode::NO_CONTENT);
@@ -298,7 +285,7 @@ mod tests {
         assert_eq!(route(&post, "/api/query", false), Route::Call(Some(Kind::Query)));
         assert_eq!(route(&post, "/api/mutation", false), Route::Call(Some(Kind::Mutation)));
         assert_eq!(route(&post, "/api/function", false), Route::Call(None));
-        assert_eq!(route(&post, "/api/action", false), Route::Action);
+        assert_eq!(route(&post, "/api/action", false), Route::Call(Some(Kind::Action)));
         assert_eq!(route(&get, "/api/query", false), Route::WrongMethod("POST"));
         assert_eq!(route(&Method::OPTIONS, "/api/query", false), Route::Preflight);
         assert_eq!(route(&get, "/version", false), Route::Version);

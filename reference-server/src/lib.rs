@@ -5,7 +5,8 @@
 //! - `auth`: verified identities from JWTs (the shell verifies; the core holds the result).
 //! - `store`: documents, ordered indexes, MVCC snapshots.
 //! - `txn`: transactions over a snapshot, with read and write sets.
-//! - `functions`: what the catalogue's functions do.
+//! - `functions`: what the catalogue's queries and mutations do.
+//! - `actions`: what its actions do, step by step, outside transactions.
 //! - `subscriptions`: the shared query cache and read-set invalidation.
 //! - `ratelimit`: token buckets per (function, user).
 //! - `session`: one socket's protocol state.
@@ -18,6 +19,7 @@
 //! **The core has no IO, no clock and no threads**; only `server` and
 //! `connection` touch tokio.
 
+pub mod actions;
 pub mod auth;
 pub mod connection;
 pub mod core;

@@ -136,6 +136,8 @@ pub(crate) struct Shared {
     /// What checks tokens: the configured keys, or under the
     /// `accept-any-token` fault a verifier that believes anything.
     pub(crate) verifier: Verifier,
+    /// Times the core asked to be woken at (`Output::Wake`), for the timer task.
+    wakes: UnboundedSender<u64>,
     /// Test hook: drop the socket of the next mutation that commits, before its response.
     drop_after_next_commit: AtomicBool,
     /// Test hook: drop the socket that sends the next mutation, unread.
@@ -176,6 +178,9 @@ impl Shared {
                     if let Some(tx) = inner.calls.remove(&call) {
                         let _ = tx.send(outcome);
                     }
+                }
+                Output::Wake { at } => {
+                    let _ = self.wakes.send(at);
                 }
                 Output::Execute(job) => {
                     let workers = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -246,7 +251,9 @@ impl Shared {
 /// Runs the server on an already-bound listener until `shutdown` resolves.
 pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future) -> Result<(), ServerError> {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (wakes, mut wake_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let shared = Arc::new(Shared {
+        wakes,
         inner: Mutex::new(Inner { core: Core::new(config.core.clone()), conns: HashMap::new(), calls: HashMap::new() }),
         jobs: Mutex::new(None),
         next_conn: AtomicU64::new(1),
@@ -292,6 +299,38 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
             }
         })
     };
+    // Wakes the core at the times it asked for (an action's pause between
+    // tokens, a scheduled function), to the millisecond of tokio's timer.
+    let timer = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut due = std::collections::BTreeSet::new();
+            loop {
+                let next = due.first().copied();
+                let sleep = async move {
+                    match next {
+                        Some(at) => tokio::time::sleep(Duration::from_nanos(u64::saturating_sub(at, wall_now()))).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    at = wake_rx.recv() => match at {
+                        Some(at) => {
+                            due.insert(at);
+                        }
+                        None => return,
+                    },
+                    () = sleep => {
+                        let now = wall_now();
+                        while due.first().is_some_and(|&at| at <= now) {
+                            due.pop_first();
+                        }
+                        shared.step(Input::Wake);
+                    }
+                }
+            }
+        })
+    };
     info!(%addr, workers = config.workers, "serving the Convex sync protocol");
     tokio::pin!(shutdown);
     let result = loop {
@@ -310,6 +349,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         }
     };
     ticker.abort();
+    timer.abort();
     shared.broadcast(|| Outbound::Close(1001, "ServerShutdown".into()));
     *shared.jobs.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let stats = shared.inner.lock().unwrap_or_else(|p| p.into_inner()).core.stats();

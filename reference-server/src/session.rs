@@ -83,6 +83,8 @@ pub struct Session {
     pub queue: VecDeque<Queued>,
     /// Whether a mutation of this session is executing.
     pub running: bool,
+    /// Actions of this session between call and response.
+    pub actions: usize,
     /// When a frame was last emitted, for the idle `Ping`.
     pub last_emit: Ts,
     /// Transitions built for this session so far.
