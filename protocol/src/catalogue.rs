@@ -131,6 +131,8 @@ catalogue! {
         [req("room", ArgType::String)];
     PresenceLeave => "presence:leave", Mutation,
         [req("room", ArgType::String), req("user", ArgType::String)];
+    PresenceExpire => "presence:expire", Mutation,
+        [req("room", ArgType::String), req("user", ArgType::String)];
     PresenceList => "presence:list", Query,
         [req("room", ArgType::String)];
     CursorsMove => "cursors:move", Mutation,
@@ -149,6 +151,8 @@ catalogue! {
         [req("id", ArgType::String)];
     NotificationsSend => "notifications:send", Mutation,
         [req("user", ArgType::String), req("title", ArgType::String)];
+    NotificationsSendLater => "notifications:sendLater", Mutation,
+        [req("user", ArgType::String), req("title", ArgType::String), req("delayMs", ArgType::Number)];
     NotificationsMarkAllRead => "notifications:markAllRead", Mutation,
         [req("user", ArgType::String)];
     NotificationsUnread => "notifications:unread", Query,
@@ -199,6 +203,13 @@ impl Function {
     /// journal, so the page covers the same stretch of rows as they change.
     pub fn is_paginated(self) -> bool {
         matches!(self, Function::MessagesPage)
+    }
+
+    /// Whether only the backend itself may call the function (Convex's
+    /// `internalMutation`): `presence:expire`, which `presence:heartbeat`
+    /// schedules. A client asking for it is told there is no such function.
+    pub fn is_internal(self) -> bool {
+        matches!(self, Function::PresenceExpire)
     }
 
     /// Checks an argument object against the function's validator.
@@ -279,6 +290,9 @@ pub enum ErrorCode {
     Unauthenticated,
     /// A pagination cursor this backend did not hand out.
     InvalidCursor,
+    /// `notifications:sendLater` for a user whose inbox holds the most
+    /// unread notifications it may.
+    InboxFull,
     /// An action's outside source failed part-way (`messages:streamReply`
     /// with `failAfterTokens`); what it committed before stays.
     UpstreamFailed,
@@ -302,6 +316,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => "Unauthenticated",
             ErrorCode::InvalidCursor => "InvalidCursor",
             ErrorCode::UpstreamFailed => "UpstreamFailed",
+            ErrorCode::InboxFull => "InboxFull",
         }
     }
 }
@@ -315,6 +330,7 @@ mod tests {
         for f in Function::ALL {
             assert_eq!(Function::from_path(f.path()), Some(*f));
         }
+        assert!(Function::PresenceExpire.is_internal());
         assert_eq!(Function::from_path("messages.js:send"), Some(Function::MessagesSend));
         assert_eq!(Function::from_path("messages:nope"), None);
     }

@@ -6,7 +6,8 @@
 //! at or past its commit ts has arrived (read-your-writes, as the npm client
 //! does), and after a lost socket reconnects under the same session id,
 //! re-adds every query and re-sends every unresolved mutation with its
-//! original request id (as the npm client does). It never refuses what a
+//! original request id, echoing each query's last journal (as the npm client
+//! does). It never refuses what a
 //! server sends: a broken chain or a regressing ts is recorded for the
 //! checkers to judge, not hidden.
 //!
@@ -249,6 +250,11 @@ pub struct View {
     pub identity: u32,
     /// The last `AuthError`'s message, over all sockets.
     pub auth_error: Option<String>,
+    /// The journal last received for each live query (a paginated query's
+    /// end, say), kept across sockets and echoed when the query is re-added
+    /// after a reconnect, as the npm client does. Queries whose results
+    /// carried no journal are absent.
+    pub journals: BTreeMap<QueryId, String>,
 }
 
 enum Command {
@@ -520,7 +526,7 @@ impl Task {
         }
         if !self.queries.is_empty() {
             let adds: Vec<wire::QuerySetChange<'_>> =
-                self.queries.iter().map(|(id, (f, a))| add_query(*id, f, a)).collect();
+                self.queries.iter().map(|(id, (f, a))| add_query(*id, f, a, self.journal(*id))).collect();
             frames.push(wire::write_modify_query_set(0, 1, &adds));
         }
         for (request_id, p) in &self.pending {
@@ -601,9 +607,9 @@ impl Task {
                     function: function.clone(),
                     args: json::to_json(&args),
                 });
-                let frame = self
-                    .next_query_set()
-                    .map(|(base, new)| wire::write_modify_query_set(base, new, &[add_query(id, &function, &args)]));
+                let frame = self.next_query_set().map(|(base, new)| {
+                    wire::write_modify_query_set(base, new, &[add_query(id, &function, &args, None)])
+                });
                 self.queries.insert(id, (function, args));
                 if let Some(frame) = frame {
                     self.send(frame).await;
@@ -611,6 +617,9 @@ impl Task {
             }
             Command::Unsubscribe { id } => {
                 if self.queries.remove(&id).is_some() {
+                    if self.view.journals.remove(&id).is_some() {
+                        self.publish();
+                    }
                     self.record(EventKind::Unsubscribe { query_id: id });
                     if let Some((base, new)) = self.next_query_set() {
                         let remove = wire::QuerySetChange::Remove { query_id: id };
@@ -652,6 +661,27 @@ impl Task {
         }
     }
 
+    /// The journal to echo when query `id` is re-added.
+    fn journal(&self, id: QueryId) -> Option<&str> {
+        self.view.journals.get(&id).map(String::as_str)
+    }
+
+    /// Keeps the journal a modification of a live query carried; a `null`
+    /// one replaces the last (the npm client keeps whatever it got last).
+    fn keep_journal(&mut self, id: QueryId, journal: Option<String>) {
+        if !self.queries.contains_key(&id) {
+            return;
+        }
+        match journal {
+            Some(journal) => {
+                self.view.journals.insert(id, journal);
+            }
+            None => {
+                self.view.journals.remove(&id);
+            }
+        }
+    }
+
     /// Takes the versions of the next `ModifyQuerySet`: `None` with no socket
     /// open, since the whole query set goes out with the next socket.
     fn next_query_set(&mut self) -> Option<(u32, u32)> {
@@ -676,8 +706,9 @@ impl Task {
                 let mut recorded = Vec::with_capacity(modifications.len());
                 for m in modifications {
                     match m {
-                        StateModification::QueryUpdated { query_id, value, .. } => {
+                        StateModification::QueryUpdated { query_id, value, journal, .. } => {
                             let id = query_id.get_id();
+                            self.keep_journal(id, journal);
                             match json::decode(&value.0) {
                                 Ok(v) => {
                                     self.view.results.insert(id, QueryResult::Value(v));
@@ -686,8 +717,9 @@ impl Task {
                             }
                             recorded.push(RecordedModification::Updated { query_id: id, value: value.0 });
                         }
-                        StateModification::QueryFailed { query_id, error_message, error_data, .. } => {
+                        StateModification::QueryFailed { query_id, error_message, error_data, journal, .. } => {
                             let id = query_id.get_id();
+                            self.keep_journal(id, journal);
                             let data = error_data.as_ref().and_then(|d| json::decode(&d.0).ok());
                             self.view.results.insert(id, QueryResult::Failed { message: error_message.clone(), data });
                             recorded.push(RecordedModification::Failed {
@@ -799,6 +831,11 @@ fn recorded_version(v: Version) -> RecordedVersion {
     RecordedVersion { query_set: v.query_set, identity: v.identity, ts: v.ts }
 }
 
-fn add_query<'a>(id: QueryId, function: &'a str, args: &'a Value) -> wire::QuerySetChange<'a> {
-    wire::QuerySetChange::Add { query_id: id, udf_path: function, args, journal: None }
+fn add_query<'a>(
+    id: QueryId,
+    function: &'a str,
+    args: &'a Value,
+    journal: Option<&'a str>,
+) -> wire::QuerySetChange<'a> {
+    wire::QuerySetChange::Add { query_id: id, udf_path: function, args, journal }
 }

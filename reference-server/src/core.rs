@@ -26,7 +26,7 @@ use crate::auth::{Identity, Verifier};
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
 use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
-use crate::store::{IndexId, Snapshot, Store, Table, TouchedKey};
+use crate::store::{DocId, IndexId, Snapshot, Store, Table, TouchedKey, Write};
 use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
 use crate::txn::{ReadSet, Txn, WriteSet};
 
@@ -48,7 +48,8 @@ const IDS_PER_JOB: u64 = 1 << 20;
 /// The core's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
-    /// Presence rows older than this are swept away.
+    /// How long a presence row outlives its last heartbeat: each heartbeat
+    /// schedules `presence:expire` this far ahead and cancels the last one.
     pub presence_ttl_ns: u64,
     /// Deliberate bugs, each breaking one guarantee; empty unless asked for.
     pub faults: BTreeSet<Fault>,
@@ -130,6 +131,14 @@ pub enum Fault {
     /// Undo what a failed action committed, as if actions were
     /// transactions: a half-streamed reply vanishes.
     ActionRollback,
+    /// Commit the functions a mutation scheduled even when the mutation
+    /// failed or was retried after a conflict (a scheduler fed at call time).
+    ScheduleDespiteAbort,
+    /// Run each scheduled function twice, once without the guard that
+    /// makes it exactly once.
+    ScheduledTwice,
+    /// Run scheduled functions as soon as they are written, whatever their delay.
+    ScheduledEarly,
 }
 
 impl Fault {
@@ -157,6 +166,9 @@ impl Fault {
         Fault::PageEndMoves,
         Fault::ActionMutationTwice,
         Fault::ActionRollback,
+        Fault::ScheduleDespiteAbort,
+        Fault::ScheduledTwice,
+        Fault::ScheduledEarly,
     ];
 
     /// The switch's name on the command line.
@@ -184,6 +196,9 @@ impl Fault {
             Fault::PageEndMoves => "page-end-moves",
             Fault::ActionMutationTwice => "action-mutation-twice",
             Fault::ActionRollback => "action-rollback",
+            Fault::ScheduleDespiteAbort => "schedule-despite-abort",
+            Fault::ScheduledTwice => "scheduled-twice",
+            Fault::ScheduledEarly => "scheduled-early",
         }
     }
 
@@ -214,6 +229,9 @@ impl Fault {
             Fault::PageEndMoves => "re-reads subscribed pages from their cursor instead of keeping their end",
             Fault::ActionMutationTwice => "runs each mutation an action calls twice",
             Fault::ActionRollback => "undoes what a failed action committed, as if it were a transaction",
+            Fault::ScheduleDespiteAbort => "keeps what failed or retried mutations scheduled",
+            Fault::ScheduledTwice => "runs each scheduled function twice",
+            Fault::ScheduledEarly => "runs scheduled functions at once, ignoring their delay",
         }
     }
 
@@ -421,6 +439,12 @@ pub struct Job {
     pub caller: Option<Identity>,
     /// The snapshot to run against.
     pub snapshot: Snapshot,
+    /// For a scheduled function, its `Scheduled` document: the run reads
+    /// and deletes it in the same transaction, so of two runs at most one
+    /// commits (the other conflicts, retries, finds it gone and does nothing).
+    pub scheduled: Option<DocId>,
+    /// The presence TTL `presence:heartbeat` schedules expiry with.
+    pub presence_ttl_ms: u64,
 }
 
 /// What an execution produced.
@@ -430,16 +454,29 @@ pub struct Executed {
     pub job: JobId,
     /// The return value with read and write sets, or a user error.
     pub outcome: Result<(Value, ReadSet, WriteSet), UserError>,
+    /// What a failed attempt had written before it failed: never
+    /// committed (but for the `schedule-despite-abort` fault).
+    pub discarded: WriteSet,
 }
 
 /// Runs a job. Pure: any thread may call it, with no lock held.
 pub fn execute(job: &Job) -> Executed {
     let mut txn = Txn::new(&job.snapshot, job.id.wrapping_mul(IDS_PER_JOB).wrapping_add(1));
-    let outcome = functions::run(job.function, &job.args, job.caller.as_ref(), &mut txn).map(|value| {
-        let (reads, writes) = txn.finish();
-        (value, reads, writes)
-    });
-    Executed { job: job.id, outcome }
+    txn.presence_ttl_ms = job.presence_ttl_ms as f64;
+    if let Some(doc) = job.scheduled {
+        if txn.get(doc).is_none() {
+            let error = UserError::new(ErrorCode::NotFound, "the scheduled function already ran or was cancelled");
+            return Executed { job: job.id, outcome: Err(error), discarded: WriteSet::new() };
+        }
+        txn.delete(doc, Table::Scheduled);
+    }
+    match functions::run(job.function, &job.args, job.caller.as_ref(), &mut txn) {
+        Ok(value) => {
+            let (reads, writes) = txn.finish();
+            Executed { job: job.id, outcome: Ok((value, reads, writes)), discarded: WriteSet::new() }
+        }
+        Err(error) => Executed { job: job.id, outcome: Err(error), discarded: txn.finish().1 },
+    }
 }
 
 /// Counters for benchmarks and tests.
@@ -464,6 +501,8 @@ enum Origin {
     Http(CallId),
     /// A step of a running action: its outcome goes back to the action.
     Action(ActionId),
+    /// A scheduled function's run: nobody to answer.
+    Scheduled(DocId),
 }
 
 /// A running action's id.
@@ -508,6 +547,9 @@ struct InFlight {
     caller: Option<Identity>,
     snapshot_ts: Ts,
     attempts: u32,
+    /// Runs without the scheduled function's exactly-once guard (the
+    /// `scheduled-twice` fault's second run).
+    unguarded: bool,
 }
 
 /// A committed mutation's outcome, kept so a replay returns it.
@@ -543,6 +585,10 @@ pub struct Core {
     next_action: ActionId,
     /// Timers by due time (the id keeps equal times apart).
     timers: BTreeSet<(Ts, Timer)>,
+    /// Scheduled functions dispatched and not yet finished.
+    scheduled_running: BTreeSet<DocId>,
+    /// Times asked for with `Output::Wake` that have not yet come.
+    wakes: BTreeSet<Ts>,
 }
 
 impl Core {
@@ -565,6 +611,8 @@ impl Core {
             actions: BTreeMap::new(),
             next_action: 1,
             timers: BTreeSet::new(),
+            scheduled_running: BTreeSet::new(),
+            wakes: BTreeSet::new(),
         }
     }
 
@@ -615,6 +663,8 @@ impl Core {
             }
             Input::Wake => self.fire_timers(out),
         }
+        self.run_due(out);
+        self.wake_for_scheduled(out);
     }
 
     fn on_message(&mut self, conn: ConnId, message: ClientMessage, out: &mut Vec<Output>) {
@@ -843,7 +893,15 @@ impl Core {
                 out.push(Output::Reply { call: id, outcome });
             }
             Kind::Mutation => {
-                let flight = InFlight { origin: Origin::Http(id), function, args, caller, snapshot_ts: 0, attempts: 0 };
+                let flight = InFlight {
+                    origin: Origin::Http(id),
+                    function,
+                    args,
+                    caller,
+                    snapshot_ts: 0,
+                    attempts: 0,
+                    unguarded: false,
+                };
                 self.dispatch(flight, out);
             }
             Kind::Action => self.start_action(Caller::Http(id), function, &args, caller, out),
@@ -902,6 +960,7 @@ impl Core {
                         caller: running.identity.clone(),
                         snapshot_ts: 0,
                         attempts: 0,
+                        unguarded: false,
                     };
                     return self.dispatch(flight, out);
                 }
@@ -950,11 +1009,86 @@ impl Core {
         }
     }
 
+    /// Commits the functions a discarded attempt scheduled: only under the
+    /// `schedule-despite-abort` fault (a scheduler fed at call time, not at
+    /// commit).
+    fn leak_schedules(&mut self, writes: &WriteSet, out: &mut Vec<Output>) {
+        if !self.config.has(Fault::ScheduleDespiteAbort) {
+            return;
+        }
+        let leaked: WriteSet = writes
+            .iter()
+            .filter(|(id, w)| {
+                w.table == Table::Scheduled && w.fields.is_some() && self.store.head().get(**id).is_none()
+            })
+            .map(|(id, w)| (*id, w.clone()))
+            .collect();
+        if !leaked.is_empty() {
+            let (_, notified) = self.commit(&leaked, true);
+            for conn in notified {
+                self.flush(conn, out);
+            }
+        }
+    }
+
+    /// Starts every scheduled function that is due and not yet running, as
+    /// a mutation of its own (retried on conflict like any other).
+    fn run_due(&mut self, out: &mut Vec<Output>) {
+        // The `scheduled-early` fault runs them as soon as they are written.
+        let horizon = if self.config.has(Fault::ScheduledEarly) { Ts::MAX } else { self.now };
+        let due: Vec<(DocId, Function, Arc<Object>)> = self
+            .store
+            .head()
+            .scan(IndexId::ScheduledByDue, &[])
+            .take_while(|doc| doc.due() <= horizon)
+            .filter(|doc| !self.scheduled_running.contains(&doc.id))
+            .filter_map(|doc| {
+                let function = doc.get("name").as_str().and_then(Function::from_path)?;
+                let Value::Object(args) = doc.get("args") else { return None };
+                Some((doc.id, function, Arc::new(args.clone())))
+            })
+            .collect();
+        for (doc, function, args) in due {
+            self.scheduled_running.insert(doc);
+            let runs = if self.config.has(Fault::ScheduledTwice) { 2 } else { 1 };
+            for run in 0..runs {
+                let flight = InFlight {
+                    origin: Origin::Scheduled(doc),
+                    function,
+                    args: args.clone(),
+                    caller: None,
+                    snapshot_ts: 0,
+                    attempts: 0,
+                    // The `scheduled-twice` fault: the second run skips the
+                    // exactly-once guard.
+                    unguarded: run > 0,
+                };
+                self.dispatch(flight, out);
+            }
+        }
+    }
+
+    /// Asks the shell to wake the core when the next scheduled function is
+    /// due (once per time; the ones due by now have just been started).
+    fn wake_for_scheduled(&mut self, out: &mut Vec<Output>) {
+        let now = self.now;
+        while self.wakes.first().is_some_and(|&at| at <= now) {
+            self.wakes.pop_first();
+        }
+        let next = self.store.head().scan(IndexId::ScheduledByDue, &[]).map(|doc| doc.due()).find(|&due| due > now);
+        if let Some(at) = next {
+            if self.wakes.range(..=at).next().is_none() {
+                self.wakes.insert(at);
+                out.push(Output::Wake { at });
+            }
+        }
+    }
+
     /// Runs every timer that is due.
     fn fire_timers(&mut self, out: &mut Vec<Output>) {
         while let Some(&(at, timer)) = self.timers.first() {
             if at > self.now {
-                return;
+                break;
             }
             self.timers.remove(&(at, timer));
             match timer {
@@ -1022,6 +1156,7 @@ impl Core {
                         caller: session.caller.clone(),
                         snapshot_ts: 0,
                         attempts: 0,
+                        unguarded: false,
                     };
                     self.dispatch(flight, out);
                     return;
@@ -1035,15 +1170,25 @@ impl Core {
         let id = self.next_job;
         self.next_job += 1;
         flight.snapshot_ts = self.store.ts();
-        let job = Job {
+        let job = self.job_for(id, &flight);
+        self.in_flight.insert(id, flight);
+        out.push(Output::Execute(job));
+    }
+
+    /// The job that runs `flight` at the head.
+    fn job_for(&self, id: JobId, flight: &InFlight) -> Job {
+        Job {
             id,
             function: flight.function,
             args: flight.args.clone(),
             caller: flight.caller.clone(),
             snapshot: self.store.head().clone(),
-        };
-        self.in_flight.insert(id, flight);
-        out.push(Output::Execute(job));
+            scheduled: match flight.origin {
+                Origin::Scheduled(doc) if !flight.unguarded => Some(doc),
+                _ => None,
+            },
+            presence_ttl_ms: self.config.presence_ttl_ns / 1_000_000,
+        }
     }
 
     fn on_executed(&mut self, executed: Executed, out: &mut Vec<Output>) {
@@ -1054,6 +1199,7 @@ impl Core {
             Ok(done) => done,
             Err(user_error) => {
                 self.prune_write_log();
+                self.leak_schedules(&executed.discarded, out);
                 return self.finish_mutation(flight, Err(user_error.into()), out);
             }
         };
@@ -1070,6 +1216,7 @@ impl Core {
             return self.commit_mutation(flight, value, writes, out);
         }
         self.stats.conflicts += 1;
+        self.leak_schedules(&writes, out);
         flight.attempts += 1;
         if flight.attempts <= MAX_OCC_RETRIES {
             self.dispatch(flight, out);
@@ -1080,17 +1227,16 @@ impl Core {
         // in between, so it commits.
         self.stats.fallbacks += 1;
         self.prune_write_log();
-        let job = Job {
-            id: self.next_job,
-            function: flight.function,
-            args: flight.args.clone(),
-            caller: flight.caller.clone(),
-            snapshot: self.store.head().clone(),
-        };
+        let job = self.job_for(self.next_job, &flight);
         self.next_job += 1;
-        match execute(&job).outcome {
+        let executed = execute(&job);
+        drop(job);
+        match executed.outcome {
             Ok((value, _, writes)) => self.commit_mutation(flight, value, writes, out),
-            Err(user_error) => self.finish_mutation(flight, Err(user_error.into()), out),
+            Err(user_error) => {
+                self.leak_schedules(&executed.discarded, out);
+                self.finish_mutation(flight, Err(user_error.into()), out)
+            }
         }
     }
 
@@ -1098,7 +1244,7 @@ impl Core {
     fn commit_mutation(&mut self, flight: InFlight, value: Value, writes: WriteSet, out: &mut Vec<Output>) {
         let key = match flight.origin {
             Origin::Socket { session_id, request_id, .. } => Some((session_id, request_id)),
-            Origin::Http(_) | Origin::Action(_) => None,
+            Origin::Http(_) | Origin::Action(_) | Origin::Scheduled(_) => None,
         };
         let remembered =
             if self.config.has(Fault::ReplayTwice) { None } else { key.and_then(|key| self.records.get(&key)) };
@@ -1152,8 +1298,7 @@ impl Core {
             let head = self.store.head();
             if let Some(running) = self.actions.get_mut(&id) {
                 for (&doc, write) in &writes {
-                    let old =
-                        crate::store::Write { table: write.table, fields: head.get(doc).map(|d| d.fields.clone()) };
+                    let old = Write { table: write.table, fields: head.get(doc).map(|d| d.fields.clone()) };
                     running.undo.entry(doc).or_insert(old);
                 }
             }
@@ -1230,13 +1375,32 @@ impl Core {
                 self.start_next_mutation(conn, out);
             }
             Origin::Http(call) => out.push(Output::Reply { call, outcome: outcome.map(|(value, _)| value) }),
+            Origin::Scheduled(doc) => {
+                self.scheduled_running.remove(&doc);
+                if outcome.is_err() && self.store.head().get(doc).is_some() {
+                    // It failed (as Convex marks it failed): it is done, and
+                    // does not run again.
+                    let done: WriteSet = [(doc, Write { table: Table::Scheduled, fields: None })].into();
+                    let (_, notified) = self.commit(&done, true);
+                    for conn in notified {
+                        self.flush(conn, out);
+                    }
+                }
+            }
             Origin::Action(id) => {
                 let again = self.actions.get_mut(&id).and_then(|r| r.again.take()).filter(|_| outcome.is_ok());
                 if let Some((function, args)) = again {
                     // The `action-mutation-twice` fault: the same call once more.
                     let caller = self.actions.get(&id).and_then(|r| r.identity.clone());
-                    let flight =
-                        InFlight { origin: flight.origin, function, args, caller, snapshot_ts: 0, attempts: 0 };
+                    let flight = InFlight {
+                        origin: flight.origin,
+                        function,
+                        args,
+                        caller,
+                        snapshot_ts: 0,
+                        attempts: 0,
+                        unguarded: false,
+                    };
                     return self.dispatch(flight, out);
                 }
                 self.advance_action(id, Some(outcome.map(|(value, _)| value)), out)
@@ -1384,27 +1548,8 @@ impl Core {
         for conn in idle {
             self.emit(conn, Frame::Ping, out);
         }
-        self.sweep_presence(out);
         self.rate.prune(now);
         self.records.retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
-    }
-
-    /// Deletes presence rows older than the TTL, in one commit.
-    fn sweep_presence(&mut self, out: &mut Vec<Output>) {
-        let cutoff = self.now.saturating_sub(self.config.presence_ttl_ns);
-        let expired: WriteSet = self
-            .store
-            .head()
-            .scan(IndexId::PresenceByUpdated, &[])
-            .take_while(|doc| doc.updated < cutoff)
-            .map(|doc| (doc.id, crate::store::Write { table: Table::Presence, fields: None }))
-            .collect();
-        if !expired.is_empty() {
-            let (_, notified) = self.commit(&expired, true);
-            for conn in notified {
-                self.flush(conn, out);
-            }
-        }
     }
 }
 
@@ -1432,7 +1577,8 @@ fn resolve(kind: Kind, udf_path: &str, raw_args: &str) -> Result<(Function, Arc<
 
 /// Finds a catalogue function by path, of the kind a route demands (any for `None`).
 fn lookup(kind: Option<Kind>, udf_path: &str) -> Result<Function, Failure> {
-    Function::from_path(udf_path).filter(|f| kind.is_none_or(|k| f.kind() == k)).ok_or_else(|| Failure {
+    let public = |f: &Function| !f.is_internal() && kind.is_none_or(|k| f.kind() == k);
+    Function::from_path(udf_path).filter(public).ok_or_else(|| Failure {
         message: format!(
             "Could not find public function for '{udf_path}'. The syncspec catalogue has no {} by that name.",
             match kind {
@@ -1469,3 +1615,6 @@ mod page_tests;
 
 #[cfg(test)]
 mod action_tests;
+
+#[cfg(test)]
+mod schedule_tests;

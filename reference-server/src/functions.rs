@@ -20,6 +20,11 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 /// The most rows one `messages:page` reads for a page without a fixed end
 /// (a larger `numItems` gets a shorter page, which the contract allows).
 pub const MAX_PAGE_ITEMS: usize = 1000;
+/// The most unread notifications a user's inbox holds before
+/// `notifications:sendLater` refuses with `InboxFull`.
+pub const MAX_UNREAD: usize = 100;
+/// The longest `notifications:sendLater` delay: a year, in milliseconds.
+pub const MAX_DELAY_MS: f64 = 366.0 * 24.0 * 3600.0 * 1000.0;
 /// The most accounts one `accounts:open` creates.
 pub const MAX_ACCOUNTS: usize = 10_000;
 
@@ -126,12 +131,21 @@ pub fn run(
             Ok(Value::Null)
         }
         Function::PresenceHeartbeat => heartbeat(txn, a.val("room"), a.val("user"), a.val("name")),
+        Function::PresenceExpire => {
+            // Scheduled by the last heartbeat, which every later heartbeat
+            // cancels: if it runs, the row has had no heartbeat for the TTL.
+            for row in txn.scan(IndexId::PresenceByRoom, &[a.val("room"), a.val("user")]) {
+                txn.delete(row.id, Table::Presence);
+            }
+            Ok(Value::Null)
+        }
         Function::PresenceHeartbeatAsMe => {
             let me = signed_in(caller, function)?;
             heartbeat(txn, a.val("room"), Value::from(&*me.subject), Value::from(me.display_name()))
         }
         Function::PresenceLeave => {
             for row in txn.scan(IndexId::PresenceByRoom, &[a.val("room"), a.val("user")]) {
+                cancel(txn, row.get("expiry"));
                 txn.delete(row.id, Table::Presence);
             }
             Ok(Value::Null)
@@ -251,6 +265,25 @@ pub fn run(
             let fields = obj([("user", a.val("user")), ("title", a.val("title")), ("read", Value::Boolean(false))]);
             let id = txn.insert(Table::Notifications, fields)?;
             Ok(Value::from(id.to_wire(Table::Notifications)))
+        }
+        Function::NotificationsSendLater => {
+            let delay = a.num("delayMs");
+            if !(0.0..=MAX_DELAY_MS).contains(&delay) {
+                return Err(invalid("delayMs", format!("expected milliseconds from 0 to {MAX_DELAY_MS}, got {delay}")));
+            }
+            // Scheduled before the inbox check, as apps often write it: a
+            // refusal must take the schedule with it (it is a write of this
+            // transaction), and so must an OCC retry.
+            let args = obj([("user", a.val("user")), ("title", a.val("title"))]);
+            let job = txn.schedule(delay, Function::NotificationsSend.path(), args)?;
+            let unread = txn.scan(IndexId::NotificationsByUserRead, &[a.val("user"), Value::Boolean(false)]);
+            if unread.len() >= MAX_UNREAD {
+                return Err(UserError::new(
+                    ErrorCode::InboxFull,
+                    format!("{:?} has {} unread notifications, the most an inbox holds", a.str("user"), unread.len()),
+                ));
+            }
+            Ok(Value::from(job.to_wire(Table::Scheduled)))
         }
         Function::NotificationsMarkAllRead => {
             let unread = txn.scan(IndexId::NotificationsByUserRead, &[a.val("user"), Value::Boolean(false)]);
@@ -564,10 +597,18 @@ fn send(txn: &mut Txn<'_>, channel: &str, author: &str, body: &str) -> Result<Va
     Ok(Value::from(id.to_wire(Table::Messages)))
 }
 
-/// Upserts one presence row.
+/// Upserts one presence row and moves its expiry: the previous heartbeat's
+/// scheduled `presence:expire` is cancelled and a new one scheduled the TTL
+/// ahead, as Convex apps write presence (queries cannot read the clock).
 fn heartbeat(txn: &mut Txn<'_>, room: Value, user: Value, name: Value) -> Result<Value, UserError> {
     let existing = txn.scan(IndexId::PresenceByRoom, &[room.clone(), user.clone()]).into_iter().next();
-    let fields = obj([("room", room), ("user", user), ("name", name)]);
+    if let Some(row) = &existing {
+        cancel(txn, row.get("expiry"));
+    }
+    let expire = obj([("room", room.clone()), ("user", user.clone())]);
+    let job = txn.schedule(txn.presence_ttl_ms, Function::PresenceExpire.path(), expire)?;
+    let expiry = Value::from(job.to_wire(Table::Scheduled));
+    let fields = obj([("room", room), ("user", user), ("name", name), ("expiry", expiry)]);
     match existing {
         Some(row) => txn.replace(row.id, Table::Presence, fields)?,
         None => {
@@ -575,6 +616,13 @@ fn heartbeat(txn: &mut Txn<'_>, room: Value, user: Value, name: Value) -> Result
         }
     }
     Ok(Value::Null)
+}
+
+/// Cancels a scheduled function by its wire id (a no-op once it has run).
+fn cancel(txn: &mut Txn<'_>, job: &Value) {
+    if let Some((Table::Scheduled, id)) = job.as_str().and_then(DocId::parse) {
+        txn.delete(id, Table::Scheduled);
+    }
 }
 
 /// A user's unread notifications: `{count, items}`.

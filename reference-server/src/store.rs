@@ -52,6 +52,9 @@ pub enum Table {
     Notifications,
     /// Bank accounts.
     Accounts,
+    /// Functions scheduled to run later (Convex's `_scheduled_functions`):
+    /// `{name, args, delayMs}`, due `delayMs` after the commit that wrote them.
+    Scheduled,
 }
 
 impl Table {
@@ -64,6 +67,7 @@ impl Table {
             Table::Documents => 'd',
             Table::Notifications => 'n',
             Table::Accounts => 'a',
+            Table::Scheduled => 's',
         }
     }
 
@@ -76,6 +80,7 @@ impl Table {
             'd' => Table::Documents,
             'n' => Table::Notifications,
             'a' => Table::Accounts,
+            's' => Table::Scheduled,
             _ => return None,
         })
     }
@@ -84,12 +89,13 @@ impl Table {
     pub fn indexes(self) -> &'static [IndexId] {
         match self {
             Table::Messages => &[IndexId::MessagesByChannel],
-            Table::Presence => &[IndexId::PresenceByRoom, IndexId::PresenceByUpdated],
+            Table::Presence => &[IndexId::PresenceByRoom],
             Table::Cursors => &[IndexId::CursorsByRoom],
             Table::Counters => &[IndexId::CountersByName],
             Table::Documents => &[],
             Table::Notifications => &[IndexId::NotificationsByUserRead],
             Table::Accounts => &[IndexId::AccountsByBank],
+            Table::Scheduled => &[IndexId::ScheduledByDue],
         }
     }
 }
@@ -103,8 +109,6 @@ pub enum IndexId {
     MessagesByChannel,
     /// `[room, user]`.
     PresenceByRoom,
-    /// `[last write ts]`, for the expiry sweep.
-    PresenceByUpdated,
     /// `[room, user]`.
     CursorsByRoom,
     /// `[name]`.
@@ -113,6 +117,8 @@ pub enum IndexId {
     NotificationsByUserRead,
     /// `[bank, account]`.
     AccountsByBank,
+    /// `[due ts]`: the scheduling commit's ts plus `delayMs`.
+    ScheduledByDue,
 }
 
 impl IndexId {
@@ -123,12 +129,12 @@ impl IndexId {
             IndexId::ById => vec![Value::Int64(doc.id.0 as i64)],
             IndexId::MessagesByChannel => vec![field("channel"), Value::Int64(doc.created as i64)],
             IndexId::PresenceByRoom | IndexId::CursorsByRoom => vec![field("room"), field("user")],
-            IndexId::PresenceByUpdated => vec![Value::Int64(doc.updated as i64)],
             IndexId::CountersByName => vec![field("name")],
             IndexId::NotificationsByUserRead => {
                 vec![field("user"), field("read"), Value::Int64(doc.created as i64)]
             }
             IndexId::AccountsByBank => vec![field("bank"), field("account")],
+            IndexId::ScheduledByDue => vec![Value::Int64(doc.due() as i64)],
         }
     }
 }
@@ -153,6 +159,15 @@ impl DocData {
     pub fn get(&self, name: &str) -> &Value {
         static NULL: Value = Value::Null;
         self.fields.get(name).unwrap_or(&NULL)
+    }
+
+    /// When a scheduled function is due: its commit ts plus `delayMs`.
+    pub fn due(&self) -> Ts {
+        let delay_ms = match self.fields.get("delayMs") {
+            Some(Value::Float64(ms)) if ms.is_finite() && *ms > 0.0 => *ms,
+            _ => 0.0,
+        };
+        self.created.saturating_add((delay_ms * 1e6) as u64)
     }
 
     /// `_creationTime` as Convex shows it: float milliseconds.

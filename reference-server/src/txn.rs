@@ -12,6 +12,8 @@ use syncspec_protocol::value::{Object, Value};
 
 use crate::store::{Doc, DocData, DocId, IndexId, Snapshot, Table, TouchedKey, Write};
 
+/// The catalogue's presence TTL unless the server is told otherwise.
+pub const DEFAULT_PRESENCE_TTL_MS: f64 = 10_000.0;
 /// The largest document the store accepts (Convex's 1 MiB).
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
@@ -110,6 +112,10 @@ pub struct TooLarge {
 /// A transaction in progress.
 #[derive(Debug)]
 pub struct Txn<'s> {
+    /// How long a presence row lives without a heartbeat, in milliseconds
+    /// (the server's `--presence-ttl`); `presence:heartbeat` schedules its
+    /// expiry this far ahead.
+    pub presence_ttl_ms: f64,
     snapshot: &'s Snapshot,
     reads: ReadSet,
     writes: WriteSet,
@@ -121,7 +127,13 @@ pub struct Txn<'s> {
 impl<'s> Txn<'s> {
     /// Starts a transaction at `snapshot`, inserting with ids from `first_id`.
     pub fn new(snapshot: &'s Snapshot, first_id: u64) -> Txn<'s> {
-        Txn { snapshot, reads: ReadSet::default(), writes: WriteSet::new(), next_id: first_id }
+        Txn {
+            presence_ttl_ms: DEFAULT_PRESENCE_TTL_MS,
+            snapshot,
+            reads: ReadSet::default(),
+            writes: WriteSet::new(),
+            next_id: first_id,
+        }
     }
 
     /// The snapshot this transaction reads.
@@ -212,6 +224,17 @@ impl<'s> Txn<'s> {
     /// Deletes a document.
     pub fn delete(&mut self, id: DocId, table: Table) {
         self.writes.insert(id, Write { table, fields: None });
+    }
+
+    /// Schedules `function(args)` to run `delay_ms` after this transaction
+    /// commits (Convex's `ctx.scheduler.runAfter`): a document like any
+    /// other write, so it exists only if the transaction commits.
+    pub fn schedule(&mut self, delay_ms: f64, function: &str, args: Object) -> Result<DocId, TooLarge> {
+        let mut fields = Object::new();
+        fields.insert("name".into(), Value::from(function));
+        fields.insert("args".into(), Value::Object(args));
+        fields.insert("delayMs".into(), Value::Float64(delay_ms.max(0.0)));
+        self.insert(Table::Scheduled, fields)
     }
 
     /// Ends the transaction, returning what it read and what it wrote.

@@ -265,8 +265,14 @@ mod tests {
                 ServerMessage::ActionResponse { request_id, result, .. } => {
                     assert_eq!(flat.kind, ServerFrameKind::ActionResponse);
                     assert_eq!(flat.request_id, Some(request_id));
-                    let (message, _) = payload_parts(result.unwrap_err());
-                    assert_eq!((flat.success, raw(flat.result)), (Some(false), Some(Json::String(message))));
+                    match result {
+                        Ok(value) => assert_eq!((flat.success, raw(flat.result)), (Some(true), Some(value.0))),
+                        Err(payload) => {
+                            let (message, data) = payload_parts(payload);
+                            assert_eq!((flat.success, raw(flat.result)), (Some(false), Some(Json::String(message))));
+                            assert_eq!(raw(flat.error_data), data);
+                        }
+                    }
                 }
                 ServerMessage::FatalError { error_message } => {
                     assert_eq!(flat.kind, ServerFrameKind::FatalError);

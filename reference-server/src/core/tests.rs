@@ -17,7 +17,7 @@ const T0: Ts = 1_760_000_000_000_000_000;
 /// Plays the shell: collects frames per connection, holds jobs until told to run them.
 pub(super) struct Driver {
     pub(super) core: Core,
-    now: Ts,
+    pub(super) now: Ts,
     pub(super) frames: BTreeMap<ConnId, Vec<Frame>>,
     closed: BTreeMap<ConnId, (u16, String)>,
     /// Jobs handed out and not yet executed.
@@ -133,17 +133,17 @@ impl Driver {
         self.send_text(conn, &text);
     }
 
-    fn run_job(&mut self, index: usize) {
+    pub(super) fn run_job(&mut self, index: usize) {
         let job = self.jobs.remove(index);
         self.done.push(execute(&job));
     }
 
-    fn report(&mut self, index: usize) {
+    pub(super) fn report(&mut self, index: usize) {
         let executed = self.done.remove(index);
         self.input(Input::Executed(executed));
     }
 
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         while !self.jobs.is_empty() || !self.done.is_empty() {
             if !self.jobs.is_empty() {
                 self.run_job(0);
