@@ -289,7 +289,7 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// Time passed: pings, the presence sweep, housekeeping, and any
+    /// Time passed: pings, housekeeping, and any
     /// timer that is due. The shell sends one a second.
     Tick,
     /// A time the core asked for with `Output::Wake` has come: only the
@@ -482,7 +482,7 @@ pub fn execute(job: &Job) -> Executed {
 /// Counters for benchmarks and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Stats {
-    /// Commits of mutations (and sweeps).
+    /// Commits (of mutations, scheduled functions and their clean-up).
     pub commits: u64,
     /// Executions whose read set conflicted at commit.
     pub conflicts: u64,
