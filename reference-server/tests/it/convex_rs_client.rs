@@ -552,3 +552,52 @@ async fn an_idle_subscribed_client_outlives_the_idle_timeout() {
     .await;
     assert!(states.try_recv().is_err(), "the idle client's connection changed state after the write");
 }
+
+/// The Rust client's `action`: a streamed reply lands token by token in a
+/// subscriber's view, and a failed one keeps what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_streams_a_reply_and_a_failed_one_keeps_its_tokens() {
+    let server = TestServer::start().await;
+    let (mut reader, mut caller) = (server.client().await, server.client().await);
+    let channel = fresh("reply");
+    let mut sub = reader.subscribe("messages:list", args([("channel", channel.as_str().into())])).await.unwrap();
+    within("first result", sub.next()).await;
+    let reply = args([
+        ("channel", channel.as_str().into()),
+        ("author", "bot".into()),
+        ("text", "one two three".into()),
+        ("tokenIntervalMs", 5.0.into()),
+    ]);
+    let result = value(within("the action", caller.action("messages:streamReply", reply)).await.unwrap());
+    let Value::Object(result) = result else { panic!("expected an object, got {result:?}") };
+    assert_eq!(result.get("tokens"), Some(&Value::Float64(3.0)));
+    let mut seen: Vec<String> = Vec::new();
+    within("the finished reply", async {
+        while seen.last().map(String::as_str) != Some("one two three") {
+            let result = value(sub.next().await.unwrap());
+            if let Some(body) = bodies(&result).pop() {
+                seen.push(body);
+            }
+        }
+    })
+    .await;
+    for pair in seen.windows(2) {
+        assert!(pair[1].starts_with(&pair[0]), "the reply only grows: {seen:?}");
+    }
+    let failing = args([
+        ("channel", channel.as_str().into()),
+        ("author", "bot".into()),
+        ("text", "a b c d".into()),
+        ("failAfterTokens", 2.0.into()),
+    ]);
+    let failed = within("the failing action", caller.action("messages:streamReply", failing)).await.unwrap();
+    assert_eq!(error_code(&failed).as_deref(), Some("UpstreamFailed"), "{failed:?}");
+    within("the partial reply", async {
+        loop {
+            if bodies(&value(sub.next().await.unwrap())).last().map(String::as_str) == Some("a b ") {
+                return;
+            }
+        }
+    })
+    .await;
+}
