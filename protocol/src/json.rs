@@ -46,8 +46,11 @@ pub fn encode_into(value: &Value, out: &mut String) {
         Value::Float64(f) => {
             if is_plain_float(*f) {
                 if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    // Whole numbers print as JavaScript prints them: `3`, not `3.0`.
+                    // Whole numbers print as Convex's backend prints them,
+                    // `3.0`: the Python HTTP client reads a bare `3` as an
+                    // int, which it refuses as a Convex value.
                     out.push_str(itoa::Buffer::new().format(*f as i64));
+                    out.push_str(".0");
                 } else {
                     // The shortest text that round-trips.
                     out.push_str(ryu::Buffer::new().format_finite(*f));
@@ -430,7 +433,7 @@ mod tests {
     fn special_floats_use_float_tag() {
         assert_eq!(encode(&Value::Float64(-0.0)), r#"{"$float":"AAAAAAAAAIA="}"#);
         assert_eq!(encode(&Value::Float64(1.5)), "1.5");
-        assert_eq!(encode(&Value::Float64(3.0)), "3");
+        assert_eq!(encode(&Value::Float64(3.0)), "3.0");
         assert_eq!(encode(&Value::Float64(1e300)), "1e300");
         assert_eq!(encode(&Value::Int64(1)), r#"{"$integer":"AQAAAAAAAAA="}"#);
     }
