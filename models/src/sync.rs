@@ -11,10 +11,11 @@
 //!
 //! What is abstracted away: the socket (a connection is a pair of FIFO
 //! queues that never lose a frame while open), the clock (no ticks, so no
-//! pings, presence sweep or rate-limit refill), and the catalogue beyond one
-//! read-modify-write function (`counters:increment`) and one query
-//! (`counters:get`) on one counter: the smallest workload on which lost
-//! updates, stale or torn pushes, broken chains and double replays show.
+//! pings, presence sweep or rate-limit refill), and the catalogue beyond a
+//! small slice: one counter (the smallest workload on which lost updates,
+//! stale or torn pushes, broken chains and double replays show), a bank of
+//! two accounts, cursor moves, and one chat channel read a page at a time
+//! (`pages`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -23,10 +24,16 @@ use convex_sync_types::{ServerMessage, StateModification};
 use stateright::{Model, Property};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
-use syncspec_protocol::wire::{self, QuerySetChange, Ts, Version};
+use syncspec_protocol::wire::{self, Ts, Version};
 use syncspec_server::core::{execute, Config, Core, Executed, Fault, Input, Job, Output};
 use syncspec_server::store::IndexId;
 use syncspec_server::subscriptions::ConnId;
+
+use self::frames::{connect_frame, frame_type, mutation_frame, resubscribe_frame, subscribe_frame, watch_bank_frame};
+use self::pages::PageSub;
+
+mod frames;
+mod pages;
 
 /// The one instant the model runs at.
 const NOW: Ts = 1_000_000_000;
@@ -54,6 +61,17 @@ pub enum Step {
     /// Send `accounts:withdrawJoint` of `amount` from one account of the
     /// bank's pair, allowed while the pair together holds it.
     Withdraw(u8, i64),
+    /// Subscribe to the first page of the seeded channel (`messages:page`
+    /// from a null cursor, query id 3).
+    FirstPage,
+    /// Once the last page's result is in, subscribe to the page after it
+    /// from its `continueCursor` (the next query id), as `usePaginatedQuery`'s
+    /// `loadMore` does; if that page is done there is nothing to load.
+    LoadMore,
+    /// Send `messages:send` of a new message to the channel.
+    Send,
+    /// Send `messages:remove` of the seeded message at this index (0 the oldest).
+    Remove(u8),
 }
 
 /// The bank the bank steps use: two accounts of 10 each.
@@ -93,6 +111,8 @@ pub struct ClientState {
     view: Option<i64>,
     /// The balances as this client holds them (query 1), on this socket.
     bank_view: Option<Vec<i64>>,
+    /// The channel's pages this client subscribed to, first page first.
+    pages: Vec<PageSub>,
     /// The last end version on this socket.
     version: Option<Version>,
     /// The highest ts seen over all sockets.
@@ -101,11 +121,21 @@ pub struct ClientState {
     resolved: u32,
 }
 
+/// What the store held after one commit, as far as the properties look.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Committed {
+    ts: Ts,
+    counter: i64,
+    balances: Vec<i64>,
+    /// The channel's bodies, newest first.
+    channel: Vec<String>,
+}
+
 /// The auxiliary history the properties read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct History {
-    /// The counter's value and the balances after each commit, by commit ts.
-    commits: Vec<(Ts, i64, Vec<i64>)>,
+    /// What the store held after each commit, by commit ts.
+    commits: Vec<Committed>,
     /// Every successful answer: (session, request) → (value, ts).
     answers: BTreeMap<(u128, u32), (i64, Ts)>,
     /// Distinct increment requests ever sent.
@@ -125,6 +155,10 @@ pub struct History {
     transfers: BTreeMap<(u128, u32), (u8, u8, i64)>,
     /// Cursor moves accepted, per session.
     moves_accepted: BTreeMap<u128, u32>,
+    /// A client held pages that overlap, leave a gap or end short (`pages::pages_agree`).
+    pages_disagree: bool,
+    /// A client held two pages at a ts after a message arrived and a seeded one left.
+    two_pages_after_change: bool,
 }
 
 /// The whole system.
@@ -137,6 +171,8 @@ pub struct SyncState {
     jobs: Vec<Job>,
     executed: Vec<Executed>,
     next_conn: ConnId,
+    /// The seeded messages' ids, oldest first (the same in every state).
+    seeded: Vec<String>,
     history: History,
 }
 
@@ -200,7 +236,14 @@ impl SyncModel {
             ),
             (
                 "a subscriber resubscribes while another writes",
-                SyncModel { scripts: vec![vec![Subscribe, Resubscribe], vec![Increment]], faults: none },
+                SyncModel { scripts: vec![vec![Subscribe, Resubscribe], vec![Increment]], faults: none.clone() },
+            ),
+            (
+                // Removing the newest message while both pages are held
+                // shifts every row up one (an overlap if page ends move);
+                // a message arriving after that shifts them down (a gap).
+                "two pages while messages arrive and leave",
+                SyncModel { scripts: vec![vec![FirstPage, LoadMore], vec![Remove(2), Send]], faults: none },
             ),
         ]
     }
@@ -229,89 +272,6 @@ fn counter_value(core: &Core) -> i64 {
     })
 }
 
-/// The `type` of a frame, for traces.
-fn frame_type(frame: &str) -> &'static str {
-    const TYPES: &[&str] =
-        &["Connect", "ModifyQuerySet", "Mutation", "Transition", "MutationResponse", "FatalError", "Ping"];
-    TYPES
-        .iter()
-        .copied()
-        .filter(|t| frame.contains(&format!(r#""type":"{t}""#)))
-        .max_by_key(|t| t.len())
-        .unwrap_or("a frame")
-}
-
-fn connect_frame(session: u128, count: u32) -> String {
-    let id = format!("{:08x}-0000-4000-8000-{:012x}", (session >> 48) as u32, session & 0xffff_ffff_ffff);
-    let reason = if count == 0 { "InitialConnect" } else { "SocketLost" };
-    wire::write_connect(&wire::Connect {
-        session_id: &id,
-        connection_count: count,
-        last_close_reason: reason,
-        max_observed_timestamp: None,
-        client_ts: None,
-    })
-}
-
-fn counter_args() -> Value {
-    Value::object([("name", Value::from(COUNTER))])
-}
-
-fn subscribe_frame(base: u32, query_id: u32) -> String {
-    let args = counter_args();
-    let add = QuerySetChange::Add { query_id, udf_path: "counters:get", args: &args, journal: None };
-    wire::write_modify_query_set(base, base + 1, &[add])
-}
-
-fn resubscribe_frame(base: u32, old: u32, new: u32) -> String {
-    let args = counter_args();
-    let changes = [
-        QuerySetChange::Remove { query_id: old },
-        QuerySetChange::Add { query_id: new, udf_path: "counters:get", args: &args, journal: None },
-    ];
-    wire::write_modify_query_set(base, base + 1, &changes)
-}
-
-fn watch_bank_frame(base: u32) -> String {
-    let args = Value::object([("bank", Value::from(BANK))]);
-    let add = QuerySetChange::Add { query_id: 1, udf_path: "accounts:balances", args: &args, journal: None };
-    wire::write_modify_query_set(base, base + 1, &[add])
-}
-
-fn mutation_frame(request_id: u32, step: Step, session: u128) -> String {
-    let (path, args) = match step {
-        Step::Transfer(from, to, amount) => (
-            "accounts:transfer",
-            Value::object([
-                ("bank", Value::from(BANK)),
-                ("from", Value::Float64(from.into())),
-                ("to", Value::Float64(to.into())),
-                ("amount", Value::Int64(amount)),
-            ]),
-        ),
-        Step::Withdraw(account, amount) => (
-            "accounts:withdrawJoint",
-            Value::object([
-                ("bank", Value::from(BANK)),
-                ("account", Value::Float64(account.into())),
-                ("partner", Value::Float64((1 - account).into())),
-                ("amount", Value::Int64(amount)),
-            ]),
-        ),
-        Step::Move => (
-            "cursors:move",
-            Value::object([
-                ("room", Value::from("r")),
-                ("user", Value::from(format!("u{session}"))),
-                ("x", Value::Float64(1.0)),
-                ("y", Value::Float64(1.0)),
-            ]),
-        ),
-        _ => ("counters:increment", counter_args()),
-    };
-    wire::write_mutation(request_id, path, &args)
-}
-
 impl SyncState {
     /// Feeds one input to the core and routes what it asks for.
     fn feed(&mut self, input: Input) {
@@ -333,19 +293,19 @@ impl SyncState {
             }
         }
         let ts = self.core.head().ts;
-        if self.history.commits.last().is_none_or(|(last, _, _)| *last < ts) && ts > 0 {
-            self.history.commits.push((ts, counter_value(&self.core), balances(&self.core)));
+        if self.history.commits.last().is_none_or(|last| last.ts < ts) && ts > 0 {
+            self.history.commits.push(Committed {
+                ts,
+                counter: counter_value(&self.core),
+                balances: balances(&self.core),
+                channel: pages::channel(&self.core),
+            });
         }
     }
 
-    /// The counter's committed value and the balances at `ts`.
-    fn value_at(&self, ts: Ts) -> (i64, Vec<i64>) {
-        self.history
-            .commits
-            .iter()
-            .take_while(|(t, _, _)| *t <= ts)
-            .last()
-            .map_or((0, Vec::new()), |(_, v, b)| (*v, b.clone()))
+    /// The last commit at or before `ts`, if any.
+    fn committed_at(&self, ts: Ts) -> Option<&Committed> {
+        self.history.commits.iter().take_while(|c| c.ts <= ts).last()
     }
 
     fn open(&mut self, c: usize) {
@@ -359,6 +319,7 @@ impl SyncState {
         client.version = None;
         client.view = None;
         client.bank_view = None;
+        client.pages.iter_mut().for_each(|p| p.view = None);
         let mut frames = vec![connect_frame(client.session, conn as u32)];
         client.sent_query_set = 0;
         if client.subscribed {
@@ -369,8 +330,13 @@ impl SyncState {
             frames.push(watch_bank_frame(client.sent_query_set));
             client.sent_query_set += 1;
         }
+        // Each page goes back with its journal, so it keeps its end.
+        for (query_id, page) in (pages::FIRST_PAGE_QUERY..).zip(&client.pages) {
+            frames.push(page.add_frame(client.sent_query_set, query_id));
+            client.sent_query_set += 1;
+        }
         for (request_id, (step, _)) in &client.pending {
-            frames.push(mutation_frame(*request_id, *step, client.session));
+            frames.push(mutation_frame(*request_id, *step, client.session, &self.seeded));
         }
         let replays = !client.pending.is_empty();
         self.to_server.get_mut(&conn).expect("just opened").extend(frames);
@@ -401,7 +367,21 @@ impl SyncState {
                 client.sent_query_set += 1;
                 self.to_server.get_mut(&conn).expect("connected").push_back(frame);
             }
-            Step::Increment | Step::Transfer(..) | Step::Move | Step::Withdraw(..) => {
+            Step::FirstPage | Step::LoadMore => {
+                let client = &mut self.clients[c];
+                let page = match step {
+                    Step::FirstPage => Some(PageSub::first()),
+                    _ => client.pages.last().and_then(PageSub::next),
+                };
+                if let Some(page) = page {
+                    let query_id = pages::FIRST_PAGE_QUERY + client.pages.len() as u32;
+                    let frame = page.add_frame(client.sent_query_set, query_id);
+                    client.sent_query_set += 1;
+                    client.pages.push(page);
+                    self.to_server.get_mut(&conn).expect("connected").push_back(frame);
+                }
+            }
+            Step::Increment | Step::Transfer(..) | Step::Move | Step::Withdraw(..) | Step::Send | Step::Remove(_) => {
                 let client = &mut self.clients[c];
                 let request_id = client.next_request;
                 client.next_request += 1;
@@ -409,7 +389,7 @@ impl SyncState {
                 if step == Step::Increment {
                     self.history.invoked.insert((client.session, request_id));
                 }
-                let frame = mutation_frame(request_id, step, client.session);
+                let frame = mutation_frame(request_id, step, client.session, &self.seeded);
                 self.to_server.get_mut(&conn).expect("connected").push_back(frame);
             }
             Step::Reconnect => {
@@ -422,7 +402,8 @@ impl SyncState {
         self.clients[c].pc += 1;
     }
 
-    fn to_client(&mut self, conn: ConnId) {
+    /// The next frame on `conn` reaches its client, which reads it and checks what it shows.
+    fn deliver(&mut self, conn: ConnId) {
         let Some(text) = self.to_client.get_mut(&conn).and_then(VecDeque::pop_front) else { return };
         let Some(c) = self.clients.iter().position(|cl| cl.conn == conn) else { return };
         let Ok(message) = wire::parse_server_message(&text) else {
@@ -446,7 +427,12 @@ impl SyncState {
                 client.max_ts = client.max_ts.max(end.ts);
                 client.version = Some(end);
                 for m in modifications {
-                    if let StateModification::QueryUpdated { query_id, value, .. } = m {
+                    if let StateModification::QueryUpdated { query_id, value, journal, .. } = m {
+                        let page = query_id.get_id().checked_sub(pages::FIRST_PAGE_QUERY);
+                        if let Some(page) = page.and_then(|i| client.pages.get_mut(i as usize)) {
+                            page.update(&json::decode(&value.0).unwrap_or(Value::Null), journal);
+                            continue;
+                        }
                         match (query_id.get_id(), json::decode(&value.0)) {
                             // The counter under its old id or its new one.
                             (0 | 2, Ok(Value::Int64(v))) => client.view = Some(v),
@@ -480,11 +466,19 @@ impl SyncState {
                     }
                 }
                 let (view, bank_view, resolved) = (client.view, client.bank_view.clone(), client.resolved);
-                let (counter_at, balances_at) = self.value_at(end.ts);
+                let at = self.committed_at(end.ts);
+                let (counter_at, balances_at, channel_at) =
+                    at.map_or((0, &[][..], &[][..]), |at| (at.counter, &at.balances[..], &at.channel[..]));
                 // The whole view must be the state at the transition's ts.
-                if view.is_some_and(|v| v != counter_at) || bank_view.as_ref().is_some_and(|b| *b != balances_at) {
-                    self.history.stale_push = true;
-                }
+                let stale =
+                    view.is_some_and(|v| v != counter_at) || bank_view.as_ref().is_some_and(|b| *b != balances_at);
+                let held = &self.clients[c].pages;
+                let disagree = !pages::pages_agree(held, channel_at);
+                let two_after_change =
+                    held.iter().filter(|p| p.view.is_some()).count() >= 2 && pages::arrived_and_left(channel_at);
+                self.history.stale_push |= stale;
+                self.history.pages_disagree |= disagree;
+                self.history.two_pages_after_change |= two_after_change;
                 if view.is_some_and(|v| v > i64::from(resolved)) {
                     self.history.saw_other_write = true;
                 }
@@ -539,27 +533,58 @@ impl SyncState {
         }
     }
 
-    /// Opens the bank before exploration starts, through the core itself.
-    fn open_bank(&mut self) {
+    /// Runs `calls` (mutations) before exploration starts, through the core
+    /// itself on a connection of their own, one after another; returns what
+    /// each answered, in order (`Null` for a failure).
+    fn setup(&mut self, calls: &[(&str, Value)]) -> Vec<Value> {
         const SETUP: ConnId = 1_000;
         self.to_client.insert(SETUP, VecDeque::new());
         self.feed(Input::Open { conn: SETUP });
         let connect = wire::parse_client_message(&connect_frame(999, 0)).expect("a valid frame");
         self.feed(Input::Message { conn: SETUP, message: connect });
-        let args = Value::object([
-            ("bank", Value::from(BANK)),
-            ("accounts", Value::Float64(ACCOUNTS as f64)),
-            ("balance", Value::Int64(OPENING_BALANCE)),
-        ]);
-        let open = wire::write_mutation(0, "accounts:open", &args);
-        let open = wire::parse_client_message(&open).expect("a valid frame");
-        self.feed(Input::Message { conn: SETUP, message: open });
+        for (request_id, (path, args)) in (0..).zip(calls) {
+            let call =
+                wire::parse_client_message(&wire::write_mutation(request_id, path, args)).expect("a valid frame");
+            self.feed(Input::Message { conn: SETUP, message: call });
+        }
         while let Some(job) = self.jobs.pop() {
             let executed = execute(&job);
             self.feed(Input::Executed(executed));
         }
-        self.to_client.remove(&SETUP);
+        let mut answers = vec![Value::Null; calls.len()];
+        for frame in self.to_client.remove(&SETUP).into_iter().flatten() {
+            if let Ok(ServerMessage::MutationResponse { request_id, result: Ok(value), .. }) =
+                wire::parse_server_message(&frame)
+            {
+                answers[request_id as usize] = json::decode(&value.0).unwrap_or(Value::Null);
+            }
+        }
         self.feed(Input::Closed { conn: SETUP });
+        answers
+    }
+
+    /// The bank's opening and the channel's seeding, for the scripts that use them.
+    fn seed(&mut self, scripts: &[Vec<Step>]) {
+        let uses = |wanted: fn(&Step) -> bool| scripts.iter().flatten().any(wanted);
+        let mut calls = Vec::new();
+        if uses(|step| matches!(step, Step::Transfer(..) | Step::WatchBank | Step::Withdraw(..))) {
+            let args = Value::object([
+                ("bank", Value::from(BANK)),
+                ("accounts", Value::Float64(ACCOUNTS as f64)),
+                ("balance", Value::Int64(OPENING_BALANCE)),
+            ]);
+            calls.push(("accounts:open", args));
+        }
+        let seeds_from = calls.len();
+        if uses(|step| matches!(step, Step::FirstPage | Step::LoadMore | Step::Send | Step::Remove(_))) {
+            calls.extend(pages::SEEDED.iter().map(|body| ("messages:send", pages::send_args("seed", body))));
+        }
+        if calls.is_empty() {
+            return;
+        }
+        let answers = self.setup(&calls);
+        self.seeded =
+            answers[seeds_from..].iter().map(|id| id.as_str().expect("a seeded message's id").to_owned()).collect();
     }
 
     /// Nothing in flight and every script done.
@@ -593,6 +618,7 @@ impl Model for SyncModel {
                     pending: BTreeMap::new(),
                     view: None,
                     bank_view: None,
+                    pages: Vec::new(),
                     version: None,
                     max_ts: 0,
                     resolved: 0,
@@ -603,16 +629,10 @@ impl Model for SyncModel {
             jobs: Vec::new(),
             executed: Vec::new(),
             next_conn: 1,
+            seeded: Vec::new(),
             history: History::default(),
         };
-        if self
-            .scripts
-            .iter()
-            .flatten()
-            .any(|step| matches!(step, Step::Transfer(..) | Step::WatchBank | Step::Withdraw(..)))
-        {
-            state.open_bank();
-        }
+        state.seed(&self.scripts);
         for c in 0..self.scripts.len() {
             state.open(c);
         }
@@ -621,8 +641,11 @@ impl Model for SyncModel {
 
     fn actions(&self, state: &SyncState, actions: &mut Vec<Action>) {
         for (c, client) in state.clients.iter().enumerate() {
-            if let Some(&step) = self.scripts[c].get(client.pc) {
-                actions.push(Action::ClientStep(c, step));
+            match self.scripts[c].get(client.pc) {
+                // A client loads more only once it holds the last page loaded.
+                Some(Step::LoadMore) if client.pages.last().is_none_or(|p| p.view.is_none()) => {}
+                Some(&step) => actions.push(Action::ClientStep(c, step)),
+                None => {}
             }
         }
         for (conn, queue) in &state.to_server {
@@ -650,7 +673,7 @@ impl Model for SyncModel {
                     Err(e) => state.feed(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
                 }
             }
-            Action::ToClient(conn, _) => state.to_client(conn),
+            Action::ToClient(conn, _) => state.deliver(conn),
             Action::Execute(i) => {
                 let job = state.jobs.remove(i);
                 state.executed.push(execute(&job));
@@ -735,6 +758,18 @@ impl Model for SyncModel {
             properties.push(Property::always(
                 "joint withdrawals never overdraw the pair (no write skew)",
                 |_, s: &SyncState| balances(&s.core).iter().sum::<i64>() >= 0,
+            ));
+        }
+        if has(|step| *step == Step::LoadMore) {
+            // Judged after every transition a client takes in, against the
+            // channel at that transition's ts (every query in one transition
+            // is read at one ts): see `pages::pages_agree` for the rule.
+            properties.push(Property::always("consecutive pages never overlap or leave a gap", |_, s: &SyncState| {
+                !s.history.pages_disagree
+            }));
+            properties.push(Property::sometimes(
+                "a client holds two pages after a message arrived and one left",
+                |_, s: &SyncState| s.history.two_pages_after_change,
             ));
         }
         if has(|step| *step == Step::Move) {

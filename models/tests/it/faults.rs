@@ -23,6 +23,7 @@ const CAUGHT: &[(Fault, &str)] = &[
     (Fault::NonAtomicMutation, "every pushed bank total equals the opening total"),
     (Fault::CommitTsOnly, "a transition carries the time it was built at, never 0"),
     (Fault::SnapshotIsolation, "joint withdrawals never overdraw the pair (no write skew)"),
+    (Fault::PageEndMoves, "consecutive pages never overlap or leave a gap"),
 ];
 
 /// The faults the model leaves to the suite, and why.
@@ -34,6 +35,11 @@ const NOT_MODELLED: &[(Fault, &str)] = &[
     (Fault::IgnoreIdentity, "the model's clients never authenticate"),
     (Fault::StaleIdentityQueries, "the model's clients never authenticate"),
     (Fault::AcceptAnyToken, "tokens are verified in the shell, outside the core"),
+    (Fault::ActionMutationTwice, "the model's clients call no actions"),
+    (Fault::ActionRollback, "the model's clients call no actions"),
+    (Fault::ScheduleDespiteAbort, "the model's mutations schedule nothing"),
+    (Fault::ScheduledTwice, "the model's mutations schedule nothing"),
+    (Fault::ScheduledEarly, "the model's mutations schedule nothing"),
 ];
 
 #[test]
@@ -65,4 +71,22 @@ fn each_fault_breaks_its_property() {
             fault.name()
         );
     }
+}
+
+/// `page-end-moves` is caught by the shortest overlap there is: the reader
+/// holds both pages (7 steps), the writer's removal of the newest message
+/// commits (5), and the next push shows page 1's row in page 0 too (1).
+/// A longer trace would mean the report no longer stops at the first
+/// failing state breadth first.
+#[test]
+fn page_end_moves_is_caught_in_the_fewest_steps() {
+    let (name, model) = SyncModel::standard()
+        .into_iter()
+        .find(|(name, _)| *name == "two pages while messages arrive and leave")
+        .expect("the pagination configuration");
+    let r = report::check(name, model.with_faults(&BTreeSet::from([Fault::PageEndMoves])));
+    let broken = r.properties.iter().find(|p| p.name == "consecutive pages never overlap or leave a gap");
+    let trace = broken.and_then(|p| p.trace.clone()).expect("a counterexample");
+    assert_eq!(trace.len(), 13, "{trace:#?}");
+    assert_eq!(trace.last().map(String::as_str), Some("connection 1: Transition reaches the client"));
 }

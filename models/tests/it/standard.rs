@@ -13,6 +13,7 @@ const PINNED: &[(&str, usize)] = &[
     ("two cursor moves in one instant", 29),
     ("two withdrawals from a joint pair race", 150),
     ("a subscriber resubscribes while another writes", 156),
+    ("two pages while messages arrive and leave", 543),
 ];
 
 #[test]
