@@ -26,7 +26,10 @@ pub enum Step {
     Query(Function, Object),
     /// Run a mutation (its own transaction, OCC and all) and report its result.
     Mutation(Function, Object),
-    /// Wait this many nanoseconds, then ask again.
+    /// Wait until this many nanoseconds after the action began, then ask
+    /// again (at once if that time has passed). Offsets from the start, not
+    /// from the last step, keep a paced stream on its schedule however long
+    /// each commit takes, as a generator producing at a steady rate would.
     Wait(u64),
     /// The action's result, or its failure.
     Done(Result<Value, Failure>),
@@ -175,7 +178,7 @@ impl Action {
                 }
                 if reply.sent > 0 && reply.interval_ns > 0 && !reply.waited {
                     reply.waited = true;
-                    return Step::Wait(reply.interval_ns);
+                    return Step::Wait(reply.interval_ns.saturating_mul(reply.sent as u64));
                 }
                 let id = reply.id.clone().unwrap_or(Value::Null);
                 let token = Value::from(reply.tokens[reply.sent].as_str());
@@ -268,8 +271,14 @@ mod tests {
     #[test]
     fn tokens_are_paced_by_waits_between_them() {
         let (steps, _) = drive(reply("a b c", &[("tokenIntervalMs", Value::Float64(50.0))]), id_for_start);
-        let waits = steps.iter().filter(|s| matches!(s, Step::Wait(50_000_000))).count();
-        assert_eq!(waits, 2, "a wait between each pair of tokens: {steps:?}");
+        let waits: Vec<u64> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Wait(ns) => Some(*ns),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waits, [50_000_000, 100_000_000], "token k waits for k intervals after the start: {steps:?}");
     }
 
     #[test]

@@ -521,6 +521,8 @@ enum Caller {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Running {
     caller: Caller,
+    /// When it began, for its waits.
+    started: Ts,
     /// The identity it runs as (its queries and mutations see it too).
     identity: Option<Identity>,
     action: Action,
@@ -928,7 +930,8 @@ impl Core {
                 session.actions += 1;
             }
         }
-        self.actions.insert(id, Running { caller, identity, action, again: None, undo: WriteSet::new() });
+        let started = self.now;
+        self.actions.insert(id, Running { caller, started, identity, action, again: None, undo: WriteSet::new() });
         self.advance_action(id, None, out);
     }
 
@@ -965,7 +968,10 @@ impl Core {
                     return self.dispatch(flight, out);
                 }
                 Step::Wait(ns) => {
-                    let at = self.now.saturating_add(ns);
+                    let at = running.started.saturating_add(ns);
+                    if at <= self.now {
+                        continue;
+                    }
                     self.timers.insert((at, Timer::Resume(id)));
                     return out.push(Output::Wake { at });
                 }
