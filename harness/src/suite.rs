@@ -368,6 +368,15 @@ where
     (answers, Ok(()))
 }
 
+/// Whether a failure says the function does not exist (Convex: "Could not
+/// find public function for ..."), rather than that it refused the call: a
+/// backend without a function the case needs gets Unimplemented, not a failure.
+pub fn missing_function(message: &str, data: Option<&Value>) -> bool {
+    let message = message.to_lowercase();
+    data.and_then(|d| d.get("code")).is_none()
+        && ["could not find", "not found", "unknown function", "no such function"].iter().any(|m| message.contains(m))
+}
+
 /// Connects a client, recording a failure if the backend cannot be reached.
 pub async fn connect(ctx: &Ctx, judge: &mut Judge) -> Option<Client> {
     match ctx.client().await {

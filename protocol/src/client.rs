@@ -7,9 +7,10 @@
 //! does), and after a lost socket reconnects under the same session id,
 //! re-adds every query and re-sends every unresolved mutation with its
 //! original request id, echoing each query's last journal (as the npm client
-//! does). It never refuses what a
-//! server sends: a broken chain or a regressing ts is recorded for the
-//! checkers to judge, not hidden.
+//! does). An action is sent once and waited for until its `ActionResponse`;
+//! one in flight when the socket is lost fails, as in the npm client. It
+//! never refuses what a server sends: a broken chain or a regressing ts is
+//! recorded for the checkers to judge, not hidden.
 //!
 //! How long the client waits for an answer is a [`Patience`], which clients
 //! of one run can share, so that a backend that left one question unanswered
@@ -230,6 +231,43 @@ impl MutationOutcome {
     }
 }
 
+/// An action's outcome: the `ActionResponse` that answered it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActionOutcome {
+    /// A successful `ActionResponse`: the action's return value.
+    Ok(Value),
+    /// A failed `ActionResponse`, or the socket lost while the action ran
+    /// (actions are not re-sent, as the official clients do not re-send them).
+    Failed {
+        /// The message.
+        message: String,
+        /// `errorData`, for user errors.
+        data: Option<Value>,
+    },
+}
+
+impl ActionOutcome {
+    /// The `errorData.code` of a failure, if it has one.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            ActionOutcome::Failed { data: Some(Value::Object(o)), .. } => o.get("code").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// The value of a success.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            ActionOutcome::Ok(value) => Some(value),
+            ActionOutcome::Failed { .. } => None,
+        }
+    }
+}
+
+/// The failure an action in flight gets when its socket is lost: the npm
+/// client's words, since it fails such an action rather than re-sending it.
+pub const ACTION_LOST: &str = "Connection lost while action was in flight";
+
 /// What the client currently holds: a consistent view at one version.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct View {
@@ -261,6 +299,7 @@ enum Command {
     Subscribe { id: QueryId, function: String, args: Value },
     Unsubscribe { id: QueryId },
     Mutation { request_id: RequestId, function: String, args: Value, reply: oneshot::Sender<MutationOutcome> },
+    Action { request_id: RequestId, function: String, args: Value, reply: oneshot::Sender<ActionOutcome> },
     Raw { text: Message },
     DropSocket,
     Authenticate { token: Option<String> },
@@ -292,6 +331,7 @@ impl Client {
             connections: 0,
             queries: BTreeMap::new(),
             pending: BTreeMap::new(),
+            actions: BTreeMap::new(),
             max_observed: 0,
             sent_query_set: 0,
             token: None,
@@ -339,6 +379,26 @@ impl Client {
             Ok(outcome) => outcome.map_err(|_| ClientError::Closed),
             Err(waited) => {
                 let note = format!("no outcome within {waited:?}");
+                self.recorder.record(self.id, EventKind::Info { request_id, note });
+                Err(ClientError::Timeout(waited))
+            }
+        }
+    }
+
+    /// Runs an action: sends `Action` and waits, as long as the client's
+    /// patience says, for the `ActionResponse`. An action is never re-sent:
+    /// if the socket is lost first, it fails with [`ACTION_LOST`], as in the
+    /// official clients.
+    pub async fn action(&self, function: &str, args: Value) -> Result<ActionOutcome, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        self.commands
+            .send(Command::Action { request_id, function: function.to_owned(), args, reply })
+            .map_err(|_| ClientError::Closed)?;
+        match self.patience.wait(rx).await {
+            Ok(outcome) => outcome.map_err(|_| ClientError::Closed),
+            Err(waited) => {
+                let note = format!("no ActionResponse within {waited:?}");
                 self.recorder.record(self.id, EventKind::Info { request_id, note });
                 Err(ClientError::Timeout(waited))
             }
@@ -490,6 +550,9 @@ struct Task {
     queries: BTreeMap<QueryId, (String, Value)>,
     /// Mutations not yet resolved, re-sent after a reconnect.
     pending: BTreeMap<RequestId, Pending>,
+    /// Actions waiting for their `ActionResponse`; failed, not re-sent, when
+    /// the socket is lost.
+    actions: BTreeMap<RequestId, oneshot::Sender<ActionOutcome>>,
     max_observed: Ts,
     /// The last query-set version sent on this socket.
     sent_query_set: u32,
@@ -638,6 +701,16 @@ impl Task {
                 self.pending.insert(request_id, Pending { function, args, committed: None, reply });
                 self.send(frame).await;
             }
+            Command::Action { request_id, function, args, reply } => {
+                self.record(EventKind::Action { request_id, function: function.clone(), args: json::to_json(&args) });
+                if self.ws.is_none() {
+                    self.record(EventKind::Info { request_id, note: ACTION_LOST.to_owned() });
+                    let _ = reply.send(ActionOutcome::Failed { message: ACTION_LOST.to_owned(), data: None });
+                    return;
+                }
+                self.actions.insert(request_id, reply);
+                self.send(wire::write_action(request_id, &function, &args)).await;
+            }
             Command::Raw { text } => {
                 if let Some(ws) = self.ws.as_mut() {
                     let _ = ws.send(text).await;
@@ -782,6 +855,16 @@ impl Task {
             },
             ServerMessage::ActionResponse { request_id, result, .. } => {
                 self.record(EventKind::ActionResponse { request_id, success: result.is_ok() });
+                if let Some(reply) = self.actions.remove(&request_id) {
+                    let outcome = match result {
+                        Ok(value) => ActionOutcome::Ok(json::decode(&value.0).unwrap_or(Value::Null)),
+                        Err(payload) => {
+                            let (message, data) = wire::payload_parts(payload);
+                            ActionOutcome::Failed { message, data: data.as_ref().and_then(|d| json::decode(d).ok()) }
+                        }
+                    };
+                    let _ = reply.send(outcome);
+                }
             }
             ServerMessage::AuthError { error_message, .. } => {
                 self.record(EventKind::AuthError { message: error_message.clone() });
@@ -809,6 +892,10 @@ impl Task {
         self.sent_query_set = 0;
         self.sent_identity = 0;
         self.record(EventKind::Disconnect { reason });
+        for (request_id, reply) in std::mem::take(&mut self.actions) {
+            self.record(EventKind::Info { request_id, note: ACTION_LOST.to_owned() });
+            let _ = reply.send(ActionOutcome::Failed { message: ACTION_LOST.to_owned(), data: None });
+        }
         self.view.connected = false;
         self.view.version = None;
         self.view.identity = 0;

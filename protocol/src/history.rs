@@ -144,6 +144,15 @@ pub enum EventKind {
         /// The message.
         message: String,
     },
+    /// An `Action` was sent (never re-sent: a lost socket fails it).
+    Action {
+        /// Its request id (mutations and actions of a session share them).
+        request_id: RequestId,
+        /// `module:function`.
+        function: String,
+        /// The argument object in Convex JSON.
+        args: Json,
+    },
     /// An `ActionResponse`.
     ActionResponse {
         /// The request it answers.

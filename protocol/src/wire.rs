@@ -431,6 +431,18 @@ pub fn write_mutation(request_id: RequestId, udf_path: &str, args: &Value) -> St
     out
 }
 
+/// Writes an `Action` frame (answered by an `ActionResponse`).
+pub fn write_action(request_id: RequestId, udf_path: &str, args: &Value) -> String {
+    let mut out = String::with_capacity(64 + udf_path.len() + args.size());
+    out.push_str(r#"{"type":"Action","requestId":"#);
+    out.push_str(itoa::Buffer::new().format(request_id));
+    out.push_str(r#","udfPath":"#);
+    json::write_json_string(udf_path, &mut out);
+    write_args(args, &mut out);
+    out.push('}');
+    out
+}
+
 /// Writes an `Authenticate` frame moving the identity from `base_version`.
 pub fn write_authenticate(base_version: u32, token: AuthToken<'_>) -> String {
     let mut out = String::with_capacity(64);
@@ -618,6 +630,25 @@ mod tests {
             panic!("not an Authenticate: {text}");
         };
         assert_eq!((base_version, token), (1, AuthenticationToken::None));
+    }
+
+    /// The `Action` writer's output is an `Action` the general parser reads back.
+    #[test]
+    fn action_writer_round_trips() {
+        let args = Value::object([("channel", Value::from("c\"1")), ("tokenIntervalMs", Value::Float64(20.0))]);
+        let text = write_action(11, "messages:streamReply", &args);
+        assert_eq!(
+            text,
+            r#"{"type":"Action","requestId":11,"udfPath":"messages:streamReply","args":[{"channel":"c\"1","tokenIntervalMs":20.0}]}"#
+        );
+        let ClientMessage::Action { request_id, udf_path, args: sent, .. } = parse_client_message(&text).unwrap()
+        else {
+            panic!("not an Action: {text}");
+        };
+        assert_eq!(
+            (request_id, String::from(udf_path).as_str(), decode_args(sent.get()).unwrap()),
+            (11, "messages:streamReply", args)
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 `convex.http_client.ConvexHttpClient` (the HTTP API) each run against their
 own `syncspec serve --listen 127.0.0.1:0 --test-hooks ...` per test, started
 from `$SYNCSPEC_BIN`: queries, mutations, a subscription seeing another
-client's write, user errors with their data, identity from HS256 tokens minted
+client's write, user errors with their data, the `messages:streamReply` action
+(its result, a subscriber seeing the reply grow by whole tokens, its failure
+as a ConvexError whose committed tokens stay), identity from HS256 tokens minted
 here with the standard library, a forged token refused, and an idle client
 outliving the server's idle timeout on one socket (counted with the server's
 `Stats` test hook), with a negative control that turns the server's pings off.
@@ -141,6 +143,13 @@ def identity(sub: str, name: Optional[str] = None) -> Dict[str, Any]:
 def fresh(prefix: str) -> str:
     """A fresh name, so no two tests share rows."""
     return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def reply_prefixes(text: str) -> List[str]:
+    """Every body a `messages:streamReply` of `text` may show, in order: its
+    whole-token prefixes (tokens split after each space)."""
+    tokens = re.findall(r"[^ ]* |[^ ]+$", text)
+    return ["".join(tokens[:i]) for i in range(len(tokens) + 1)]
 
 
 # ---------------------------------------------------------------------------
@@ -320,6 +329,17 @@ class ServerCase(unittest.TestCase):
             return within(STEP_S, what, fn, *args)
         except DeadlineExceeded as e:
             raise AssertionError(f"{e}\nserver output:\n{self.server.output()}") from None
+        except ValueError as e:
+            if not str(e).startswith("Bad JSON value"):
+                raise
+            # ConvexHttpClient 0.8.1 takes a plain JSON number only when
+            # Python's json parses it as a float: `3.0`, as Convex's backend
+            # writes a whole float64 (serde_json), but not `3`.
+            raise AssertionError(
+                f"{what}: the Python ConvexHttpClient could not decode the answer ({e}); it reads a "
+                "float64 only from a JSON number with a fraction or exponent (Convex writes 3.0 as `3.0`), "
+                "so a whole float64 answered as `3` never reaches it"
+            ) from e
 
     def convex_error(self, what: str, fn: Callable[..., Any], *args: Any) -> ConvexError:
         """The ConvexError a call must raise."""
@@ -387,6 +407,62 @@ class SocketClientTest(ServerCase):
             sub, lambda v: any(m["_id"] == message_id for m in v), "the other client's write in the subscription"
         )
         self.assertEqual([(m["author"], m["body"]) for m in seen], [("w", "from afar")])
+
+    def test_action_streams_a_reply(self) -> None:
+        reader, asker = self.client(), self.client()
+        channel, bot = fresh("reply"), fresh("bot")
+        text = "one two three"
+        sub = self.call("subscribe", reader.subscribe, "messages:list", {"channel": channel})
+        next_matching(sub, lambda v: v == [], "the first, empty messages:list")
+        question = self.call(
+            "messages:send", asker.mutation, "messages:send", {"channel": channel, "author": "ada", "body": "news?"}
+        )
+        result = self.call(
+            "messages:streamReply",
+            asker.action,
+            "messages:streamReply",
+            {"channel": channel, "author": bot, "text": text, "tokenIntervalMs": 20},
+        )
+        self.assertIsInstance(result["id"], str, result)
+        self.assertEqual(result, {"id": result["id"], "inReplyTo": question, "tokens": 3.0})
+
+        # The reader's pushes: the reply's body always a whole-token prefix
+        # that never shrinks, until the finished full text.
+        prefixes = reply_prefixes(text)
+        bodies: List[str] = []
+
+        def finished(v: Any) -> bool:
+            replies = [m for m in v if m["author"] == bot]
+            self.assertLessEqual(len(replies), 1, v)
+            if replies:
+                bodies.append(replies[0]["body"])
+            return any(m["_id"] == result["id"] and not m["streaming"] for m in v)
+
+        seen = next_matching(sub, finished, "the finished reply in the subscription")
+        self.assertTrue(all(b in prefixes for b in bodies), f"bodies not whole-token prefixes: {bodies!r}")
+        positions = [prefixes.index(b) for b in bodies]
+        self.assertEqual(positions, sorted(positions), f"the reply's body shrank: {bodies!r}")
+        self.assertEqual(
+            [(m["_id"], m["body"], m["streaming"]) for m in seen],
+            [(question, "news?", False), (result["id"], text, False)],
+        )
+
+    def test_failing_action_is_a_convex_error_and_its_writes_stay(self) -> None:
+        client = self.client()
+        channel, bot = fresh("failing-reply"), fresh("bot")
+        err = self.convex_error(
+            "messages:streamReply failing after 2 tokens",
+            client.action,
+            "messages:streamReply",
+            {"channel": channel, "author": bot, "text": "one two three four", "failAfterTokens": 2},
+        )
+        self.assertEqual(err.data["code"], "UpstreamFailed", err.data)
+        self.assertEqual(err.data["tokens"], 2.0, err.data)
+        self.assertIsInstance(err.data["message"], str, err.data)
+        # An action is no transaction: its two tokens stay, still streaming,
+        # and the client's session carries on.
+        rows = self.call("messages:list", client.query, "messages:list", {"channel": channel})
+        self.assertEqual([(m["author"], m["body"], m["streaming"]) for m in rows], [(bot, "one two ", True)])
 
     def test_set_auth_identity_reaches_functions(self) -> None:
         client = self.client()
@@ -534,6 +610,34 @@ class HttpClientTest(ServerCase):
             {"channel": channel, "author": "http", "body": "over http"},
         )
         next_matching(sub, lambda v: any(m["_id"] == message_id for m in v), "the HTTP write in the subscription")
+
+    def test_action(self) -> None:
+        http = self.http()
+        channel, bot, failing = fresh("http-reply"), fresh("bot"), fresh("failing")
+        text = "over plain http"
+        result = self.call(
+            "messages:streamReply over HTTP",
+            http.action,
+            "messages:streamReply",
+            {"channel": channel, "author": bot, "text": text},
+        )
+        self.assertIsInstance(result["id"], str, result)
+        # An empty channel: nothing to reply to.
+        self.assertEqual(result, {"id": result["id"], "inReplyTo": None, "tokens": 3.0})
+
+        err = self.convex_error(
+            "messages:streamReply over HTTP failing after 1 token",
+            http.action,
+            "messages:streamReply",
+            {"channel": channel, "author": failing, "text": "a b c", "failAfterTokens": 1},
+        )
+        self.assertEqual(err.data["code"], "UpstreamFailed", err.data)
+        self.assertEqual(err.data["tokens"], 1.0, err.data)
+        rows = self.call("messages:list", http.query, "messages:list", {"channel": channel})
+        self.assertEqual(
+            [(m["_id"] == result["id"], m["author"], m["body"], m["streaming"]) for m in rows],
+            [(True, bot, text, False), (False, failing, "a ", True)],
+        )
 
     def test_set_auth(self) -> None:
         http = self.http()

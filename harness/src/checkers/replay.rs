@@ -16,6 +16,12 @@ use super::{committed, normalize, subscriptions, Committed, Evidence, Verdict};
 /// Functions whose return value is the id of a new document.
 const RETURNS_ID: &[&str] = &["messages:send", "messages:startStream", "documents:create", "notifications:send"];
 
+/// Mutations that schedule a function whose effect a client can see: the
+/// oracle runs no scheduled functions, so a history holding one cannot be
+/// replayed. (Actions never reach the replay: a history records them as
+/// `Action` events, not as mutations a client invoked.)
+const SCHEDULES: &[&str] = &["notifications:sendLater"];
+
 /// Backend ids mapped to the oracle's, learned as creations replay.
 type IdMap = BTreeMap<String, String>;
 
@@ -48,6 +54,12 @@ fn apply(oracle: &mut Oracle, ids: &mut IdMap, c: &Committed) -> Option<String> 
         // The history records what was called, not who called it.
         return Some(format!(
             "{} reads the caller's identity, which a history does not record; it cannot be replayed",
+            c.function
+        ));
+    }
+    if SCHEDULES.contains(&c.function.as_str()) {
+        return Some(format!(
+            "{} schedules a function, which the oracle does not run; it cannot be replayed",
             c.function
         ));
     }

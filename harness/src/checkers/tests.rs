@@ -254,3 +254,25 @@ fn a_changed_bank_total_is_caught() {
     assert!(!v.passed());
     assert!(v.evidence[0].message.contains("sums to 90"), "{:?}", v.evidence);
 }
+
+#[test]
+fn a_scheduling_mutation_is_named_unreplayable() {
+    let later =
+        Value::object([("user", Value::from("u")), ("title", Value::from("t")), ("delayMs", Value::Float64(0.0))]);
+    let events = vec![
+        Event {
+            client: 1,
+            at_us: 1,
+            kind: EventKind::Invoke {
+                request_id: 0,
+                function: "notifications:sendLater".into(),
+                args: json::to_json(&later),
+                replay: false,
+            },
+        },
+        Event { client: 1, at_us: 2, kind: EventKind::Ok { request_id: 0, result: "s1".into(), ts: T0 } },
+    ];
+    let v = replay::serializable(&History { events });
+    assert!(!v.passed());
+    assert!(v.evidence[0].message.contains("cannot be replayed"), "{:?}", v.evidence);
+}

@@ -1,6 +1,7 @@
 //! The suite's cases, by category. Ids are stable: a case keeps its number
 //! for good, so results can be compared across runs and backends.
 
+mod actions;
 mod concurrency;
 mod faults;
 mod handshake;
@@ -8,7 +9,9 @@ mod identity;
 mod limits;
 mod mutations;
 mod official;
+mod pagination;
 mod queries;
+mod scheduling;
 mod semantics;
 mod throttling;
 mod values;
@@ -36,6 +39,7 @@ pub fn categories() -> std::collections::BTreeMap<u32, String> {
         (8, "faults"),
         (9, "limits and bad input"),
         (10, "HTTP API, keepalive, time and identity"),
+        (11, "Convex app patterns: pagination, actions, scheduled functions"),
     ]
     .into_iter()
     .map(|(n, name)| (n, name.to_owned()))
@@ -57,6 +61,9 @@ pub fn all() -> Vec<Case> {
         limits::cases(),
         official::cases(),
         identity::cases(),
+        pagination::cases(),
+        actions::cases(),
+        scheduling::cases(),
     ] {
         cases.extend(category);
     }

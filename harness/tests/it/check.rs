@@ -33,6 +33,12 @@ const FAULT_TABLE: &[(&str, &str, &str)] = &[
     ("stale-identity-queries", "10.7", "10"),
     ("accept-any-token", "10.8", "10"),
     ("snapshot-isolation", "5.7", "5"),
+    ("page-end-moves", "11.1", "11"),
+    ("action-mutation-twice", "11.4", "11"),
+    ("action-rollback", "11.5", "11"),
+    ("schedule-despite-abort", "11.7", "11"),
+    ("scheduled-twice", "11.6", "11"),
+    ("scheduled-early", "11.6", "11"),
 ];
 
 /// The conformance results inside a run directory's `report.json`.

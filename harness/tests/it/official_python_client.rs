@@ -13,7 +13,7 @@ use std::process::Command;
 use crate::support::INSTALL;
 
 /// The unittest cases in `tests/python/test_official_client.py`.
-const EXPECTED_TESTS: u32 = 12;
+const EXPECTED_TESTS: u32 = 15;
 
 fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python")

@@ -110,6 +110,9 @@ pub(crate) fn describe(e: &Event) -> String {
         }
         EventKind::Fatal { message } => format!("FatalError: {message}"),
         EventKind::AuthError { message } => format!("AuthError: {message}"),
+        EventKind::Action { request_id, function, args } => {
+            format!("sends action #{request_id} {function}({})", value(args))
+        }
         EventKind::ActionResponse { request_id, success } => {
             format!("action #{request_id} {}", if *success { "succeeded" } else { "failed" })
         }

@@ -27,6 +27,8 @@ const VERBOSE = !!process.env.SYNCSPEC_VERBOSE;
 export const fn = {
   messagesSend: makeFunctionReference("messages:send"),
   messagesList: makeFunctionReference("messages:list"),
+  messagesPage: makeFunctionReference("messages:page"),
+  messagesRemove: makeFunctionReference("messages:remove"),
   countersIncrement: makeFunctionReference("counters:increment"),
   countersGet: makeFunctionReference("counters:get"),
   valuesEcho: makeFunctionReference("values:echo"),
@@ -38,6 +40,9 @@ export const fn = {
   messagesSendAsMe: makeFunctionReference("messages:sendAsMe"),
   notificationsSend: makeFunctionReference("notifications:send"),
   notificationsMine: makeFunctionReference("notifications:mine"),
+  notificationsSendLater: makeFunctionReference("notifications:sendLater"),
+  notificationsUnread: makeFunctionReference("notifications:unread"),
+  messagesStreamReply: makeFunctionReference("messages:streamReply"),
 };
 
 // ---------------------------------------------------------------------------
@@ -405,12 +410,14 @@ export function frames(client, dir, type) {
 // Subscriptions.
 
 /**
- * Subscribes with `client.onUpdate` and records every pushed value.
+ * Subscribes with `client.onUpdate` and records every pushed value, and in
+ * `times` when it arrived (`performance.now()`, milliseconds).
  * `waitFor(pred)` resolves with the first recorded-or-future value that
  * satisfies `pred`, checking the latest value and every later push.
  */
 export function watch(client, ref, args) {
   const values = [];
+  const times = [];
   const errors = [];
   const waiters = new Set();
   const unsubscribe = client.onUpdate(
@@ -418,6 +425,7 @@ export function watch(client, ref, args) {
     args,
     (value) => {
       values.push(value);
+      times.push(performance.now());
       for (const w of [...waiters]) {
         let ok = false;
         try {
@@ -443,6 +451,7 @@ export function watch(client, ref, args) {
   );
   return {
     values,
+    times,
     errors,
     unsubscribe,
     latest: () => values[values.length - 1],

@@ -172,7 +172,7 @@ pub(super) fn success(judge: &mut Judge, what: &str, answer: &Result<Answer, Str
 /// Expects a function's failure as Convex answers it: status 200 (the
 /// Python `ConvexHttpClient` reads no other), `status: "error"` with a
 /// message, and `errorData.code == code` when one is named.
-fn function_error(judge: &mut Judge, what: &str, answer: &Result<Answer, String>, code: Option<&str>) {
+pub(super) fn function_error(judge: &mut Judge, what: &str, answer: &Result<Answer, String>, code: Option<&str>) {
     let answer = match answer {
         Ok(answer) => answer,
         Err(e) => return judge.fail(format!("{what}: {e}")),
