@@ -38,8 +38,8 @@ pub(crate) enum Command {
     /// property's result, with the shortest counterexample as a trace.
     /// Exit code 0 when every property holds, 1 when one does not.
     Model(ModelArgs),
-    /// Drive thousands of simulated chat, presence and cursor clients with goose and
-    /// measure cross-client sync latency.
+    /// Drive thousands of simulated chat, presence, cursor, streaming, paging and
+    /// AI-reply clients with goose and measure cross-client sync latency.
     ///
     /// Each simulated client is a goose user with one sync-protocol connection. Writers
     /// stamp every write with its intended send instant on a fixed schedule (open loop);
@@ -217,7 +217,9 @@ pub(crate) struct GateArgs {
 pub(crate) struct LoadArgs {
     /// chat (channels of 50, a message per 30 s), presence (rooms of 10, heartbeat per
     /// 5 s), cursors (rooms of 5 at --rate), stream (a writer streaming 50 tokens/s to 20
-    /// readers) or mix (60% chat, 30% presence, 10% cursors).
+    /// readers), history (chat over `messages:page`, loading an older page per 10 s),
+    /// reply (a `messages:streamReply` action streaming 50 tokens/s to 20 readers) or mix
+    /// (60% chat, 30% presence, 10% cursors).
     #[arg(long, value_name = "NAME", required_unless_present = "sweep")]
     pub(crate) scenario: Option<syncspec_scenarios::ScenarioName>,
     /// The backend, named like a Convex deployment: http://HOST:PORT.

@@ -103,10 +103,11 @@ fn load_auth(args: &LoadArgs) -> Option<LoadAuth> {
     }
 }
 
-/// Bad settings and an unreachable target exit 2 with the reason; anything else is an error.
+/// Bad settings, an unreachable target and history that could not be
+/// seeded exit 2 with the reason; anything else is an error.
 fn could_not_run(e: LoadError) -> anyhow::Result<ExitCode> {
     match e {
-        LoadError::Unreachable { .. } | LoadError::Invalid(_) | LoadError::Goose(_) => {
+        LoadError::Unreachable { .. } | LoadError::Invalid(_) | LoadError::Goose(_) | LoadError::Seed { .. } => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(2))
         }
@@ -171,6 +172,13 @@ pub(crate) fn print_summary(r: &LoadResult) {
     }
     println!("{}", line("mutation response", &f.mutation_latency_us));
     println!("{}", line("mutation visible", &f.visible_latency_us));
+    // The kinds' own round trips, when the run had such clients.
+    if r.kinds.contains_key(Kind::History.name()) {
+        println!("{}", line("older page loaded", &f.page_latency_us));
+    }
+    if r.kinds.contains_key(Kind::Reply.name()) {
+        println!("{}", line("action response", &f.action_latency_us));
+    }
     println!("{}", line("send lag (load generator)", &f.send_lag_us));
     println!("{}", line(&format!("echo floor ({} B frames)", r.echo.frame_bytes), &r.echo.rtt_us));
     println!(

@@ -106,7 +106,7 @@ const COUNTERS: [&str; 13] = [
     "users",
     "users_ready",
 ];
-const KINDS: [&str; 4] = ["chat", "presence", "cursors", "stream"];
+const KINDS: [&str; 6] = ["chat", "presence", "cursors", "stream", "history", "reply"];
 const CONFORMANCE: [&str; 6] = ["failed", "passed", "non_strict", "unimplemented", "info", "cases"];
 const SWEEP: [&str; 5] = ["accepted_per_user", "attempted_per_user", "rate_limited", "errors", "sync.p95"];
 const MODEL: [&str; 3] = ["failed", "properties", "states"];
@@ -217,7 +217,7 @@ fn quantity_of(path: &str) -> Result<Quantity, (usize, usize, String)> {
         Err(unknown(
             i,
             &format!(
-                "a latency (sync, mutation, visible, send_lag, echo) with a statistic, or a counter ({})",
+                "a latency (sync, mutation, visible, send_lag, page, action, echo) with a statistic, or a counter ({})",
                 COUNTERS.join(", ")
             ),
         ))

@@ -30,11 +30,17 @@ pub enum Metric {
     /// From the intended send instant until the write left for the socket:
     /// the load generator's own lateness, part of the three above.
     SendLag,
+    /// From a page load's intended instant (the `ModifyQuerySet` adding an
+    /// older page of `messages:page`) until the page's first result.
+    Page,
+    /// From an action's intended send instant until its `ActionResponse`.
+    Action,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 4] = [Metric::Sync, Metric::Mutation, Metric::Visible, Metric::SendLag];
+    pub const ALL: [Metric; 6] =
+        [Metric::Sync, Metric::Mutation, Metric::Visible, Metric::SendLag, Metric::Page, Metric::Action];
 
     /// The name in files, request names and gate expressions.
     pub fn name(self) -> &'static str {
@@ -43,6 +49,8 @@ impl Metric {
             Metric::Mutation => "mutation",
             Metric::Visible => "visible",
             Metric::SendLag => "send_lag",
+            Metric::Page => "page",
+            Metric::Action => "action",
         }
     }
 
@@ -70,6 +78,12 @@ pub struct Figures {
     pub visible_latency_us: Summary,
     /// Writer's intended send instant to the write leaving for the socket.
     pub send_lag_us: Summary,
+    /// A page load's intended instant to the page's first result (`history`).
+    #[serde(default)]
+    pub page_latency_us: Summary,
+    /// An action's intended send instant to its `ActionResponse` (`reply`).
+    #[serde(default)]
+    pub action_latency_us: Summary,
     /// Writes sent.
     pub updates_sent: u64,
     /// Writes accepted.
@@ -125,6 +139,8 @@ impl Figures {
         self.mutation_latency_us = of(Metric::Mutation);
         self.visible_latency_us = of(Metric::Visible);
         self.send_lag_us = of(Metric::SendLag);
+        self.page_latency_us = of(Metric::Page);
+        self.action_latency_us = of(Metric::Action);
         let per =
             |n: u64| if self.steady_user_seconds > 0.0 { round2(n as f64 / self.steady_user_seconds) } else { 0.0 };
         self.attempted_per_user_s = per(self.steady_sent);
@@ -138,6 +154,8 @@ impl Figures {
             Metric::Mutation => &self.mutation_latency_us,
             Metric::Visible => &self.visible_latency_us,
             Metric::SendLag => &self.send_lag_us,
+            Metric::Page => &self.page_latency_us,
+            Metric::Action => &self.action_latency_us,
         }
     }
 }
@@ -257,7 +275,7 @@ impl std::fmt::Display for Shards {
 /// Everything a load run measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoadResult {
-    /// `chat`, `presence`, `cursors`, `stream` or `mix`.
+    /// `chat`, `presence`, `cursors`, `stream`, `history`, `reply` or `mix`.
     pub scenario: String,
     /// The backend.
     pub target: String,

@@ -5,11 +5,12 @@
 //! The conformance suite's client keeps a full history and a cloned view
 //! per transition; that is right for judging a backend and far too heavy
 //! for thousands of clients, so load uses this one. It speaks the same
-//! protocol: `Connect`, `Authenticate` when the run has a token, one
-//! `ModifyQuerySet`, `Mutation`s, all written by `wire`'s writers; it reads
-//! `Transition`s, `MutationResponse`s, `AuthError`s and `FatalError`s with
-//! `wire::peek`, the flat borrowing reader, and only the results it watches
-//! in full (the typed rows below).
+//! protocol: `Connect`, `Authenticate` when the run has a token, a
+//! `ModifyQuerySet` for its query (and one more per older page a history
+//! client loads), `Mutation`s and `Action`s, all written by `wire`'s
+//! writers; it reads `Transition`s, `MutationResponse`s, `ActionResponse`s,
+//! `AuthError`s and `FatalError`s with `wire::peek`, the flat borrowing
+//! reader, and only the results it watches in full (the typed rows below).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use syncspec_protocol::client::{self, Socket};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
-use syncspec_protocol::wire::{self, ModificationKind, ServerFrameKind};
+use syncspec_protocol::wire::{self, ModificationKind, ModificationRef, QueryId, ServerFrameKind};
 use syncspec_reports::load::Metric;
 
 use crate::metrics::{Counters, Recorder};
@@ -91,8 +92,35 @@ pub(crate) struct Write {
     pub(crate) reply: Option<oneshot::Sender<Result<Value, String>>>,
 }
 
+/// An action to call: it writes `updates` (their intended instants) itself,
+/// each in a transaction of its own, and answers once at the end.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// The intended send instant.
+    pub(crate) stamp: u64,
+    pub(crate) function: &'static str,
+    pub(crate) args: Value,
+    /// The intended instants of the updates readers should see, in the
+    /// order the action writes them. All are owed once it succeeds; when it
+    /// fails, the first `errorData.tokens` (what it committed before failing).
+    pub(crate) updates: Vec<u64>,
+}
+
+/// An older page to subscribe to; its first result is the answer.
+#[derive(Debug)]
+pub(crate) struct PageLoad {
+    /// The intended instant of the load.
+    pub(crate) stamp: u64,
+    pub(crate) function: &'static str,
+    pub(crate) args: Value,
+    /// The page's first result (raw JSON), or why it failed.
+    pub(crate) reply: oneshot::Sender<Result<String, String>>,
+}
+
 enum Command {
     Write(Write),
+    Call(Call),
+    Subscribe(PageLoad),
     Close(oneshot::Sender<()>),
 }
 
@@ -119,6 +147,16 @@ pub(crate) enum ConnectError {
     Fatal(String),
 }
 
+/// A connection whose subscription answered.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    pub(crate) conn: Conn,
+    /// The ready instant: writes from here on are owed to this client.
+    pub(crate) ready: u64,
+    /// The subscription's first result (raw JSON): the client's baseline.
+    pub(crate) first: String,
+}
+
 impl Conn {
     /// Connects, authenticates with `token` if given, subscribes to
     /// `(function, args)`, waits for the first answer (the client is then
@@ -130,7 +168,7 @@ impl Conn {
         args: Value,
         token: Option<&str>,
         owner: Owner,
-    ) -> Result<(Conn, u64), ConnectError> {
+    ) -> Result<Joined, ConnectError> {
         let socket = client::socket_url(url).map_err(|e| ConnectError::Url(e.to_string()))?;
         let joined = tokio::time::timeout(JOIN_TIMEOUT, async {
             let mut ws = client::open_socket(&socket).await.map_err(|e| ConnectError::Connect(e.to_string()))?;
@@ -187,14 +225,35 @@ impl Conn {
         observer.observe(&first, &owner, None);
         owner.room.set_ready(owner.member, ready);
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = Task { ws, owner, observer, ready, pending: HashMap::new(), next_request: 0, latest_ts: 0 };
+        let task = Task {
+            ws,
+            owner,
+            observer,
+            ready,
+            pending: HashMap::new(),
+            calls: HashMap::new(),
+            pages: HashMap::new(),
+            next_request: 0,
+            query_set: 1,
+            latest_ts: 0,
+        };
         tokio::spawn(task.run(rx));
-        Ok((Conn { commands }, ready))
+        Ok(Joined { conn: Conn { commands }, ready, first })
     }
 
     /// Queues a write; it is sent at once (writes are pipelined).
     pub(crate) fn write(&self, write: Write) -> bool {
         self.commands.send(Command::Write(write)).is_ok()
+    }
+
+    /// Queues an action call; it is sent at once, like a write.
+    pub(crate) fn call(&self, call: Call) -> bool {
+        self.commands.send(Command::Call(call)).is_ok()
+    }
+
+    /// Subscribes to one more query (an older page) at once.
+    pub(crate) fn load_page(&self, load: PageLoad) -> bool {
+        self.commands.send(Command::Subscribe(load)).is_ok()
     }
 
     /// Closes the socket cleanly (a close handshake, bounded in time).
@@ -214,13 +273,32 @@ struct Pending {
     reply: Option<oneshot::Sender<Result<Value, String>>>,
 }
 
+/// An action sent and not yet answered.
+struct PendingCall {
+    stamp: u64,
+    updates: Vec<u64>,
+}
+
+/// A page subscribed to whose first result has not come.
+struct PendingPage {
+    stamp: u64,
+    reply: oneshot::Sender<Result<String, String>>,
+}
+
 struct Task {
     ws: Socket,
     owner: Owner,
     observer: Observer,
     ready: u64,
+    /// Mutations by request id.
     pending: HashMap<u32, Pending>,
+    /// Actions by request id (the same id space as mutations, as in the official clients).
+    calls: HashMap<u32, PendingCall>,
+    /// Page loads by query id (the watched query is 0).
+    pages: HashMap<QueryId, PendingPage>,
     next_request: u32,
+    /// The query set's version: one `ModifyQuerySet` per query added.
+    query_set: u32,
     /// The highest `endVersion.ts` seen: a response whose commit it already
     /// covers is visible at once (the transition can arrive first).
     latest_ts: u64,
@@ -237,7 +315,25 @@ impl Task {
                             return;
                         }
                     }
+                    Some(Command::Call(call)) => {
+                        if let Err(e) = self.send_call(call).await {
+                            self.owner.recorder.error(self.owner.kind, format!("send failed: {e}"));
+                            return;
+                        }
+                    }
+                    Some(Command::Subscribe(load)) => {
+                        if let Err(e) = self.subscribe(load).await {
+                            self.owner.recorder.error(self.owner.kind, format!("send failed: {e}"));
+                            return;
+                        }
+                    }
                     Some(Command::Close(done)) => {
+                        // Page loads stop with the writes, seconds before
+                        // clients close: one still unanswered was never answered.
+                        for _ in self.pages.drain() {
+                            let owner = &self.owner;
+                            owner.recorder.error(owner.kind, "a page load got no answer before the client left");
+                        }
                         let _ = tokio::time::timeout(Duration::from_secs(2), async {
                             let _ = self.ws.close(None).await;
                             while let Some(Ok(_)) = self.ws.next().await {}
@@ -281,6 +377,77 @@ impl Task {
         self.ws.send(Message::text(frame)).await
     }
 
+    async fn send_call(&mut self, call: Call) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        let request_id = self.next_request;
+        self.next_request += 1;
+        let frame = wire::write_action(request_id, call.function, &call.args);
+        // An action's writes are the updates it makes.
+        Counters::add(&self.owner.counters().sent, call.updates.len() as u64);
+        let lag = self.owner.recorder.clock().now().saturating_sub(call.stamp);
+        self.owner.recorder.sample(self.owner.kind, Metric::SendLag, call.stamp, lag);
+        self.calls.insert(request_id, PendingCall { stamp: call.stamp, updates: call.updates });
+        self.ws.send(Message::text(frame)).await
+    }
+
+    async fn subscribe(&mut self, load: PageLoad) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        // The watched query is 0; each page gets the next id, as the query set grows.
+        let query_id = self.query_set;
+        let add = wire::QuerySetChange::Add { query_id, udf_path: load.function, args: &load.args, journal: None };
+        let frame = wire::write_modify_query_set(self.query_set, self.query_set + 1, &[add]);
+        self.query_set += 1;
+        self.pages.insert(query_id, PendingPage { stamp: load.stamp, reply: load.reply });
+        self.ws.send(Message::text(frame)).await
+    }
+
+    /// A result or failure of a loaded page: its first is the load's answer;
+    /// later ones (an older page re-sent unchanged, or grown) are not read.
+    fn on_page(
+        pages: &mut HashMap<QueryId, PendingPage>,
+        owner: &Owner,
+        query_id: QueryId,
+        m: &ModificationRef<'_>,
+        now: u64,
+    ) {
+        let outcome = match (m.kind, m.value) {
+            (ModificationKind::QueryUpdated, Some(value)) => Ok(value.get().to_owned()),
+            (ModificationKind::QueryFailed, _) => {
+                let message = m.error_message.as_deref().unwrap_or("").to_owned();
+                owner.recorder.error(owner.kind, format!("a page failed: {message}"));
+                Err(message)
+            }
+            _ => return,
+        };
+        let Some(page) = pages.remove(&query_id) else { return };
+        let failure = outcome.as_ref().err().map(|_| "QueryFailed".to_owned());
+        owner.sample(Metric::Page, page.stamp, now, failure);
+        let _ = page.reply.send(outcome);
+    }
+
+    fn on_action_response(&mut self, frame: &wire::ServerFrameRef<'_>, now: u64) {
+        let owner = &self.owner;
+        let request_id = frame.request_id.unwrap_or(u32::MAX);
+        let Some(call) = self.calls.remove(&request_id) else {
+            owner.recorder.error(owner.kind, format!("an action response to unknown request {request_id}"));
+            return;
+        };
+        let committed = if frame.success == Some(true) {
+            owner.sample(Metric::Action, call.stamp, now, None);
+            call.updates.len()
+        } else {
+            let message = frame.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok()).unwrap_or_default();
+            let code = frame.error_data.and_then(wire::error_code);
+            owner.recorder.error(owner.kind, format!("{} failed: {message}", code.as_deref().unwrap_or("action")));
+            owner.sample(Metric::Action, call.stamp, now, Some(code.unwrap_or_else(|| "failed".into())));
+            // What a failed action committed stays: `errorData.tokens` says how much.
+            let data = frame.error_data.and_then(|d| serde_json::from_str::<FailedCall>(d.get()).ok());
+            data.and_then(|d| d.tokens).map_or(0, |n| (n.max(0.0) as usize).min(call.updates.len()))
+        };
+        Counters::add(&owner.counters().accepted, committed as u64);
+        for stamp in &call.updates[..committed] {
+            owner.room.note_accepted(owner.member, *stamp);
+        }
+    }
+
     fn on_frame(&mut self, text: &str, now: u64) {
         let owner = &self.owner;
         let frame = match wire::peek(text) {
@@ -293,6 +460,11 @@ impl Task {
         match frame.kind {
             ServerFrameKind::Transition => {
                 for m in &frame.modifications {
+                    let query_id = m.query_id.unwrap_or(0);
+                    if query_id != 0 {
+                        Task::on_page(&mut self.pages, owner, query_id, m, now);
+                        continue;
+                    }
                     match (m.kind, m.value) {
                         (ModificationKind::QueryUpdated, Some(value)) => {
                             self.observer.observe(value.get(), owner, Some((now, self.ready)))
@@ -363,6 +535,7 @@ impl Task {
                     }
                 }
             }
+            ServerFrameKind::ActionResponse => self.on_action_response(&frame, now),
             ServerFrameKind::FatalError | ServerFrameKind::AuthError => {
                 let message = frame.error.as_deref().unwrap_or("");
                 owner.recorder.error(owner.kind, format!("{:?}: {message}", frame.kind));
@@ -370,6 +543,13 @@ impl Task {
             _ => {}
         }
     }
+}
+
+/// A failed action's `errorData`, as much as load reads of it.
+#[derive(Debug, Deserialize)]
+struct FailedCall {
+    /// `messages:streamReply`: the tokens it committed before failing.
+    tokens: Option<f64>,
 }
 
 /// A `presence:list` or `cursors:list` row, as much as load reads of it.
@@ -384,15 +564,27 @@ struct Row<'a> {
 
 /// A `messages:list` message, as much as load reads of it.
 #[derive(Debug, Deserialize)]
-struct Msg<'a> {
+pub(crate) struct Msg<'a> {
     #[serde(rename = "_id", borrow)]
-    id: Cow<'a, str>,
+    pub(crate) id: Cow<'a, str>,
     #[serde(rename = "_creationTime")]
-    creation_time: f64,
+    pub(crate) creation_time: f64,
     #[serde(borrow)]
-    author: Cow<'a, str>,
+    pub(crate) author: Cow<'a, str>,
     #[serde(borrow)]
-    body: Cow<'a, str>,
+    pub(crate) body: Cow<'a, str>,
+}
+
+/// A `messages:page` result, as much as load reads of it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Page<'a> {
+    /// Newest first.
+    #[serde(borrow)]
+    pub(crate) page: Vec<Msg<'a>>,
+    #[serde(rename = "isDone")]
+    pub(crate) is_done: bool,
+    #[serde(rename = "continueCursor", borrow)]
+    pub(crate) continue_cursor: Cow<'a, str>,
 }
 
 /// What a reader remembers of its query's results, to find what is new.
@@ -400,8 +592,9 @@ struct Msg<'a> {
 enum Observer {
     /// Rows keyed by member (`presence:list`, `cursors:list`): the stamp each row last carried.
     Rows { last: Vec<u64>, present: Vec<bool> },
-    /// `messages:list`: the newest `_creationTime` seen.
-    Messages { newest: f64 },
+    /// `messages:list`, or with `paged` the rows of a `messages:page`
+    /// result: the newest `_creationTime` seen, and the ids seen at it.
+    Messages { newest: f64, at_newest: Vec<String>, paged: bool },
     /// A streamed message: characters of each message's body already read.
     Stream { read: HashMap<String, usize> },
 }
@@ -410,8 +603,9 @@ impl Observer {
     fn new(kind: Kind, members: usize) -> Observer {
         match kind {
             Kind::Presence | Kind::Cursors => Observer::Rows { last: vec![0; members], present: vec![false; members] },
-            Kind::Chat => Observer::Messages { newest: f64::NEG_INFINITY },
-            Kind::Stream => Observer::Stream { read: HashMap::new() },
+            Kind::Chat => Observer::Messages { newest: f64::NEG_INFINITY, at_newest: Vec::new(), paged: false },
+            Kind::History => Observer::Messages { newest: f64::NEG_INFINITY, at_newest: Vec::new(), paged: true },
+            Kind::Stream | Kind::Reply => Observer::Stream { read: HashMap::new() },
         }
     }
 
@@ -445,17 +639,34 @@ impl Observer {
                 }
                 *present = now_present;
             }
-            Observer::Messages { newest } => {
-                let messages: Vec<Msg<'_>> = match serde_json::from_str(value) {
+            Observer::Messages { newest, at_newest, paged } => {
+                let read = if *paged {
+                    serde_json::from_str::<Page<'_>>(value).map(|p| p.page)
+                } else {
+                    serde_json::from_str::<Vec<Msg<'_>>>(value)
+                };
+                let messages = match read {
                     Ok(m) => m,
                     Err(e) => return unreadable(e),
                 };
+                // `_creationTime` is float milliseconds, so two commits less
+                // than a quarter of a microsecond apart can share one: a
+                // message at the watermark is new unless its id was seen there.
                 let mut top = *newest;
+                let mut at_top: Vec<String> = Vec::new();
                 for message in &messages {
-                    if message.creation_time <= *newest {
+                    let seen = message.creation_time < *newest
+                        || (message.creation_time == *newest && at_newest.iter().any(|id| *id == message.id));
+                    if message.creation_time > top {
+                        top = message.creation_time;
+                        at_top.clear();
+                    }
+                    if message.creation_time == top {
+                        at_top.push(message.id.clone().into_owned());
+                    }
+                    if seen {
                         continue;
                     }
-                    top = top.max(message.creation_time);
                     let stamp = stamps(&message.body).next();
                     if let (Some((now, ready)), Some(stamp), true) =
                         (arrival, stamp, member_of(&message.author) != Some(me))
@@ -463,7 +674,16 @@ impl Observer {
                         owner.deliver(stamp, now, ready);
                     }
                 }
-                *newest = top;
+                if top == *newest {
+                    for id in at_top {
+                        if !at_newest.contains(&id) {
+                            at_newest.push(id);
+                        }
+                    }
+                } else {
+                    *newest = top;
+                    *at_newest = at_top;
+                }
             }
             Observer::Stream { read } => {
                 let messages: Vec<Msg<'_>> = match serde_json::from_str(value) {
@@ -602,7 +822,7 @@ mod tests {
         let (addr, types) = backend(member_name(&room.name, 1), false).await;
         let (owner, rx) = owned(&room, &recorder);
         let subscription = Value::object([("room", Value::from("t"))]);
-        let (conn, _) = Conn::open(&format!("http://{addr}"), "cursors:list", subscription, None, owner).await.unwrap();
+        let conn = Conn::open(&format!("http://{addr}"), "cursors:list", subscription, None, owner).await.unwrap().conn;
         let stamp = recorder.clock().now();
         let args = Value::object([
             ("room", Value::from("t")),
@@ -634,7 +854,7 @@ mod tests {
         let (addr, types) = backend(member_name(&room.name, 1), false).await;
         let (owner, _rx) = owned(&room, &recorder);
         let url = format!("http://{addr}");
-        let (conn, _) = Conn::open(&url, "cursors:list", subscription.clone(), Some("a.b.c"), owner).await.unwrap();
+        let conn = Conn::open(&url, "cursors:list", subscription.clone(), Some("a.b.c"), owner).await.unwrap().conn;
         conn.close().await;
         assert_eq!(types.drain().collect::<Vec<_>>(), ["Connect", "Authenticate", "ModifyQuerySet"]);
 
@@ -643,6 +863,54 @@ mod tests {
         let url = format!("http://{addr}");
         let refused = Conn::open(&url, "cursors:list", subscription, Some("a.b.c"), owner).await.unwrap_err();
         assert_eq!(refused.to_string(), "the backend refused the token: bad signature");
+    }
+
+    /// An action that fails after committing some of its updates: only
+    /// those are owed to readers, and the failure is an error.
+    #[tokio::test]
+    async fn a_failed_action_owes_readers_only_what_it_committed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            while let Some(Ok(Message::Text(text))) = ws.next().await {
+                let out = match wire::parse_client_message(&text).unwrap() {
+                    convex_sync_types::ClientMessage::ModifyQuerySet { .. } => transition(0, 5, "[]"),
+                    convex_sync_types::ClientMessage::Action { request_id, .. } => {
+                        let data =
+                            Value::object([("code", Value::from("UpstreamFailed")), ("tokens", Value::Float64(2.0))]);
+                        wire::action_failure(request_id, "the reply's source failed after 2 tokens", Some(&data))
+                    }
+                    _ => continue,
+                };
+                ws.send(Message::text(out)).await.unwrap();
+            }
+        });
+        let recorder = Arc::new(Recorder::new(Clock::start()));
+        let room = Arc::new(Room::new(&RoomPlan { kind: Kind::Reply, number: 0, members: 2 }, "t"));
+        let (tx, rx) = flume::unbounded();
+        let owner = Owner { kind: Kind::Reply, room: room.clone(), member: 0, recorder: recorder.clone(), samples: tx };
+        let subscription = Value::object([("channel", Value::from("t"))]);
+        let conn =
+            Conn::open(&format!("http://{addr}"), "messages:list", subscription, None, owner).await.unwrap().conn;
+        room.set_ready(1, 0);
+        let stamp = recorder.clock().now();
+        let updates = vec![stamp, stamp + 1, stamp + 2, stamp + 3];
+        assert!(conn.call(Call {
+            stamp,
+            function: "messages:streamReply",
+            args: Value::Object(Default::default()),
+            updates
+        }));
+        let sample = tokio::time::timeout(Duration::from_secs(5), rx.recv_async()).await.expect("answered").unwrap();
+        assert_eq!((sample.metric, sample.failure.as_deref()), (Metric::Action, Some("UpstreamFailed")));
+        let counters = recorder.counters(Kind::Reply);
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!((count(&counters.sent), count(&counters.accepted), count(&counters.errors)), (4, 2, 1));
+        // Reader 1 is owed the two committed tokens, not the two never written.
+        assert_eq!(room.delivery().expected, 2);
+        conn.close().await;
     }
 
     #[test]

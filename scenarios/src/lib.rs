@@ -9,8 +9,10 @@
 
 mod conn;
 pub mod echo;
+mod history;
 pub mod metrics;
 pub mod plan;
+mod reply;
 mod room;
 pub mod run;
 mod writer;

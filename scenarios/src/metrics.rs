@@ -211,12 +211,14 @@ impl Recorder {
         out
     }
 
-    /// Writes one HdrHistogram V2 interval log per metric (`sync.hlog`,
-    /// `mutation.hlog`, `visible.hlog`, `send_lag.hlog`), one tagged histogram per kind per second,
+    /// Writes one HdrHistogram V2 interval log per metric the run's kinds
+    /// measure (`sync.hlog`, `mutation.hlog`, `visible.hlog`,
+    /// `send_lag.hlog`, and `page.hlog` with history clients, `action.hlog`
+    /// with reply clients), one tagged histogram per kind per second,
     /// interval starts relative to the run's wall-clock start (`BaseTime`).
-    pub fn write_logs(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+    pub fn write_logs(&self, dir: &std::path::Path, kinds: &[Kind]) -> std::io::Result<Vec<String>> {
         let mut names = Vec::new();
-        for metric in Metric::ALL {
+        for metric in Metric::ALL.into_iter().filter(|m| kinds.iter().any(|k| k.metrics().any(|km| km == *m))) {
             let intervals = lock(&self.intervals[metric.index()]);
             let name = format!("{}.hlog", metric.name());
             write_log(
@@ -309,8 +311,10 @@ mod tests {
         r.roll();
         let dir = std::env::temp_dir().join(format!("syncspec-hlog-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let names = r.write_logs(&dir).unwrap();
+        let names = r.write_logs(&dir, &[Kind::Cursors, Kind::Chat]).unwrap();
         assert_eq!(names, vec!["sync.hlog", "mutation.hlog", "visible.hlog", "send_lag.hlog"]);
+        let names = r.write_logs(&dir, &[Kind::Reply]).unwrap();
+        assert_eq!(names, vec!["sync.hlog", "mutation.hlog", "visible.hlog", "send_lag.hlog", "action.hlog"]);
         let text = std::fs::read(dir.join("sync.hlog")).unwrap();
         let read = read_log(&text).unwrap();
         assert_eq!(read.len(), 2);

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use syncspec_reports::load::Metric;
+
 /// A kind of simulated client; one goose scenario each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -21,11 +23,17 @@ pub enum Kind {
     Cursors,
     /// One writer streaming 50 tokens a second into a message, 20 readers.
     Stream,
+    /// Channels of 50 as chat, each client watching `messages:page` page 0
+    /// and loading older pages every 10 s on average until the history ends.
+    History,
+    /// One client per channel of 21 calling the `messages:streamReply`
+    /// action (100 tokens, 20 ms apart), 20 readers.
+    Reply,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 4] = [Kind::Chat, Kind::Presence, Kind::Cursors, Kind::Stream];
+    pub const ALL: [Kind; 6] = [Kind::Chat, Kind::Presence, Kind::Cursors, Kind::Stream, Kind::History, Kind::Reply];
 
     /// The lower-case name used in metric names, tags and files.
     pub fn name(self) -> &'static str {
@@ -34,6 +42,8 @@ impl Kind {
             Kind::Presence => "presence",
             Kind::Cursors => "cursors",
             Kind::Stream => "stream",
+            Kind::History => "history",
+            Kind::Reply => "reply",
         }
     }
 
@@ -43,8 +53,15 @@ impl Kind {
             Kind::Chat => 50,
             Kind::Presence => 10,
             Kind::Cursors => 5,
-            Kind::Stream => 21,
+            Kind::Stream | Kind::Reply => 21,
+            Kind::History => 50,
         }
+    }
+
+    /// Whether one member writes and the rest only read (so a room needs
+    /// at least two members).
+    pub fn one_writer(self) -> bool {
+        matches!(self, Kind::Stream | Kind::Reply)
     }
 
     /// Whether every update must reach every reader (a message list, a
@@ -52,6 +69,17 @@ impl Kind {
     /// a newer position rightly replaces an older one).
     pub fn every_update_counts(self) -> bool {
         !matches!(self, Kind::Cursors)
+    }
+
+    /// What its clients measure: sync, the writer's own round trips and
+    /// send lag for every kind, and a kind's own (`page` for history,
+    /// `action` for reply).
+    pub fn metrics(self) -> impl Iterator<Item = Metric> {
+        Metric::ALL.into_iter().filter(move |m| match m {
+            Metric::Page => self == Kind::History,
+            Metric::Action => self == Kind::Reply,
+            Metric::Sync | Metric::Mutation | Metric::Visible | Metric::SendLag => true,
+        })
     }
 
     pub(crate) fn index(self) -> usize {
@@ -77,9 +105,13 @@ impl FromStr for ScenarioName {
             "presence" => ScenarioName::Only(Kind::Presence),
             "cursors" => ScenarioName::Only(Kind::Cursors),
             "stream" => ScenarioName::Only(Kind::Stream),
+            "history" => ScenarioName::Only(Kind::History),
+            "reply" => ScenarioName::Only(Kind::Reply),
             "mix" => ScenarioName::Mix,
             other => {
-                return Err(format!("unknown scenario {other:?}; expected chat, presence, cursors, stream or mix"))
+                return Err(format!(
+                    "unknown scenario {other:?}; expected chat, presence, cursors, stream, history, reply or mix"
+                ))
             }
         })
     }
@@ -165,8 +197,8 @@ pub fn rooms(scenario: ScenarioName, users: usize, shard: Shard) -> Vec<RoomPlan
         let mut number = 0;
         while left > 0 {
             let members = left.min(size);
-            // A stream room needs its writer and at least one reader.
-            if (kind != Kind::Stream || members >= 2) && shard.owns(number) {
+            // A stream or reply room needs its writer and at least one reader.
+            if (!kind.one_writer() || members >= 2) && shard.owns(number) {
                 out.push(RoomPlan { kind, number, members });
             }
             left -= members;
@@ -194,6 +226,9 @@ mod tests {
     fn rooms_are_whole_and_the_last_one_takes_the_rest() {
         let r = rooms(ScenarioName::Only(Kind::Chat), 120, Shard::WHOLE);
         assert_eq!(r.iter().map(|r| r.members).collect::<Vec<_>>(), vec![50, 50, 20]);
+        // A reply channel of one member would have no reader: it is left out.
+        let r = rooms(ScenarioName::Only(Kind::Reply), 43, Shard::WHOLE);
+        assert_eq!(r.iter().map(|r| r.members).collect::<Vec<_>>(), vec![21, 21]);
     }
 
     #[test]
@@ -213,6 +248,8 @@ mod tests {
         assert!("0/3".parse::<Shard>().is_err());
         assert!("4/3".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().unwrap_err().contains("2/4"));
+        assert_eq!("history".parse::<ScenarioName>(), Ok(ScenarioName::Only(Kind::History)));
+        assert_eq!("reply".parse::<ScenarioName>(), Ok(ScenarioName::Only(Kind::Reply)));
         assert_eq!("2/3".parse::<Shard>().unwrap(), Shard { index: 2, count: 3 });
     }
 }

@@ -10,7 +10,7 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
 use goose::prelude::*;
 use syncspec_reports::load::{Echo, Figures, Histograms, KindResult, LoadResult, Memory, Metric, Shards, Step, Sweep};
 
-use crate::conn::{Conn, Owner, Sample};
+use crate::conn::{Conn, Joined, Owner, Sample};
 use crate::echo;
 use crate::metrics::{Clock, Counters, Recorder};
 use crate::plan::{self, Kind, ScenarioName, Shard};
@@ -109,6 +109,14 @@ pub enum LoadError {
     /// goose refused to run.
     #[error("goose: {0}")]
     Goose(String),
+    /// The history channels could not be given their history.
+    #[error("while seeding the history channels of {url}: {detail}")]
+    Seed {
+        /// The target.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Writing the results failed.
     #[error("while writing results to {path}: {source}")]
     Write {
@@ -139,7 +147,7 @@ pub(crate) struct Run {
     stop_writes: AtomicU64,
     /// Per kind, the writes counted when the steady part began.
     steady_counters: std::sync::Mutex<Option<Vec<Written>>>,
-    request_names: Vec<[String; 4]>,
+    request_names: Vec<[String; Metric::ALL.len()]>,
 }
 
 impl Run {
@@ -224,8 +232,8 @@ async fn join(run: Arc<Run>, kind: Kind, user: &mut GooseUser) -> TransactionRes
     let name = format!("{} join", kind.name());
     let token = run.auth.as_ref().map(|auth| auth.token_for(&crate::conn::member_name(&room.name, member)));
     match Conn::open(&run.url, function, args, token.as_deref(), owner.clone()).await {
-        Ok((conn, ready)) => {
-            let writer = tokio::spawn(writer::write(run.clone(), owner, conn.clone(), ready));
+        Ok(Joined { conn, ready, first }) => {
+            let writer = tokio::spawn(writer::write(run.clone(), owner, conn.clone(), ready, first));
             user.set_session_data(Session { conn, samples: rx, writer: Arc::new(AbortOnDrop(writer)) });
             run.joined(true);
             user.record_custom_request_duration("WS", &name, started.elapsed(), true, None, None).await?;
@@ -438,6 +446,13 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         }
         all_rooms.push(room);
     }
+    // History to page through, before any client subscribes.
+    let history: Vec<&Room> = all_rooms.iter().filter(|r| r.kind == Kind::History).map(|r| &**r).collect();
+    if !history.is_empty() {
+        crate::history::seed(&config.url, &history, config.auth.as_ref())
+            .await
+            .map_err(|detail| LoadError::Seed { url: config.url.clone(), detail })?;
+    }
     // Users take slots in order, so each room fills up member by member.
     let run = Arc::new(Run {
         url: config.url.clone(),
@@ -514,7 +529,7 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         };
         let rooms = all_rooms.iter().filter(|r| r.kind == *kind).count();
         per_kind.insert(kind.name().to_owned(), KindResult { rooms, figures });
-        steady.insert(kind.name().to_owned(), Metric::ALL.iter().map(|m| (*m, recorder.total(*kind, *m))).collect());
+        steady.insert(kind.name().to_owned(), kind.metrics().map(|m| (m, recorder.total(*kind, m))).collect());
     }
     let peak_rss = peak.load(Ordering::Relaxed);
     let started_unix_ms = started_wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -548,7 +563,7 @@ pub async fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     result.finish();
     if let Some(out) = &config.out {
         let w = |source| LoadError::Write { path: out.clone(), source };
-        result.files = recorder.write_logs(out).map_err(w)?;
+        result.files = recorder.write_logs(out, &kinds).map_err(w)?;
         crate::metrics::write_log(
             &out.join("echo.hlog"),
             started_wall,

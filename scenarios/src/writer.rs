@@ -1,6 +1,8 @@
 //! What each simulated client writes, and when: an open schedule per client
 //! (the intended instants are fixed in advance and do not wait for
 //! answers), so a slow backend delays samples instead of removing them.
+//! History clients write here as chat clients do; their page loads live in
+//! `history`, and the reply writer's actions in `reply`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use syncspec_protocol::wire;
 use crate::conn::{Conn, Owner, Write};
 use crate::plan::Kind;
 use crate::run::Run;
+use crate::{history, reply};
 
 /// Chat messages come every 30 s on average (exponential gaps).
 pub(crate) const CHAT_MEAN_GAP_US: f64 = 30_000_000.0;
@@ -39,8 +42,9 @@ pub enum Schedule {
     Closed,
 }
 
-/// Runs one client's writes until the run stops writing.
-pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
+/// Runs one client's writes until the run stops writing; `first` is its
+/// subscription's first result.
+pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64, first: String) {
     let clock = run.recorder.clock();
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let room = Value::from(owner.room.name.as_str());
@@ -49,22 +53,11 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
     let me = Value::from(name.as_str());
     let sleep_until = |stamp: u64| tokio::time::sleep_until(clock.instant(stamp).into());
     match owner.kind {
-        Kind::Chat => {
-            let gap = |rng: &mut rand::rngs::SmallRng| (-(1.0 - rng.random::<f64>()).ln() * CHAT_MEAN_GAP_US) as u64;
-            let mut next = ready + gap(&mut rng);
-            let mut seq = 0u64;
-            while run.may_write(next) {
-                sleep_until(next).await;
-                let body = format!("t{next} hello from {name}, message {seq} of a simulated chat");
-                let args =
-                    Value::object([("channel", room.clone()), ("author", me.clone()), ("body", Value::from(body))]);
-                if !conn.write(Write { stamp: next, function: "messages:send", args, update: true, reply: None }) {
-                    return;
-                }
-                seq += 1;
-                next += gap(&mut rng).max(1);
-            }
+        Kind::Chat => chat(&run, &owner, &conn, ready).await,
+        Kind::History => {
+            tokio::join!(chat(&run, &owner, &conn, ready), history::load_pages(&run, &owner, &conn, ready, &first));
         }
+        Kind::Reply => reply::write(&run, &owner, &conn, ready).await,
         Kind::Presence => {
             let mut next = ready;
             while run.may_write(next) {
@@ -183,6 +176,33 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64) {
     }
 }
 
+/// A chat client's messages, at exponential gaps (`CHAT_MEAN_GAP_US` on
+/// average) from its ready instant, each body stamped `t<intended instant>`.
+async fn chat(run: &Run, owner: &Owner, conn: &Conn, ready: u64) {
+    let clock = run.recorder.clock();
+    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
+    let room = Value::from(owner.room.name.as_str());
+    let name = crate::conn::member_name(&owner.room.name, owner.member);
+    let me = Value::from(name.as_str());
+    let mut next = ready + exponential(&mut rng, CHAT_MEAN_GAP_US);
+    let mut seq = 0u64;
+    while run.may_write(next) {
+        tokio::time::sleep_until(clock.instant(next).into()).await;
+        let body = format!("t{next} hello from {name}, message {seq} of a simulated chat");
+        let args = Value::object([("channel", room.clone()), ("author", me.clone()), ("body", Value::from(body))]);
+        if !conn.write(Write { stamp: next, function: "messages:send", args, update: true, reply: None }) {
+            return;
+        }
+        seq += 1;
+        next += exponential(&mut rng, CHAT_MEAN_GAP_US).max(1);
+    }
+}
+
+/// An exponentially distributed gap with the given mean, in microseconds.
+pub(crate) fn exponential(rng: &mut rand::rngs::SmallRng, mean_us: f64) -> u64 {
+    (-(1.0 - rng.random::<f64>()).ln() * mean_us) as u64
+}
+
 /// The query each client of a kind watches.
 pub(crate) fn subscription(kind: Kind, room: &str) -> (&'static str, Value) {
     let room = Value::from(room);
@@ -190,7 +210,10 @@ pub(crate) fn subscription(kind: Kind, room: &str) -> (&'static str, Value) {
         Kind::Chat => ("messages:list", Value::object([("channel", room), ("limit", Value::Float64(20.0))])),
         Kind::Presence => ("presence:list", Value::object([("room", room)])),
         Kind::Cursors => ("cursors:list", Value::object([("room", room)])),
-        Kind::Stream => ("messages:list", Value::object([("channel", room), ("limit", Value::Float64(5.0))])),
+        Kind::Stream | Kind::Reply => {
+            ("messages:list", Value::object([("channel", room), ("limit", Value::Float64(5.0))]))
+        }
+        Kind::History => history::subscription(room.as_str().unwrap_or_default()),
     }
 }
 
@@ -210,37 +233,48 @@ pub(crate) fn typical_push_bytes(kind: Kind) -> usize {
             ("streaming", Value::Boolean(streaming)),
         ])
     };
-    let rows: Vec<Value> = match kind {
-        Kind::Chat => (0..20)
+    let chat = |channel: &str| -> Vec<Value> {
+        (0..20)
             .map(|i| {
-                let author = format!("load-abcdef12-chat-0:m{i}");
+                let author = format!("{channel}:m{i}");
                 let body = format!("t{stamp} hello from {author}, message 12 of a simulated chat");
-                message("load-abcdef12-chat-0", author, body, false)
+                message(channel, author, body, false)
             })
-            .collect(),
-        Kind::Presence => (0..10)
-            .map(|i| {
-                let user = format!("load-abcdef12-presence-0:m{i}");
-                let name = format!("{user} t{stamp}");
-                Value::object([("user", text(user)), ("name", text(name)), ("lastSeen", number(1.7e12))])
-            })
-            .collect(),
-        Kind::Cursors => (0..5)
-            .map(|i| {
-                Value::object([
-                    ("user", text(format!("load-abcdef12-cursors-0:m{i}"))),
-                    ("x", number(stamp as f64)),
-                    ("y", number(512.0)),
-                    ("updatedAt", number(1.7e12)),
-                ])
-            })
-            .collect(),
-        Kind::Stream => (0..5)
-            .map(|_| {
-                let body = format!("t{stamp} ").repeat(50);
-                message("load-abcdef12-stream-0", "load-abcdef12-stream-0:m0".into(), body, true)
-            })
-            .collect(),
+            .collect()
+    };
+    let result = match kind {
+        Kind::Chat => Value::Array(chat("load-abcdef12-chat-0")),
+        // Page 0 as it first arrives; it grows by the messages sent since.
+        Kind::History => history::page_result(chat("load-abcdef12-history-0"), "1760000000000.123:12345"),
+        Kind::Presence => Value::Array(
+            (0..10)
+                .map(|i| {
+                    let user = format!("load-abcdef12-presence-0:m{i}");
+                    let name = format!("{user} t{stamp}");
+                    Value::object([("user", text(user)), ("name", text(name)), ("lastSeen", number(1.7e12))])
+                })
+                .collect(),
+        ),
+        Kind::Cursors => Value::Array(
+            (0..5)
+                .map(|i| {
+                    Value::object([
+                        ("user", text(format!("load-abcdef12-cursors-0:m{i}"))),
+                        ("x", number(stamp as f64)),
+                        ("y", number(512.0)),
+                        ("updatedAt", number(1.7e12)),
+                    ])
+                })
+                .collect(),
+        ),
+        Kind::Stream | Kind::Reply => Value::Array(
+            (0..5)
+                .map(|_| {
+                    let body = format!("t{stamp} ").repeat(50);
+                    message("load-abcdef12-stream-0", "load-abcdef12-stream-0:m0".into(), body, true)
+                })
+                .collect(),
+        ),
     };
     let version = wire::Version { query_set: 1, identity: 0, ts: 1_760_000_000_000_000_000 };
     let push = wire::Transition {
@@ -248,7 +282,7 @@ pub(crate) fn typical_push_bytes(kind: Kind) -> usize {
         end: version,
         modifications: vec![wire::Modification::Updated {
             query_id: 0,
-            value: json::encode(&Value::Array(rows)).into(),
+            value: json::encode(&result).into(),
             journal: None,
         }],
     };

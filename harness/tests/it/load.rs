@@ -2,7 +2,9 @@
 //! by a known amount shows that delay, and a backend that stalls shows the
 //! stall in every write scheduled during it, not once per client (no
 //! coordinated omission). The closed-loop schedule, the classic mistake,
-//! is run as the negative control the stall check must catch.
+//! is run as the negative control the stall check must catch. The
+//! history and reply clients run briefly against the reference and owe
+//! their readers every message and token.
 
 // Each test holds the suite-wide turn (a std mutex shared with the sync
 // tests of `check.rs`) for its whole run, awaits included: that is the point.
@@ -143,6 +145,40 @@ async fn a_stall_shows_in_every_write_scheduled_during_it() {
     assert!(closed < 500, "the closed-loop control recorded {closed} slow samples; the check cannot tell");
     eprintln!("sync samples of 750 ms or more: open schedule {open}, closed-loop control {closed}");
     assert!(open >= 3 * closed.max(1), "open {open} vs closed {closed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_clients_page_back_while_page_0_gets_every_message() {
+    let _turn = turn();
+    let upstream = server().await;
+    let out = scratch("load-history");
+    // One channel of 50, seeded with 200 messages: a message per 30 s and an
+    // older page per 10 s per client on average, so about 10 messages and
+    // 30 page loads in 6 s. A page that overlaps the last, comes out of
+    // order or leaves a seeded message out is an error, which `load` refuses.
+    let result = load("history", 50, &format!("http://{upstream}"), &out, "6s", &[]).await;
+    assert!(result["page_latency_us"]["count"].as_u64().unwrap() > 0, "no older page loaded: {result}");
+    // Page 0's end is pinned: every message sent after a client subscribed reaches it.
+    assert!(result["sync_latency_us"]["count"].as_u64().unwrap() > 0);
+    assert!(result["updates_expected"].as_u64().unwrap() > 0);
+    assert_eq!(result["updates_missing"], 0);
+    assert!(out.join("page.hlog").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_tokens_written_by_an_action_reach_every_reader() {
+    let _turn = turn();
+    let upstream = server().await;
+    let out = scratch("load-reply");
+    // One channel of 21: a 100-token reply every 2 s through
+    // `messages:streamReply`, 20 readers; two replies fit in 4 s.
+    let result = load("reply", 21, &format!("http://{upstream}"), &out, "4s", &[]).await;
+    assert!(result["action_latency_us"]["count"].as_u64().unwrap() >= 1, "no ActionResponse: {result}");
+    // At least one whole reply's tokens were owed to the 20 readers, and each arrived.
+    assert!(result["updates_expected"].as_u64().unwrap() >= 2000, "{result}");
+    assert_eq!(result["updates_missing"], 0);
+    assert_eq!(result["updates_accepted"], result["updates_sent"]);
+    assert!(out.join("action.hlog").is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

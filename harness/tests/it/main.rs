@@ -6,7 +6,7 @@ mod browser;
 mod check;
 /// `examples/`: the manifests validate offline; the Indexed Job's shard-then-merge runs here.
 mod examples;
-/// `syncspec load`: the measuring itself (a known delay, a stall, closed-loop control).
+/// `syncspec load`: the measuring itself (a known delay, a stall, closed-loop control), history and reply clients.
 mod load;
 /// `syncspec model` end to end: passes by default, names a fault's property.
 mod model;
