@@ -3,19 +3,26 @@
 //! mutation execution and commit as separate steps.
 //!
 //! Every interleaving of client steps, deliveries in either direction,
-//! executions and commits is explored. Frames travel as the text the real
-//! server would send and are read back with the protocol's own parser, so
-//! the model checks what crosses the wire. Time is one constant instant:
-//! the core's commit timestamps then follow commit order, and states reached
-//! along different paths compare equal.
+//! executions, commits and the passing of time is explored. Frames travel
+//! as the text the real server would send and are read back with the
+//! protocol's own parser, so the model checks what crosses the wire.
+//!
+//! Time starts at one instant and moves only to a time the core asked for
+//! with `Output::Wake`, the earliest first (`Action::Wake`): while nothing
+//! is scheduled, as in every configuration but the scheduling one, it
+//! never moves, so the core's commit timestamps follow commit order and
+//! states reached along different paths compare equal. A scheduled
+//! function's due time is a wake, so the clock moves at most once per
+//! scheduled function, and exactly to the boundary an early run would cross.
 //!
 //! What is abstracted away: the socket (a connection is a pair of FIFO
-//! queues that never lose a frame while open), the clock (no ticks, so no
-//! pings, presence sweep or rate-limit refill), and the catalogue beyond a
-//! small slice: one counter (the smallest workload on which lost updates,
-//! stale or torn pushes, broken chains and double replays show), a bank of
-//! two accounts, cursor moves, and one chat channel read a page at a time
-//! (`pages`).
+//! queues that never lose a frame while open), the clock between the times
+//! the core asks for (no ticks, so no pings, presence sweep or rate-limit
+//! refill), and the catalogue beyond a small slice: one counter (the
+//! smallest workload on which lost updates, stale or torn pushes, broken
+//! chains and double replays show), a bank of two accounts, cursor moves,
+//! one chat channel read a page at a time (`pages`), and one inbox written
+//! now and later (`schedule`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -25,18 +32,27 @@ use stateright::{Model, Property};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{self, Ts, Version};
-use syncspec_server::core::{execute, Config, Core, Executed, Fault, Input, Job, Output};
+use syncspec_server::core::{execute, Config, Core, Executed, Fault, Frame, Input, Job, Output};
 use syncspec_server::store::IndexId;
 use syncspec_server::subscriptions::ConnId;
 
 use self::frames::{connect_frame, frame_type, mutation_frame, resubscribe_frame, subscribe_frame, watch_bank_frame};
 use self::pages::PageSub;
+use self::schedule::Scheduling;
 
 mod frames;
 mod pages;
+mod properties;
+mod schedule;
 
-/// The one instant the model runs at.
+/// The instant the model starts at (and stays at, unless the core asks to
+/// be woken later).
 const NOW: Ts = 1_000_000_000;
+/// How often the clock may move: once for each of the two scheduled sends
+/// a scheduling configuration makes. More would let a faulty scheduler's
+/// extra runs (each due at a time of its own) grow the space without
+/// showing anything new; fewer would leave a healthy run's second send unrun.
+const MAX_WAKES: u8 = 2;
 /// The counter every script reads and increments.
 const COUNTER: &str = "c";
 
@@ -72,6 +88,11 @@ pub enum Step {
     Send,
     /// Send `messages:remove` of the seeded message at this index (0 the oldest).
     Remove(u8),
+    /// Send `notifications:sendLater` to the model's inbox, due this many
+    /// milliseconds after it commits, titled after its request.
+    SendLater(u32),
+    /// Send `notifications:send` to the model's inbox directly.
+    Notify,
 }
 
 /// The bank the bank steps use: two accounts of 10 each.
@@ -141,7 +162,8 @@ pub struct History {
     /// Distinct increment requests ever sent.
     invoked: BTreeSet<(u128, u32)>,
     chain_broken: bool,
-    /// A transition carried a ts before the instant it was built at.
+    /// A transition carried a ts before the instant it was built at
+    /// (judged as the core emits it, since the clock may move before it arrives).
     ts_behind_clock: bool,
     ts_regressed: bool,
     stale_push: bool,
@@ -159,12 +181,20 @@ pub struct History {
     pages_disagree: bool,
     /// A client held two pages at a ts after a message arrived and a seeded one left.
     two_pages_after_change: bool,
+    /// What the scheduling properties read (`schedule`).
+    scheduling: Scheduling,
 }
 
 /// The whole system.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SyncState {
     core: Core,
+    /// The model's clock, fed to the core with every input.
+    now: Ts,
+    /// Times the core asked to be woken at (`Output::Wake`) that have not come.
+    wakes: BTreeSet<Ts>,
+    /// How many times the clock has moved (at most `MAX_WAKES`).
+    woken: u8,
     clients: Vec<ClientState>,
     to_server: BTreeMap<ConnId, VecDeque<String>>,
     to_client: BTreeMap<ConnId, VecDeque<String>>,
@@ -189,6 +219,8 @@ pub enum Action {
     Execute(usize),
     /// An execution reaches the core's commit step.
     Commit(usize),
+    /// The clock reaches the earliest time the core asked to be woken at.
+    Wake(Ts),
 }
 
 impl SyncModel {
@@ -243,7 +275,22 @@ impl SyncModel {
                 // shifts every row up one (an overlap if page ends move);
                 // a message arriving after that shifts them down (a gap).
                 "two pages while messages arrive and leave",
-                SyncModel { scripts: vec![vec![FirstPage, LoadMore], vec![Remove(2), Send]], faults: none },
+                SyncModel { scripts: vec![vec![FirstPage, LoadMore], vec![Remove(2), Send]], faults: none.clone() },
+            ),
+            (
+                // Client 1's direct send lands in the inbox while client 0's
+                // sendLater (which read it) executes, or client 0's scheduled
+                // send lands while client 1's executes: that sendLater
+                // conflicts and runs again. The 1 ms delay is not due until
+                // the clock moves; the 0 ms one is due at its commit ts,
+                // which runs ahead of the clock by a few ns once a commit or
+                // a transition has taken the clock's instant, so it waits
+                // for the clock too. The direct send is queued ahead of
+                // client 1's sendLater rather than sent by a third client:
+                // it still lands while the other sendLater executes, and a
+                // third client would multiply the space by about twelve.
+                "two sendLaters and a direct send to one inbox",
+                SyncModel { scripts: vec![vec![SendLater(1)], vec![Notify, SendLater(0)]], faults: none },
             ),
         ]
     }
@@ -276,22 +323,32 @@ impl SyncState {
     /// Feeds one input to the core and routes what it asks for.
     fn feed(&mut self, input: Input) {
         let mut out = Vec::new();
-        self.core.handle(NOW, input, &mut out);
+        self.core.handle(self.now, input, &mut out);
         for output in out {
             match output {
                 Output::Send { conn, frame } => {
+                    if let Frame::Transition(transition, _) = &frame {
+                        self.history.ts_behind_clock |= transition.end.ts < self.now;
+                    }
                     if let Some(queue) = self.to_client.get_mut(&conn) {
                         queue.push_back(frame.encode(0));
                     }
                 }
                 // Scripts commit no protocol violations, so no close is asked for.
                 Output::Close { .. } => {}
-                Output::Execute(job) => self.jobs.push(job),
-                // The models make no HTTP calls and call no actions, so
-                // nothing waits for a time.
-                Output::Reply { .. } | Output::Wake { .. } => {}
+                Output::Execute(job) => {
+                    self.history.scheduling.dispatched(&job);
+                    self.jobs.push(job);
+                }
+                // Only scheduled functions ask for a time: the models make
+                // no HTTP calls and call no actions.
+                Output::Wake { at } => {
+                    self.wakes.insert(at);
+                }
+                Output::Reply { .. } => {}
             }
         }
+        self.history.scheduling.after_input(&self.core);
         let ts = self.core.head().ts;
         if self.history.commits.last().is_none_or(|last| last.ts < ts) && ts > 0 {
             self.history.commits.push(Committed {
@@ -381,7 +438,14 @@ impl SyncState {
                     self.to_server.get_mut(&conn).expect("connected").push_back(frame);
                 }
             }
-            Step::Increment | Step::Transfer(..) | Step::Move | Step::Withdraw(..) | Step::Send | Step::Remove(_) => {
+            Step::Increment
+            | Step::Transfer(..)
+            | Step::Move
+            | Step::Withdraw(..)
+            | Step::Send
+            | Step::Remove(_)
+            | Step::SendLater(_)
+            | Step::Notify => {
                 let client = &mut self.clients[c];
                 let request_id = client.next_request;
                 client.next_request += 1;
@@ -420,9 +484,6 @@ impl SyncState {
                 }
                 if end.ts < client.max_ts {
                     self.history.ts_regressed = true;
-                }
-                if end.ts < NOW {
-                    self.history.ts_behind_clock = true;
                 }
                 client.max_ts = client.max_ts.max(end.ts);
                 client.version = Some(end);
@@ -508,6 +569,9 @@ impl SyncState {
                 if let Some(Step::Transfer(from, to, amount)) = step {
                     self.history.transfers.insert(key, (from, to, amount));
                 }
+                if let Some(Step::SendLater(_)) = step {
+                    self.history.scheduling.answered(schedule::later_title(key.0, request_id));
+                }
                 match self.history.answers.get(&key) {
                     Some(&first) if first != (v, ts) => self.history.answered_twice_differently = true,
                     Some(_) => {}
@@ -587,9 +651,10 @@ impl SyncState {
             answers[seeds_from..].iter().map(|id| id.as_str().expect("a seeded message's id").to_owned()).collect();
     }
 
-    /// Nothing in flight and every script done.
+    /// Nothing in flight, no time asked for still to come, and every script done.
     fn quiet(&self, model: &SyncModel) -> bool {
-        self.jobs.is_empty()
+        self.wakes.is_empty()
+            && self.jobs.is_empty()
             && self.executed.is_empty()
             && self.to_server.values().all(VecDeque::is_empty)
             && self.to_client.values().all(VecDeque::is_empty)
@@ -605,6 +670,9 @@ impl Model for SyncModel {
         let config = Config { faults: self.faults.clone(), rate: MODEL_RATE, ..Config::standard() };
         let mut state = SyncState {
             core: Core::new(config),
+            now: NOW,
+            wakes: BTreeSet::new(),
+            woken: 0,
             clients: (0..self.scripts.len())
                 .map(|i| ClientState {
                     session: i as u128 + 1,
@@ -640,6 +708,14 @@ impl Model for SyncModel {
     }
 
     fn actions(&self, state: &SyncState, actions: &mut Vec<Action>) {
+        // A state where a scheduled function has run and will run again
+        // already breaks a property, and is not expanded: past it a faulty
+        // scheduler's extra runs (under `scheduled-twice`, up to three of each
+        // function in flight at once, in any order) multiply the space
+        // without showing anything new.
+        if schedule::ran_again(&state.core) {
+            return;
+        }
         for (c, client) in state.clients.iter().enumerate() {
             match self.scripts[c].get(client.pc) {
                 // A client loads more only once it holds the last page loaded.
@@ -660,6 +736,9 @@ impl Model for SyncModel {
         }
         actions.extend((0..state.jobs.len()).map(Action::Execute));
         actions.extend((0..state.executed.len()).map(Action::Commit));
+        if state.woken < MAX_WAKES {
+            actions.extend(state.wakes.first().copied().map(Action::Wake));
+        }
     }
 
     fn next_state(&self, last: &SyncState, action: Action) -> Option<SyncState> {
@@ -682,102 +761,18 @@ impl Model for SyncModel {
                 let executed = state.executed.remove(i);
                 state.feed(Input::Executed(executed));
             }
+            Action::Wake(at) => {
+                state.now = state.now.max(at);
+                state.woken += 1;
+                state.wakes.retain(|&t| t > at);
+                state.feed(Input::Wake);
+            }
         }
         Some(state)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut properties = vec![
-            Property::always("pushed results equal the state at their ts", |_, s: &SyncState| !s.history.stale_push),
-            Property::always("each socket's version chain has no gaps", |_, s: &SyncState| !s.history.chain_broken),
-            Property::always("a client's ts never goes backwards", |_, s: &SyncState| !s.history.ts_regressed),
-            Property::always("a transition carries the time it was built at, never 0", |_, s: &SyncState| {
-                !s.history.ts_behind_clock
-            }),
-            Property::always("read-your-writes", |_, s: &SyncState| !s.history.ryw_broken),
-            Property::always("no lost update (committed increments return distinct values)", |_, s: &SyncState| {
-                !s.history.lost_update
-            }),
-            Property::always("a replayed mutation applies at most once", |_, s: &SyncState| {
-                !s.history.answered_twice_differently && counter_value(&s.core) <= s.history.invoked.len() as i64
-            }),
-            Property::always("quiet means converged and resolved", |m: &SyncModel, s: &SyncState| {
-                !s.quiet(m)
-                    || s.clients.iter().all(|c| {
-                        c.pending.is_empty()
-                            && (!c.subscribed || c.view == Some(counter_value(&s.core)))
-                            && (!c.watching_bank || c.bank_view.as_ref() == Some(&balances(&s.core)))
-                    })
-            }),
-        ];
-        let writers = self
-            .scripts
-            .iter()
-            .filter(|s| s.iter().any(|step| matches!(step, Step::Increment | Step::Transfer(..) | Step::Withdraw(..))))
-            .count();
-        if writers >= 2 {
-            properties.push(Property::sometimes("an OCC conflict is retried", |_, s: &SyncState| {
-                s.core.stats().conflicts > 0
-            }));
-        }
-        if self.scripts.iter().flatten().any(|step| *step == Step::Subscribe)
-            && self.scripts.iter().flatten().any(|step| *step == Step::Increment)
-        {
-            properties.push(Property::sometimes("a push shows another client's write", |_, s: &SyncState| {
-                s.history.saw_other_write
-            }));
-        }
-        let has = |wanted: fn(&Step) -> bool| self.scripts.iter().flatten().any(wanted);
-        if has(|step| *step == Step::Reconnect) {
-            properties
-                .push(Property::sometimes("a reconnect replays a mutation", |_, s: &SyncState| s.history.replayed));
-        }
-        if has(|step| matches!(step, Step::Transfer(..))) {
-            properties
-                .push(Property::always("every pushed bank total equals the opening total", |_, s: &SyncState| {
-                    !s.history.bank_total_changed
-                }));
-            properties.push(Property::always(
-                "the committed transfers account for every balance (serializable)",
-                |m: &SyncModel, s: &SyncState| {
-                    // Once every answer is in, replaying the transfers that
-                    // succeeded, one at a time, must give the balances the store holds.
-                    if !s.quiet(m) {
-                        return true;
-                    }
-                    let mut expected = vec![OPENING_BALANCE; ACCOUNTS];
-                    for &(from, to, amount) in s.history.transfers.values() {
-                        expected[usize::from(from)] -= amount;
-                        expected[usize::from(to)] += amount;
-                    }
-                    expected == balances(&s.core)
-                },
-            ));
-        }
-        if has(|step| matches!(step, Step::Withdraw(..))) {
-            properties.push(Property::always(
-                "joint withdrawals never overdraw the pair (no write skew)",
-                |_, s: &SyncState| balances(&s.core).iter().sum::<i64>() >= 0,
-            ));
-        }
-        if has(|step| *step == Step::LoadMore) {
-            // Judged after every transition a client takes in, against the
-            // channel at that transition's ts (every query in one transition
-            // is read at one ts): see `pages::pages_agree` for the rule.
-            properties.push(Property::always("consecutive pages never overlap or leave a gap", |_, s: &SyncState| {
-                !s.history.pages_disagree
-            }));
-            properties.push(Property::sometimes(
-                "a client holds two pages after a message arrived and one left",
-                |_, s: &SyncState| s.history.two_pages_after_change,
-            ));
-        }
-        if has(|step| *step == Step::Move) {
-            properties.push(Property::always("the rate limit holds", |_, s: &SyncState| {
-                s.history.moves_accepted.values().all(|&n| u64::from(n) <= MODEL_RATE.burst)
-            }));
-        }
-        properties
+        properties::of(self)
     }
 }
 
@@ -789,6 +784,7 @@ impl fmt::Display for Action {
             Action::ToClient(conn, kind) => write!(f, "connection {conn}: {kind} reaches the client"),
             Action::Execute(i) => write!(f, "mutation job {i} executes at its snapshot"),
             Action::Commit(i) => write!(f, "execution {i} reaches the commit step"),
+            Action::Wake(at) => write!(f, "time passes to start + {} ns, as the core asked", at - NOW),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The frames the model's clients write, one writer per kind of step, all
-//! through `wire`'s client writers (a page's own is `pages`'), and the
+//! through `wire`'s client writers (a page's own is `pages`'; the
+//! scheduling steps' arguments are `schedule`'s), and the
 //! `type` of any frame, for traces. When a client writes them is
 //! `sync.rs`'s business.
 
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{self, QuerySetChange};
 
-use super::{pages, Step, BANK, COUNTER};
+use super::{pages, schedule, Step, BANK, COUNTER};
 
 /// The `type` of a frame, for traces.
 pub(super) fn frame_type(frame: &str) -> &'static str {
@@ -91,6 +92,11 @@ pub(super) fn mutation_frame(request_id: u32, step: Step, session: u128, seeded:
         Step::Remove(index) => {
             ("messages:remove", Value::object([("id", Value::from(seeded[usize::from(index)].as_str()))]))
         }
+        Step::SendLater(delay_ms) => (
+            "notifications:sendLater",
+            schedule::send_later_args(&schedule::later_title(session, request_id), delay_ms),
+        ),
+        Step::Notify => ("notifications:send", schedule::send_args()),
         _ => ("counters:increment", counter_args()),
     };
     wire::write_mutation(request_id, path, &args)

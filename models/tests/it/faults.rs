@@ -24,7 +24,13 @@ const CAUGHT: &[(Fault, &str)] = &[
     (Fault::CommitTsOnly, "a transition carries the time it was built at, never 0"),
     (Fault::SnapshotIsolation, "joint withdrawals never overdraw the pair (no write skew)"),
     (Fault::PageEndMoves, "consecutive pages never overlap or leave a gap"),
+    (Fault::ScheduleDespiteAbort, EXACTLY_ONCE),
+    (Fault::ScheduledTwice, EXACTLY_ONCE),
+    (Fault::ScheduledEarly, NEVER_EARLY),
 ];
+
+const EXACTLY_ONCE: &str = "a scheduled function runs exactly once, and only if its scheduling mutation committed";
+const NEVER_EARLY: &str = "a scheduled function never runs before its time";
 
 /// The faults the model leaves to the suite, and why.
 const NOT_MODELLED: &[(Fault, &str)] = &[
@@ -37,9 +43,6 @@ const NOT_MODELLED: &[(Fault, &str)] = &[
     (Fault::AcceptAnyToken, "tokens are verified in the shell, outside the core"),
     (Fault::ActionMutationTwice, "the model's clients call no actions"),
     (Fault::ActionRollback, "the model's clients call no actions"),
-    (Fault::ScheduleDespiteAbort, "the model's mutations schedule nothing"),
-    (Fault::ScheduledTwice, "the model's mutations schedule nothing"),
-    (Fault::ScheduledEarly, "the model's mutations schedule nothing"),
 ];
 
 #[test]
@@ -89,4 +92,42 @@ fn page_end_moves_is_caught_in_the_fewest_steps() {
     let trace = broken.and_then(|p| p.trace.clone()).expect("a counterexample");
     assert_eq!(trace.len(), 13, "{trace:#?}");
     assert_eq!(trace.last().map(String::as_str), Some("connection 1: Transition reaches the client"));
+}
+
+/// Each scheduling fault is caught by the shortest counterexample there is,
+/// in the scheduling configuration (client 0's `sendLater` of 1 ms; client
+/// 1's direct send, then its `sendLater` of 0 ms):
+/// - `scheduled-early` in 7: client 0's `sendLater` reaches the server
+///   behind its `Connect` (3), executes and commits (2), and its send,
+///   dispatched at once, executes and commits a millisecond early (2);
+/// - `scheduled-twice` in 8: the same commit (5), the clock moves to its
+///   due time (1), and the second, unguarded run executes and commits while
+///   the function is still scheduled (2);
+/// - `schedule-despite-abort` in 15: both clients' first mutations reach
+///   the server (6), both execute (2), the direct send commits and the
+///   `sendLater` conflicts (2), so its aborted attempt's schedule is
+///   committed and the retry commits another (2), the clock moves to the
+///   first one's due time (1), and its send runs while the retry's is
+///   still scheduled (2).
+///
+/// A longer trace would mean the report no longer stops at the first
+/// failing state breadth first.
+#[test]
+fn scheduling_faults_are_caught_in_the_fewest_steps() {
+    let (name, model) = SyncModel::standard()
+        .into_iter()
+        .find(|(name, _)| *name == "two sendLaters and a direct send to one inbox")
+        .expect("the scheduling configuration");
+    for (fault, property, steps) in [
+        (Fault::ScheduledEarly, NEVER_EARLY, 7),
+        (Fault::ScheduledTwice, EXACTLY_ONCE, 8),
+        (Fault::ScheduleDespiteAbort, EXACTLY_ONCE, 15),
+    ] {
+        let r = report::check(name, model.clone().with_faults(&BTreeSet::from([fault])));
+        let broken = r.properties.iter().find(|p| p.name == property);
+        let trace =
+            broken.and_then(|p| p.trace.clone()).unwrap_or_else(|| panic!("{}: no counterexample", fault.name()));
+        assert_eq!(trace.len(), steps, "{}: {trace:#?}", fault.name());
+        assert_eq!(trace.last().map(String::as_str), Some("execution 0 reaches the commit step"), "{}", fault.name());
+    }
 }

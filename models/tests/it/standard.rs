@@ -14,6 +14,7 @@ const PINNED: &[(&str, usize)] = &[
     ("two withdrawals from a joint pair race", 150),
     ("a subscriber resubscribes while another writes", 156),
     ("two pages while messages arrive and leave", 543),
+    ("two sendLaters and a direct send to one inbox", 15_181),
 ];
 
 #[test]
