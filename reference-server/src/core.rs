@@ -981,10 +981,7 @@ impl Core {
                     };
                     if outcome.is_err() && !running.undo.is_empty() {
                         // The `action-rollback` fault: put back what it wrote.
-                        let (_, notified) = self.commit(&running.undo, true);
-                        for conn in notified {
-                            self.flush(conn, out);
-                        }
+                        self.commit_and_tell(&running.undo, true, out);
                     }
                     if let Caller::Socket { conn, .. } = running.caller {
                         if let Some(session) = self.sessions.get_mut(&conn) {
@@ -1030,10 +1027,7 @@ impl Core {
             .map(|(id, w)| (*id, w.clone()))
             .collect();
         if !leaked.is_empty() {
-            let (_, notified) = self.commit(&leaked, true);
-            for conn in notified {
-                self.flush(conn, out);
-            }
+            self.commit_and_tell(&leaked, true, out);
         }
     }
 
@@ -1285,10 +1279,7 @@ impl Core {
             let first_key = *rest.keys().next().expect("two or more writes");
             let first: WriteSet = rest.remove_entry(&first_key).into_iter().collect();
             let invalidate = self.invalidates(flight.origin);
-            let (_, notified) = self.commit(&first, invalidate);
-            for conn in notified {
-                self.flush(conn, out);
-            }
+            self.commit_and_tell(&first, invalidate, out);
             self.now += 1;
             let (ts, notified) = self.commit(&rest, invalidate);
             if let Some(key) = key {
@@ -1357,6 +1348,15 @@ impl Core {
         (ts, sessions)
     }
 
+    /// Commits writes that answer no caller (a sweep, a rollback, a
+    /// scheduled function's clean-up) and sends the transitions they cause.
+    fn commit_and_tell(&mut self, writes: &WriteSet, invalidate: bool, out: &mut Vec<Output>) {
+        let (_, notified) = self.commit(writes, invalidate);
+        for conn in notified {
+            self.flush(conn, out);
+        }
+    }
+
     /// Drops write-log entries no in-flight execution can conflict with.
     fn prune_write_log(&mut self) {
         let oldest = self.in_flight.values().map(|f| f.snapshot_ts).min();
@@ -1387,10 +1387,7 @@ impl Core {
                     // It failed (as Convex marks it failed): it is done, and
                     // does not run again.
                     let done: WriteSet = [(doc, Write { table: Table::Scheduled, fields: None })].into();
-                    let (_, notified) = self.commit(&done, true);
-                    for conn in notified {
-                        self.flush(conn, out);
-                    }
+                    self.commit_and_tell(&done, true, out);
                 }
             }
             Origin::Action(id) => {
