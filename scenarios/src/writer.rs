@@ -62,6 +62,10 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64, f
             let mut next = ready;
             while run.may_write(next) {
                 sleep_until(next).await;
+                // A user leaving may have stopped the writes while this one slept.
+                if !run.may_write(next) {
+                    return;
+                }
                 let args = Value::object([
                     ("room", room.clone()),
                     ("user", me.clone()),
@@ -74,6 +78,10 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64, f
                 let roll: f64 = rng.random();
                 if roll < LEAVE_CHANCE {
                     sleep_until(next).await;
+                    // A user leaving may have stopped the writes while this one slept.
+                    if !run.may_write(next) {
+                        return;
+                    }
                     let args = Value::object([("room", room.clone()), ("user", me.clone())]);
                     conn.write(Write { stamp: next, function: "presence:leave", args, update: false, reply: None });
                     next += 2 * HEARTBEAT_US;
@@ -87,6 +95,10 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64, f
             let mut next = ready + rng.random_range(0..period);
             while run.may_write(next) {
                 sleep_until(next).await;
+                // A user leaving may have stopped the writes while this one slept.
+                if !run.may_write(next) {
+                    return;
+                }
                 let mut stamp = next;
                 let (reply, answered) = match run.schedule {
                     Schedule::Open => (None, None),
@@ -120,6 +132,10 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64, f
             let mut next = ready;
             'streams: while run.may_write(next) {
                 sleep_until(next).await;
+                // A user leaving may have stopped the writes while this one slept.
+                if !run.may_write(next) {
+                    break 'streams;
+                }
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let args = Value::object([("channel", room.clone()), ("author", me.clone())]);
                 if !conn.write(Write {
@@ -148,6 +164,10 @@ pub(crate) async fn write(run: Arc<Run>, owner: Owner, conn: Conn, ready: u64, f
                         break 'streams;
                     }
                     sleep_until(next).await;
+                    // A user leaving may have stopped the writes while this one slept.
+                    if !run.may_write(next) {
+                        break 'streams;
+                    }
                     let (stamp, reply, answered) = match run.schedule {
                         Schedule::Open => (next, None, None),
                         Schedule::Closed => {
@@ -188,6 +208,10 @@ async fn chat(run: &Run, owner: &Owner, conn: &Conn, ready: u64) {
     let mut seq = 0u64;
     while run.may_write(next) {
         tokio::time::sleep_until(clock.instant(next).into()).await;
+        // A user leaving may have stopped the writes while this one slept.
+        if !run.may_write(next) {
+            return;
+        }
         let body = format!("t{next} hello from {name}, message {seq} of a simulated chat");
         let args = Value::object([("channel", room.clone()), ("author", me.clone()), ("body", Value::from(body))]);
         if !conn.write(Write { stamp: next, function: "messages:send", args, update: true, reply: None }) {
