@@ -5,12 +5,15 @@
 //! events of all clients are ordered by one clock. Values are kept in Convex
 //! JSON (the wire form), which round-trips every value type.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::json;
+use crate::value::Value;
 use crate::wire::{QueryId, RequestId, Ts};
 
 /// A harness-chosen id for one simulated client.
@@ -52,6 +55,22 @@ pub enum RecordedModification {
         /// The client's query id.
         query_id: QueryId,
     },
+}
+
+/// Applies one transition's modifications to `view`, a client's queries
+/// by id: an update sets the query's value, decoded (`null` if it does not
+/// decode); a failure or removal leaves it with none.
+pub fn apply(view: &mut BTreeMap<QueryId, Value>, modifications: &[RecordedModification]) {
+    for m in modifications {
+        match m {
+            RecordedModification::Updated { query_id, value } => {
+                view.insert(*query_id, json::decode(value).unwrap_or(Value::Null));
+            }
+            RecordedModification::Failed { query_id, .. } | RecordedModification::Removed { query_id } => {
+                view.remove(query_id);
+            }
+        }
+    }
 }
 
 /// What happened.

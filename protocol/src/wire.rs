@@ -421,20 +421,20 @@ pub fn write_modify_query_set(base_version: u32, new_version: u32, changes: &[Qu
 
 /// Writes a `Mutation` frame.
 pub fn write_mutation(request_id: RequestId, udf_path: &str, args: &Value) -> String {
-    let mut out = String::with_capacity(64 + udf_path.len() + args.size());
-    out.push_str(r#"{"type":"Mutation","requestId":"#);
-    out.push_str(itoa::Buffer::new().format(request_id));
-    out.push_str(r#","udfPath":"#);
-    json::write_json_string(udf_path, &mut out);
-    write_args(args, &mut out);
-    out.push('}');
-    out
+    write_call("Mutation", request_id, udf_path, args)
 }
 
 /// Writes an `Action` frame (answered by an `ActionResponse`).
 pub fn write_action(request_id: RequestId, udf_path: &str, args: &Value) -> String {
+    write_call("Action", request_id, udf_path, args)
+}
+
+/// Writes a `Mutation` or `Action` frame: the two differ only in their type.
+fn write_call(kind: &str, request_id: RequestId, udf_path: &str, args: &Value) -> String {
     let mut out = String::with_capacity(64 + udf_path.len() + args.size());
-    out.push_str(r#"{"type":"Action","requestId":"#);
+    out.push_str(r#"{"type":""#);
+    out.push_str(kind);
+    out.push_str(r#"","requestId":"#);
     out.push_str(itoa::Buffer::new().format(request_id));
     out.push_str(r#","udfPath":"#);
     json::write_json_string(udf_path, &mut out);

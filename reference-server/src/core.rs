@@ -289,11 +289,11 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// Time passed: pings, housekeeping, and any
-    /// timer that is due. The shell sends one a second.
+    /// Time passed: pings, housekeeping, and any timer that is due. The
+    /// shell sends one a second.
     Tick,
-    /// A time the core asked for with `Output::Wake` has come: only the
-    /// timers that are due run.
+    /// A time the core asked for with `Output::Wake` has come: the timers
+    /// and scheduled functions that are due run.
     Wake,
 }
 
@@ -554,6 +554,13 @@ struct InFlight {
     unguarded: bool,
 }
 
+impl InFlight {
+    /// A mutation from `origin`, not yet dispatched.
+    fn new(origin: Origin, function: Function, args: Arc<Object>, caller: Option<Identity>) -> InFlight {
+        InFlight { origin, function, args, caller, snapshot_ts: 0, attempts: 0, unguarded: false }
+    }
+}
+
 /// A committed mutation's outcome, kept so a replay returns it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Record {
@@ -587,7 +594,8 @@ pub struct Core {
     next_action: ActionId,
     /// Timers by due time (the id keeps equal times apart).
     timers: BTreeSet<(Ts, Timer)>,
-    /// Scheduled functions dispatched and not yet finished.
+    /// Scheduled functions dispatched and not yet finished (kept beside
+    /// `in_flight` so the check per due entry stays a lookup).
     scheduled_running: BTreeSet<DocId>,
     /// Times asked for with `Output::Wake` that have not yet come.
     wakes: BTreeSet<Ts>,
@@ -665,8 +673,7 @@ impl Core {
             }
             Input::Wake => self.fire_timers(out),
         }
-        self.run_due(out);
-        self.wake_for_scheduled(out);
+        self.after_input(out);
     }
 
     fn on_message(&mut self, conn: ConnId, message: ClientMessage, out: &mut Vec<Output>) {
@@ -895,15 +902,7 @@ impl Core {
                 out.push(Output::Reply { call: id, outcome });
             }
             Kind::Mutation => {
-                let flight = InFlight {
-                    origin: Origin::Http(id),
-                    function,
-                    args,
-                    caller,
-                    snapshot_ts: 0,
-                    attempts: 0,
-                    unguarded: false,
-                };
+                let flight = InFlight::new(Origin::Http(id), function, args, caller);
                 self.dispatch(flight, out);
             }
             Kind::Action => self.start_action(Caller::Http(id), function, &args, caller, out),
@@ -956,15 +955,7 @@ impl Core {
                     if self.config.has(Fault::ActionMutationTwice) {
                         running.again = Some((function, args.clone()));
                     }
-                    let flight = InFlight {
-                        origin: Origin::Action(id),
-                        function,
-                        args,
-                        caller: running.identity.clone(),
-                        snapshot_ts: 0,
-                        attempts: 0,
-                        unguarded: false,
-                    };
+                    let flight = InFlight::new(Origin::Action(id), function, args, running.identity.clone());
                     return self.dispatch(flight, out);
                 }
                 Step::Wait(ns) => {
@@ -972,8 +963,9 @@ impl Core {
                     if at <= self.now {
                         continue;
                     }
+                    // `after_input` asks to be woken then.
                     self.timers.insert((at, Timer::Resume(id)));
-                    return out.push(Output::Wake { at });
+                    return;
                 }
                 Step::Done(outcome) => {
                     let Some(running) = self.actions.remove(&id) else {
@@ -1031,56 +1023,45 @@ impl Core {
         }
     }
 
-    /// Starts every scheduled function that is due and not yet running, as
-    /// a mutation of its own (retried on conflict like any other).
-    fn run_due(&mut self, out: &mut Vec<Output>) {
+    /// Starts every scheduled function that is due and not already
+    /// running (as a mutation of its own, retried on conflict like any
+    /// other), then asks to be woken when the next timer or scheduled
+    /// function is due. One pass over the schedule, in due order.
+    fn after_input(&mut self, out: &mut Vec<Output>) {
         // The `scheduled-early` fault runs them as soon as they are written.
         let horizon = if self.config.has(Fault::ScheduledEarly) { Ts::MAX } else { self.now };
-        let due: Vec<(DocId, Function, Arc<Object>)> = self
-            .store
-            .head()
-            .scan(IndexId::ScheduledByDue, &[])
-            .take_while(|doc| doc.due() <= horizon)
-            .filter(|doc| !self.scheduled_running.contains(&doc.id))
-            .filter_map(|doc| {
-                let function = doc.get("name").as_str().and_then(Function::from_path)?;
-                let Value::Object(args) = doc.get("args") else { return None };
-                Some((doc.id, function, Arc::new(args.clone())))
-            })
-            .collect();
+        let mut due = Vec::new();
+        let mut next = self.timers.first().map(|&(at, _)| at);
+        for doc in self.store.head().scan(IndexId::ScheduledByDue, &[]) {
+            if doc.due() > horizon {
+                next = Some(next.map_or(doc.due(), |at| at.min(doc.due())));
+                break;
+            }
+            if self.scheduled_running.contains(&doc.id) {
+                continue;
+            }
+            let Some(function) = doc.get("name").as_str().and_then(Function::from_path) else { continue };
+            let Value::Object(args) = doc.get("args") else { continue };
+            due.push((doc.id, function, Arc::new(args.clone())));
+        }
         for (doc, function, args) in due {
             self.scheduled_running.insert(doc);
+            // The `scheduled-twice` fault: a second run without the
+            // exactly-once guard.
             let runs = if self.config.has(Fault::ScheduledTwice) { 2 } else { 1 };
             for run in 0..runs {
-                let flight = InFlight {
-                    origin: Origin::Scheduled(doc),
-                    function,
-                    args: args.clone(),
-                    caller: None,
-                    snapshot_ts: 0,
-                    attempts: 0,
-                    // The `scheduled-twice` fault: the second run skips the
-                    // exactly-once guard.
-                    unguarded: run > 0,
-                };
+                let mut flight = InFlight::new(Origin::Scheduled(doc), function, args.clone(), None);
+                flight.unguarded = run > 0;
                 self.dispatch(flight, out);
             }
         }
-    }
-
-    /// Asks the shell to wake the core when the next scheduled function is
-    /// due (once per time; the ones due by now have just been started).
-    fn wake_for_scheduled(&mut self, out: &mut Vec<Output>) {
         let now = self.now;
         while self.wakes.first().is_some_and(|&at| at <= now) {
             self.wakes.pop_first();
         }
-        let next = self.store.head().scan(IndexId::ScheduledByDue, &[]).map(|doc| doc.due()).find(|&due| due > now);
-        if let Some(at) = next {
-            if self.wakes.range(..=at).next().is_none() {
-                self.wakes.insert(at);
-                out.push(Output::Wake { at });
-            }
+        if let Some(at) = next.filter(|&at| at > now && self.wakes.range(..=at).next().is_none()) {
+            self.wakes.insert(at);
+            out.push(Output::Wake { at });
         }
     }
 
@@ -1149,15 +1130,12 @@ impl Core {
                 Ok((function, args)) => {
                     let session = self.sessions.get_mut(&conn).expect("session exists");
                     session.running = true;
-                    let flight = InFlight {
-                        origin: Origin::Socket { conn, session_id, request_id },
+                    let flight = InFlight::new(
+                        Origin::Socket { conn, session_id, request_id },
                         function,
                         args,
-                        caller: session.caller.clone(),
-                        snapshot_ts: 0,
-                        attempts: 0,
-                        unguarded: false,
-                    };
+                        session.caller.clone(),
+                    );
                     self.dispatch(flight, out);
                     return;
                 }
@@ -1395,15 +1373,7 @@ impl Core {
                 if let Some((function, args)) = again {
                     // The `action-mutation-twice` fault: the same call once more.
                     let caller = self.actions.get(&id).and_then(|r| r.identity.clone());
-                    let flight = InFlight {
-                        origin: flight.origin,
-                        function,
-                        args,
-                        caller,
-                        snapshot_ts: 0,
-                        attempts: 0,
-                        unguarded: false,
-                    };
+                    let flight = InFlight::new(flight.origin, function, args, caller);
                     return self.dispatch(flight, out);
                 }
                 self.advance_action(id, Some(outcome.map(|(value, _)| value)), out)

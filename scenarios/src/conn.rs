@@ -172,18 +172,7 @@ impl Conn {
         let socket = client::socket_url(url).map_err(|e| ConnectError::Url(e.to_string()))?;
         let joined = tokio::time::timeout(JOIN_TIMEOUT, async {
             let mut ws = client::open_socket(&socket).await.map_err(|e| ConnectError::Connect(e.to_string()))?;
-            let session = uuid::Uuid::new_v4().to_string();
-            let mut frames = vec![wire::write_connect(&wire::Connect {
-                session_id: &session,
-                connection_count: 0,
-                last_close_reason: "InitialConnect",
-                max_observed_timestamp: None,
-                client_ts: None,
-            })];
-            // As the official clients do: the identity before the query set.
-            if let Some(token) = token {
-                frames.push(wire::write_authenticate(0, wire::AuthToken::User(token)));
-            }
+            let mut frames = opening_frames(token);
             let add = wire::QuerySetChange::Add { query_id: 0, udf_path: function, args: &args, journal: None };
             frames.push(wire::write_modify_query_set(0, 1, &[add]));
             for frame in frames {
@@ -740,6 +729,23 @@ fn row_stamp(kind: Kind, row: &Row<'_>) -> Option<u64> {
 /// Every `t<stamp>` word of a text.
 pub(crate) fn stamps(text: &str) -> impl Iterator<Item = u64> + '_ {
     text.split(' ').filter_map(|w| w.strip_prefix('t')?.parse().ok())
+}
+
+/// The frames a new session opens with: `Connect`, then (as the official
+/// clients do, before any query set) the identity if there is one.
+pub(crate) fn opening_frames(token: Option<&str>) -> Vec<String> {
+    let session = uuid::Uuid::new_v4().to_string();
+    let mut frames = vec![wire::write_connect(&wire::Connect {
+        session_id: &session,
+        connection_count: 0,
+        last_close_reason: "InitialConnect",
+        max_observed_timestamp: None,
+        client_ts: None,
+    })];
+    if let Some(token) = token {
+        frames.push(wire::write_authenticate(0, wire::AuthToken::User(token)));
+    }
+    frames
 }
 
 #[cfg(test)]

@@ -176,17 +176,7 @@ pub(crate) async fn seed(url: &str, rooms: &[&Room], auth: Option<&LoadAuth>) ->
 
 async fn seed_room(socket: &str, room: &Room, token: Option<&str>) -> Result<(), String> {
     let mut ws = client::open_socket(socket).await.map_err(|e| e.to_string())?;
-    let session = uuid::Uuid::new_v4().to_string();
-    let mut frames = vec![wire::write_connect(&wire::Connect {
-        session_id: &session,
-        connection_count: 0,
-        last_close_reason: "InitialConnect",
-        max_observed_timestamp: None,
-        client_ts: None,
-    })];
-    if let Some(token) = token {
-        frames.push(wire::write_authenticate(0, wire::AuthToken::User(token)));
-    }
+    let mut frames = crate::conn::opening_frames(token);
     let channel = Value::from(room.name.as_str());
     for i in 0..SEED_MESSAGES {
         let args = Value::object([

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use syncspec_protocol::history::{ClientId, EventKind, History, RecordedModification, RecordedVersion};
+use syncspec_protocol::history::{self, ClientId, EventKind, History, RecordedVersion};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{QueryId, RequestId};
@@ -90,16 +90,7 @@ pub fn read_your_writes(history: &History) -> Verdict {
             }
             EventKind::Transition { modifications, .. } => {
                 let view = views.entry(e.client).or_default();
-                for m in modifications {
-                    match m {
-                        RecordedModification::Updated { query_id, value } => {
-                            view.insert(*query_id, json::decode(value).unwrap_or(Value::Null));
-                        }
-                        RecordedModification::Failed { query_id, .. } | RecordedModification::Removed { query_id } => {
-                            view.remove(query_id);
-                        }
-                    }
-                }
+                history::apply(view, modifications);
             }
             EventKind::Resolved { request_id } => {
                 checked += 1;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use syncspec_protocol::catalogue::Kind;
-use syncspec_protocol::history::{ClientId, EventKind, History, RecordedModification};
+use syncspec_protocol::history::{self, ClientId, EventKind, History};
 use syncspec_protocol::json;
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{QueryId, Ts};
@@ -139,16 +139,7 @@ pub fn snapshot_consistent(history: &History) -> Verdict {
             }
             EventKind::Transition { end, modifications, .. } => {
                 let view = views.entry(e.client).or_default();
-                for m in modifications {
-                    match m {
-                        RecordedModification::Updated { query_id, value } => {
-                            view.insert(*query_id, json::decode(value).unwrap_or(Value::Null));
-                        }
-                        RecordedModification::Failed { query_id, .. } | RecordedModification::Removed { query_id } => {
-                            view.remove(query_id);
-                        }
-                    }
-                }
+                history::apply(view, modifications);
                 checkpoints.push(Checkpoint {
                     client: e.client,
                     ts: end.ts,
@@ -217,16 +208,7 @@ pub fn converged(history: &History) -> Verdict {
             EventKind::Transition { modifications, .. } => {
                 let entry = last_view.entry(e.client).or_default();
                 entry.0 = i;
-                for m in modifications {
-                    match m {
-                        RecordedModification::Updated { query_id, value } => {
-                            entry.1.insert(*query_id, json::decode(value).unwrap_or(Value::Null));
-                        }
-                        RecordedModification::Failed { query_id, .. } | RecordedModification::Removed { query_id } => {
-                            entry.1.remove(query_id);
-                        }
-                    }
-                }
+                history::apply(&mut entry.1, modifications);
             }
             EventKind::Unsubscribe { query_id } => {
                 if let Some(entry) = last_view.get_mut(&e.client) {

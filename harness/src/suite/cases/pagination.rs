@@ -18,8 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use syncspec_protocol::client::{Client, MutationOutcome, QueryResult, View};
-use syncspec_protocol::history::{ClientId, EventKind, History, RecordedModification};
-use syncspec_protocol::json;
+use syncspec_protocol::history::{self, ClientId, EventKind, History};
 use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{QueryId, Ts};
 
@@ -391,16 +390,7 @@ fn judge_views(
             EventKind::Transition { end, modifications, .. } => (end, modifications),
             _ => continue,
         };
-        for m in modifications {
-            match m {
-                RecordedModification::Updated { query_id, value } => {
-                    view.insert(*query_id, json::decode(value).unwrap_or(Value::Null));
-                }
-                RecordedModification::Failed { query_id, .. } | RecordedModification::Removed { query_id } => {
-                    view.remove(query_id);
-                }
-            }
-        }
+        history::apply(&mut view, modifications);
         let Some(values) = subs.iter().map(|s| view.get(&s.query)).collect::<Option<Vec<&Value>>>() else {
             continue;
         };
