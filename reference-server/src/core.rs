@@ -1529,7 +1529,7 @@ impl Core {
 /// The rate limit a function is under, if any.
 fn rate_limit_of(function: Function, rate: ratelimit::Rate) -> Option<ratelimit::Rate> {
     match function {
-        Function::CursorsMove | Function::PresenceHeartbeat => Some(rate),
+        Function::CursorsMove | Function::PresenceHeartbeat | Function::PresenceHeartbeatAsMe => Some(rate),
         _ => None,
     }
 }

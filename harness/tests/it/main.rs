@@ -2,6 +2,8 @@
 
 /// The HTML report in headless chromium from disk, network off (runs `tests/browser`).
 mod browser;
+/// The catalogue as a Convex project: type check and `convex-test` over the shared scripts (runs `backends/convex`).
+mod convex_project;
 /// `syncspec check` end to end: the reference passes, every fault is caught.
 mod check;
 /// `examples/`: the manifests validate offline; the Indexed Job's shard-then-merge runs here.

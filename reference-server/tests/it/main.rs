@@ -1,6 +1,8 @@
 //! Integration tests of the reference server, one test binary for the crate.
 //! Every test starts its own server on a free loopback port.
 
+/// The catalogue's shared expectations, run against the reference functions.
+mod catalogue;
 /// The official crates.io `convex` client: read-your-writes, concurrency, values, errors, drops.
 mod convex_rs_client;
 /// The HTTP API and keepalive at the byte level.
