@@ -41,7 +41,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             idle_for: args.suite.idle_for,
         };
         let conformance = conformance(&config).await?;
-        println!("{} passed, {} failed", conformance.passed, conformance.failed);
+        println!("{}", conformance.summary());
         let failed = conformance.failed;
         if let Some(out) = &args.out {
             let embedded = args.target.is_none().then_some(args.faults.as_slice());

@@ -27,8 +27,9 @@ pub(crate) enum Command {
     ///
     /// Without --target, an embedded reference server is started on a free
     /// loopback port and tested. Prints one line per case and closes with
-    /// `N passed, N failed`. Exit code 0 when no case failed, 1 when one
-    /// did, 2 when the suite could not run (bad arguments, unreachable target).
+    /// `N passed, N unimplemented, N failed`. Exit code 0 when no case
+    /// failed, 1 when one did, 2 when the suite could not run (bad
+    /// arguments, unreachable target).
     Check(CheckArgs),
     /// Model-check the reference server's own core with stateright.
     ///

@@ -160,9 +160,8 @@ async fn run_backend(
         status(
             "Judged",
             &format!(
-                "{} passed, {} failed{} in {:.1} s",
-                c.passed,
-                c.failed,
+                "{}{} in {:.1} s",
+                c.summary(),
                 if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) },
                 started.elapsed().as_secs_f64()
             ),

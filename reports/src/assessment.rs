@@ -25,7 +25,7 @@ pub enum Mark {
 pub struct Assessment {
     /// Conformance: good when no case failed.
     pub conformance: Mark,
-    /// `70 passed, 0 failed` or why it is absent.
+    /// `70 passed, 2 unimplemented, 0 failed` or why it is absent.
     pub conformance_text: String,
     /// The failed case ids.
     pub failed_cases: Vec<String>,
@@ -49,7 +49,7 @@ impl Assessment {
         let (conformance, conformance_text, failed_cases) = match &b.conformance {
             Some(c) => (
                 if c.failed == 0 { Mark::Good } else { Mark::Bad },
-                format!("{} passed, {} failed", c.passed, c.failed),
+                c.summary(),
                 c.cases
                     .iter()
                     .filter(|c| c.outcome == crate::conformance::Outcome::Fail)

@@ -155,8 +155,12 @@ impl CaseReport {
 /// A whole conformance run against one backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conformance {
-    /// Cases that did not fail (Pass, Non-Strict, Info and Unimplemented).
+    /// Cases that were asked and did not fail (Pass, Non-Strict and Info).
     pub passed: usize,
+    /// Cases the backend could not be asked (Unimplemented): neither passed
+    /// nor failed. Absent from reports written before it was counted apart.
+    #[serde(default)]
+    pub unimplemented: usize,
     /// Cases that failed.
     pub failed: usize,
     /// Wall time of the whole suite.
@@ -171,12 +175,19 @@ impl Conformance {
     /// Builds the totals from the cases.
     pub fn new(categories: BTreeMap<u32, String>, cases: Vec<CaseReport>, duration_ms: u64) -> Conformance {
         let failed = cases.iter().filter(|c| c.outcome == Outcome::Fail).count();
-        Conformance { passed: cases.len() - failed, failed, duration_ms, categories, cases }
+        let unimplemented = cases.iter().filter(|c| c.outcome == Outcome::Unimplemented).count();
+        let passed = cases.len() - failed - unimplemented;
+        Conformance { passed, unimplemented, failed, duration_ms, categories, cases }
     }
 
     /// The case with this id.
     pub fn case(&self, id: &str) -> Option<&CaseReport> {
         self.cases.iter().find(|c| c.id == id)
+    }
+
+    /// The headline: `70 passed, 2 unimplemented, 0 failed`.
+    pub fn summary(&self) -> String {
+        format!("{} passed, {} unimplemented, {} failed", self.passed, self.unimplemented, self.failed)
     }
 
     /// How many cases came out as `outcome`.
@@ -209,6 +220,26 @@ mod tests {
         assert_eq!(e.get(4_979), None);
         let round: Excerpt = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(round, e);
+    }
+
+    #[test]
+    fn unimplemented_cases_count_neither_as_passed_nor_as_failed() {
+        let case = |id: &str, outcome| CaseReport {
+            id: id.to_owned(),
+            title: String::new(),
+            guarantee: String::new(),
+            outcome,
+            evidence: vec![],
+            checks: vec![],
+            duration_ms: 0,
+            history_file: None,
+            history: None,
+        };
+        let outcomes = [Outcome::Pass, Outcome::NonStrict, Outcome::Info, Outcome::Unimplemented, Outcome::Fail];
+        let cases = outcomes.into_iter().enumerate().map(|(i, o)| case(&format!("1.{i}"), o)).collect();
+        let c = Conformance::new(BTreeMap::new(), cases, 0);
+        assert_eq!((c.passed, c.unimplemented, c.failed), (3, 1, 1));
+        assert_eq!(c.summary(), "3 passed, 1 unimplemented, 1 failed");
     }
 
     #[test]

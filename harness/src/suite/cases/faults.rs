@@ -1,6 +1,9 @@
 //! 8. Faults, through the loopback proxy: a socket dropped mid-mutation, a
 //! stalled reader, a slow consumer, close codes, a reconnect storm, a frame
 //! cut in half, a slow link.
+//!
+//! The proxy speaks plain TCP, so against an `https://` deployment the
+//! cases that need it are Unimplemented.
 
 use std::time::Duration;
 
@@ -58,8 +61,19 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-/// Starts a proxy in front of the backend.
+/// Starts a proxy in front of the backend. The proxy forwards plain TCP to
+/// the backend's host and port: it neither terminates TLS nor forwards SNI
+/// or `Host`, so in front of an `https://` deployment it could only fail for
+/// reasons of its own. There the case is not asked, and says so as
+/// Unimplemented rather than failing the backend.
 async fn proxy(ctx: &Ctx, judge: &mut Judge) -> Option<Proxy> {
+    if let Some(scheme) = ["https", "wss"].into_iter().find(|s| ctx.url.starts_with(&format!("{s}://"))) {
+        judge.unimplemented(format!(
+            "needs a plain-TCP target the loopback fault proxy can stand in front of; {} is {scheme}",
+            ctx.url
+        ));
+        return None;
+    }
     let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
     let upstream = match tokio::net::lookup_host(host).await.ok().and_then(|mut a| a.next()) {
         Some(addr) => addr,
@@ -313,4 +327,31 @@ async fn slow_link(ctx: Ctx) -> CaseResult {
     judge.verdict(order::read_your_writes(&h));
     judge.verdict(replay::snapshot_consistent(&h));
     judge.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkers::Outcome;
+    use crate::suite::run::{Histories, RunConfig};
+    use crate::suite::{run_patience, Auth};
+
+    #[tokio::test]
+    async fn the_proxied_cases_are_unimplemented_against_an_https_target() {
+        let config = RunConfig {
+            url: "https://syncspec.invalid".to_owned(),
+            patterns: vec!["8.*".to_owned()],
+            out: None,
+            histories: Histories::All,
+            verbose: false,
+            auth: Auth::None,
+            idle_for: Duration::ZERO,
+        };
+        let proxied = ["8.1", "8.2", "8.3", "8.5", "8.6", "8.7"];
+        for case in cases().into_iter().filter(|c| proxied.contains(&c.id)) {
+            let result = (case.run)(Ctx::new(&config, case.id, &run_patience())).await;
+            assert_eq!(result.outcome, Outcome::Unimplemented, "{}: {:?}", case.id, result.evidence);
+            assert!(result.evidence[0].message.contains("https://syncspec.invalid is https"), "{:?}", result.evidence);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use syncspec_protocol::client::{MutationOutcome, Patience};
+use syncspec_protocol::client::{self, ClientError, MutationOutcome, Patience};
 use syncspec_protocol::history::EventKind;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -60,23 +60,43 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-pub(super) type RawSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(super) type RawSocket = client::Socket;
+
+/// The URL of the socket at `path` (`/api/sync`, say) on the backend at
+/// `url`, as [`client::socket_url`] names the sync socket: `ws://` for an
+/// `http://` deployment, `wss://` for an `https://` one.
+fn socket_url_at(url: &str, path: &str) -> Result<String, ClientError> {
+    let sync = client::socket_url(url)?;
+    let origin = sync.strip_suffix("/api/sync").unwrap_or(&sync);
+    Ok(format!("{origin}{path}"))
+}
+
+/// Opens a bare socket at `path`, over TLS when the backend is `https://`,
+/// and sends nothing; if it cannot, records the failure, and the case has
+/// nothing left to do but finish.
+pub(super) async fn open_raw(ctx: &Ctx, judge: &mut Judge, path: &str) -> Option<RawSocket> {
+    let opened = match socket_url_at(&ctx.url, path) {
+        Ok(url) => client::open_socket(&url).await,
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok(ws) => Some(ws),
+        Err(e) => {
+            judge.fail(format!("could not open {path}: {e}"));
+            None
+        }
+    }
+}
 
 /// Opens a bare socket at `path` and sends `Connect`; if it cannot, records
 /// the failure, and the case has nothing left to do but finish.
 pub(super) async fn raw_socket(ctx: &Ctx, judge: &mut Judge, path: &str) -> Option<RawSocket> {
-    let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
-    let opened = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}{path}")).await?;
-        let connect = serde_json::json!({"type": "Connect", "sessionId": uuid_like(), "connectionCount": 0, "lastCloseReason": "InitialConnect"});
-        ws.send(Message::text(connect.to_string())).await?;
-        Ok::<_, tokio_tungstenite::tungstenite::Error>(ws)
-    };
-    match opened.await {
-        Ok(ws) => Some(ws),
+    let mut ws = open_raw(ctx, judge, path).await?;
+    let connect = serde_json::json!({"type": "Connect", "sessionId": uuid_like(), "connectionCount": 0, "lastCloseReason": "InitialConnect"});
+    match ws.send(Message::text(connect.to_string())).await {
+        Ok(()) => Some(ws),
         Err(e) => {
-            judge.fail(format!("could not open {path}: {e}"));
+            judge.fail(format!("could not send Connect on {path}: {e}"));
             None
         }
     }
@@ -244,4 +264,19 @@ async fn invalid_json(ctx: Ctx) -> CaseResult {
 async fn wrong_base_version(ctx: Ctx) -> CaseResult {
     let frame = serde_json::json!({"type": "ModifyQuerySet", "baseVersion": 7, "newVersion": 8, "modifications": []});
     expect_fatal(ctx, Message::text(frame.to_string()), "a wrong baseVersion").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_socket_is_wss_for_an_https_target_and_keeps_its_path() {
+        assert_eq!(socket_url_at("https://x.convex.cloud/", "/api/sync").unwrap(), "wss://x.convex.cloud/api/sync");
+        assert_eq!(
+            socket_url_at("http://127.0.0.1:3210", "/api/1.48.0/sync").unwrap(),
+            "ws://127.0.0.1:3210/api/1.48.0/sync"
+        );
+        assert!(socket_url_at("x.convex.cloud", "/api/sync").is_err());
+    }
 }

@@ -6,7 +6,7 @@ use syncspec_protocol::client::MutationOutcome;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::case;
-use super::handshake::{raw_socket, read_until};
+use super::handshake::{open_raw, raw_socket, read_until};
 use crate::suite::{connect, obj, Case, CaseResult, Ctx, Judge};
 
 pub(super) fn cases() -> Vec<Case> {
@@ -126,14 +126,7 @@ async fn oversize_document(ctx: Ctx) -> CaseResult {
 
 async fn future_timestamp(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
-    let host = ctx.url.trim_start_matches("http://").trim_end_matches('/');
-    let (mut ws, _) = match tokio_tungstenite::connect_async(format!("ws://{host}/api/sync")).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            judge.fail(e.to_string());
-            return judge.finish();
-        }
-    };
+    let Some(mut ws) = open_raw(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let day_ahead =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
             + 86_400_000_000_000;

@@ -122,16 +122,23 @@ async fn presence_join(ctx: Ctx) -> CaseResult {
     let Some(c) = connect_many(&ctx, &mut judge, 3).await else { return judge.finish() };
     let room = ctx.fresh("room");
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
+    // Fresh users: the catalogue's rate limits are keyed per function and
+    // user across the deployment, so fixed names would collide between runs
+    // on a shared one. "u0" sorts before "u1" whatever the counter says.
+    let users = [ctx.fresh("u0"), ctx.fresh("u1")];
     let mut joined = true;
-    for (i, client) in c[1..].iter().enumerate() {
-        let user = format!("u{i}");
+    for (i, (client, user)) in c[1..].iter().zip(&users).enumerate() {
         let r = client
             .mutation(
                 "presence:heartbeat",
-                obj([("room", room.as_str().into()), ("user", user.into()), ("name", format!("User {i}").into())]),
+                obj([
+                    ("room", room.as_str().into()),
+                    ("user", user.as_str().into()),
+                    ("name", format!("User {i}").into()),
+                ]),
             )
             .await;
-        if !answered(&mut judge, || format!("the heartbeat of u{i}"), &r) {
+        if !answered(&mut judge, || format!("the heartbeat of {user}"), &r) {
             joined = false;
             break;
         }
@@ -139,8 +146,8 @@ async fn presence_join(ctx: Ctx) -> CaseResult {
     }
     let view = if joined { wait_view(&mut judge, &c[0], "both users", |v| rows(v, q).len() == 2).await } else { None };
     if let Some(view) = view {
-        let users: Vec<String> = rows(&view, q).iter().map(|r| text(field(r, "user")).to_owned()).collect();
-        judge.expect(users == ["u0", "u1"], || format!("expected u0 and u1 sorted by user, got {users:?}"));
+        let listed: Vec<String> = rows(&view, q).iter().map(|r| text(field(r, "user")).to_owned()).collect();
+        judge.expect(listed == users, || format!("expected {users:?} sorted by user, got {listed:?}"));
         let seen = rows(&view, q).iter().all(|r| matches!(field(r, "lastSeen"), Some(Value::Float64(ms)) if *ms > 0.0));
         judge.expect(seen, || "every row should carry lastSeen in milliseconds".to_owned());
     }
@@ -151,15 +158,17 @@ async fn presence_leave(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let room = ctx.fresh("room");
+    let user = ctx.fresh("u");
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
     let _ = c[1]
         .mutation(
             "presence:heartbeat",
-            obj([("room", room.as_str().into()), ("user", "u".into()), ("name", "U".into())]),
+            obj([("room", room.as_str().into()), ("user", user.as_str().into()), ("name", "U".into())]),
         )
         .await;
     wait_view(&mut judge, &c[0], "the user", |v| rows(v, q).len() == 1).await;
-    let _ = c[1].mutation("presence:leave", obj([("room", room.as_str().into()), ("user", "u".into())])).await;
+    let _ =
+        c[1].mutation("presence:leave", obj([("room", room.as_str().into()), ("user", user.as_str().into())])).await;
     wait_view(&mut judge, &c[0], "the user to leave", |v| rows(v, q).is_empty() && v.results.contains_key(&q)).await;
     judge.finish()
 }
@@ -168,11 +177,12 @@ async fn presence_expiry(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let room = ctx.fresh("room");
+    let ghost = ctx.fresh("ghost");
     let q = c[0].subscribe("presence:list", obj([("room", room.as_str().into())]));
     let _ = c[1]
         .mutation(
             "presence:heartbeat",
-            obj([("room", room.as_str().into()), ("user", "ghost".into()), ("name", "G".into())]),
+            obj([("room", room.as_str().into()), ("user", ghost.as_str().into()), ("name", "G".into())]),
         )
         .await;
     wait_view(&mut judge, &c[0], "the user", |v| rows(v, q).len() == 1).await;
@@ -188,13 +198,14 @@ async fn cursor_latest(ctx: Ctx) -> CaseResult {
     let mut judge = Judge::default();
     let Some(c) = connect_many(&ctx, &mut judge, 2).await else { return judge.finish() };
     let room = ctx.fresh("room");
+    let user = ctx.fresh("u");
     let q = c[0].subscribe("cursors:list", obj([("room", room.as_str().into())]));
     let moved = each_answered(&mut judge, "move", 1..=5, |i| {
         c[1].mutation(
             "cursors:move",
             obj([
                 ("room", room.as_str().into()),
-                ("user", "u".into()),
+                ("user", user.as_str().into()),
                 ("x", Value::Float64(f64::from(i))),
                 ("y", Value::Float64(0.5)),
             ]),
