@@ -1,6 +1,8 @@
 //! Invariants that need no timestamps: a backend that reports false commit
 //! timestamps still fails these. Counters lose no increment, bank totals
-//! never change, `count == items.length`, and the rate limit holds.
+//! never change, `count == items.length`, and the rate limit holds (timed
+//! by commit ts, but never longer than the client waited, so a false ts
+//! cannot pass a backend without a limit).
 
 use std::collections::BTreeMap;
 
@@ -143,31 +145,47 @@ pub fn unread_counts(history: &History) -> Verdict {
 
 /// Per (function, user), accepted calls fit a bucket of `burst` refilled at
 /// `per_second`: in any window of `w` seconds at most `burst + per_second·w`
-/// (plus one for clock granularity), judged by when the responses arrived.
+/// (plus one for clock granularity). A window is timed by the calls' commit
+/// ts, as the backend's bucket is, but never longer than from sending its
+/// first call to receiving its last answer: a backend that runs calls one
+/// at a time earns tokens while it runs them, and one that stretches its
+/// timestamps earns nothing by it.
 pub fn rate_limit(history: &History, functions: &[&str], burst: u32, per_second: u32) -> Verdict {
-    let mut accepted: BTreeMap<(String, String), Vec<(u64, usize)>> = BTreeMap::new();
-    let mut invoked: BTreeMap<(u32, u32), (String, Value)> = BTreeMap::new();
+    /// An accepted call: its commit ts, when it was sent and answered (µs), its answer's event.
+    struct Accepted {
+        ts: u64,
+        sent_us: u64,
+        answered_us: u64,
+        event: usize,
+    }
+    let mut accepted: BTreeMap<(String, String), Vec<Accepted>> = BTreeMap::new();
+    let mut invoked: BTreeMap<(u32, u32), (String, Value, u64)> = BTreeMap::new();
     for (i, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Invoke { request_id, function, args, .. } => {
-                invoked.insert((e.client, *request_id), (function.clone(), json::decode(args).unwrap_or(Value::Null)));
+                let args = json::decode(args).unwrap_or(Value::Null);
+                invoked.insert((e.client, *request_id), (function.clone(), args, e.at_us));
             }
-            EventKind::Ok { request_id, .. } => {
-                let Some((function, args)) = invoked.get(&(e.client, *request_id)) else { continue };
+            EventKind::Ok { request_id, ts, .. } => {
+                let Some((function, args, sent_us)) = invoked.get(&(e.client, *request_id)) else { continue };
                 if !functions.contains(&function.as_str()) {
                     continue;
                 }
                 let user = field(args, "user").and_then(Value::as_str).unwrap_or("").to_owned();
-                accepted.entry((function.clone(), user)).or_default().push((e.at_us, i));
+                let call = Accepted { ts: *ts, sent_us: *sent_us, answered_us: e.at_us, event: i };
+                accepted.entry((function.clone(), user)).or_default().push(call);
             }
             _ => {}
         }
     }
     let mut evidence = Vec::new();
-    for ((function, user), calls) in &accepted {
-        for (a, &(start, first)) in calls.iter().enumerate() {
-            for (b, &(end, last)) in calls.iter().enumerate().skip(a) {
-                let window_s = (end - start) as f64 / 1e6;
+    for ((function, user), calls) in &mut accepted {
+        calls.sort_by_key(|c| (c.ts, c.event));
+        for (a, start) in calls.iter().enumerate() {
+            for (b, end) in calls.iter().enumerate().skip(a) {
+                let by_ts = (end.ts - start.ts) as f64 / 1e9;
+                let by_client = end.answered_us.saturating_sub(start.sent_us) as f64 / 1e6;
+                let window_s = by_ts.min(by_client);
                 let allowed = f64::from(burst) + f64::from(per_second) * window_s + 1.0;
                 let count = (b - a + 1) as f64;
                 if count > allowed {
@@ -176,7 +194,7 @@ pub fn rate_limit(history: &History, functions: &[&str], burst: u32, per_second:
                             "{function} for user {user:?}: {count} calls accepted within {:.0} ms, over the {burst} + {per_second}/s limit",
                             window_s * 1e3
                         ),
-                        events: vec![first, last],
+                        events: vec![start.event, end.event],
                     });
                     break;
                 }

@@ -276,3 +276,44 @@ fn a_scheduling_mutation_is_named_unreplayable() {
     assert!(!v.passed());
     assert!(v.evidence[0].message.contains("cannot be replayed"), "{:?}", v.evidence);
 }
+
+/// `n` cursor moves by one user, sent at once at 0 µs; the i-th committed
+/// `commit_gap_us · i` after the first and answered when it committed.
+fn cursor_burst(n: u32, commit_gap_us: u64, claimed_gap_ns: u64) -> History {
+    let args = json::to_json(&Value::object([("room", Value::from("r")), ("user", Value::from("u"))]));
+    let mut events: Vec<Event> = (0..n)
+        .map(|request_id| Event {
+            client: 1,
+            at_us: 0,
+            kind: EventKind::Invoke { request_id, function: "cursors:move".into(), args: args.clone(), replay: false },
+        })
+        .collect();
+    events.extend((0..n).map(|request_id| Event {
+        client: 1,
+        at_us: 1000 + commit_gap_us * u64::from(request_id),
+        kind: EventKind::Ok {
+            request_id,
+            result: json::to_json(&Value::Null),
+            ts: T0 + claimed_gap_ns * u64::from(request_id),
+        },
+    }));
+    History { events }
+}
+
+#[test]
+fn the_rate_limit_is_timed_by_commit_ts_within_the_clients_wait() {
+    let limit = |h: &History| invariants::rate_limit(h, &["cursors:move"], 20, 20);
+    // 30 accepted, committed 50 ms apart and answered as they committed:
+    // the bucket refilled one token a call.
+    assert!(limit(&cursor_burst(30, 50_000, 50_000_000)).passed());
+    // Answered 50 ms apart but committed within 10 ms: 30 at once is too many.
+    let v = limit(&cursor_burst(30, 50_000, 300_000));
+    assert!(!v.passed() && v.evidence[0].message.contains("22 calls accepted within 6 ms"), "{:?}", v.evidence);
+    // Commits claimed a second apart, all answered within 30 ms: the
+    // client's wait bounds the window.
+    let v = limit(&cursor_burst(30, 1000, 1_000_000_000));
+    assert!(!v.passed(), "{:?}", v.evidence);
+    // The reference's burst: 21 committed nanoseconds apart.
+    assert!(limit(&cursor_burst(21, 10, 1000)).passed());
+    assert!(!limit(&cursor_burst(22, 10, 1000)).passed());
+}

@@ -14,6 +14,7 @@ mod queries;
 mod scheduling;
 mod semantics;
 mod throttling;
+mod validation;
 mod values;
 
 use super::Case;

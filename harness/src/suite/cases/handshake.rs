@@ -237,20 +237,57 @@ async fn action_fails(ctx: Ctx) -> CaseResult {
     judge.finish()
 }
 
-/// Sends one bad frame on a fresh socket and expects FatalError (or at least a close).
+/// Sends one bad frame on a fresh socket and expects the session to end:
+/// a `FatalError`, then the close. A close with no `FatalError` first (a
+/// Convex deployment closes at a binary frame) ends the session too, without
+/// saying why: NonStrict. A socket still open once the patience runs out, or
+/// one that answers the frame with a transition, fails.
 async fn expect_fatal(ctx: Ctx, frame: Message, what: &str) -> CaseResult {
     let mut judge = Judge::default();
     let Some(mut ws) = raw_socket(&ctx, &mut judge, "/api/sync").await else { return judge.finish() };
     let _ = ws.send(frame).await;
-    let got = read_until(&mut ws, "FatalError", &ctx.patience).await;
-    judge.expect(got.has("FatalError"), || {
-        format!("{what}: expected a FatalError, got {:?} (closed: {})", got.texts, got.closed)
-    });
+    let mut got = read_until(&mut ws, "FatalError", &ctx.patience).await;
+    if got.has("FatalError") && !got.closed {
+        let rest = read_until(&mut ws, "\u{0}never\u{0}", &ctx.patience).await;
+        got.texts.extend(rest.texts);
+        got.closed = rest.closed;
+    }
+    match ended(&got) {
+        Ended::WithFatalError => {}
+        Ended::Closed => judge.non_strict(format!(
+            "{what}: the backend closed without a FatalError frame first, so the client cannot say why"
+        )),
+        Ended::No(why) => judge.fail(format!("{what}: {why}; got {:?}", got.texts)),
+    }
     // The backend keeps serving everyone else.
     let Some(other) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let r = other.mutation("counters:increment", obj([("name", ctx.fresh("bystander").into())])).await;
     judge.expect(matches!(r, Ok(MutationOutcome::Ok { .. })), || format!("another session failed after {what}: {r:?}"));
     judge.finish()
+}
+
+/// How a session met a protocol violation, from what its socket received after it.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// A `FatalError`, then the close: as the protocol asks.
+    WithFatalError,
+    /// The close alone.
+    Closed,
+    /// Not ended, or served on: why.
+    No(&'static str),
+}
+
+fn ended(got: &Received) -> Ended {
+    // Nothing the cases send after Connect asks for an answer but the bad
+    // frame, so a transition says the backend took the frame as a request.
+    let served = got.has("\"Transition\"");
+    match (got.has("FatalError"), got.closed) {
+        _ if served => Ended::No("the socket went on serving after it"),
+        (true, true) => Ended::WithFatalError,
+        (true, false) => Ended::No("a FatalError, but the socket stayed open"),
+        (false, true) => Ended::Closed,
+        (false, false) => Ended::No("the socket stayed open and sent no FatalError"),
+    }
 }
 
 async fn binary_frame(ctx: Ctx) -> CaseResult {
@@ -278,5 +315,22 @@ mod tests {
             "ws://127.0.0.1:3210/api/1.48.0/sync"
         );
         assert!(socket_url_at("x.convex.cloud", "/api/sync").is_err());
+    }
+
+    fn received(texts: &[&str], closed: bool) -> Received {
+        Received { texts: texts.iter().map(|t| (*t).to_owned()).collect(), closed }
+    }
+
+    #[test]
+    fn a_session_ends_with_a_fatal_error_or_at_least_a_close() {
+        let fatal = r#"{"type":"FatalError","error":"binary frames are not client messages"}"#;
+        assert_eq!(ended(&received(&[fatal], true)), Ended::WithFatalError);
+        // A deployment closes at a binary frame without saying why.
+        assert_eq!(ended(&received(&[], true)), Ended::Closed);
+        assert!(matches!(ended(&received(&[fatal], false)), Ended::No(_)));
+        assert!(matches!(ended(&received(&[], false)), Ended::No(_)));
+        let transition = r#"{"type":"Transition","startVersion":{},"endVersion":{},"modifications":[]}"#;
+        assert!(matches!(ended(&received(&[transition], true)), Ended::No(_)));
+        assert!(matches!(ended(&received(&[transition, fatal], true)), Ended::No(_)));
     }
 }

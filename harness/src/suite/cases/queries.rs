@@ -5,6 +5,7 @@ use syncspec_protocol::client::QueryResult;
 use syncspec_protocol::value::Value;
 
 use super::case;
+use super::validation::rejects_arguments;
 use crate::checkers::{order, replay};
 use crate::suite::{
     answered, connect, connect_many, each_answered, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge,
@@ -44,8 +45,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case!(
             "3.6",
-            "a query with bad arguments fails with InvalidArguments",
-            "validators reject bad query arguments as a query failure",
+            "a query with bad arguments fails its validator",
+            "validators reject bad query arguments as a query failure (InvalidArguments, or Convex's ArgumentValidationError) and keep the session",
             bad_query_args
         ),
         case!(
@@ -189,12 +190,31 @@ async fn bad_query_args(ctx: Ctx) -> CaseResult {
     let Some(client) = connect(&ctx, &mut judge).await else { return judge.finish() };
     let q = client.subscribe("counters:get", obj([("name", Value::Float64(3.0))]));
     if let Some(view) = wait_view(&mut judge, &client, "the failure", |v| v.results.contains_key(&q)).await {
-        let code = match &view.results[&q] {
-            QueryResult::Failed { data: Some(Value::Object(o)), .. } => o.get("code").cloned(),
-            _ => None,
-        };
-        judge.expect(code == Some(Value::from("InvalidArguments")), || {
-            format!("expected InvalidArguments, got {:?}", view.results[&q])
+        let refused = matches!(&view.results[&q], QueryResult::Failed { message, data }
+            if rejects_arguments(message, data.as_ref()));
+        judge.expect(refused, || {
+            format!(
+                "expected a validator failure (errorData.code InvalidArguments, or no errorData and a message \
+                 naming ArgumentValidationError), got {:?}",
+                view.results[&q]
+            )
+        });
+    }
+    // The session goes on: a good query on the same socket is answered.
+    let good = client.subscribe("counters:get", obj([("name", ctx.fresh("c").into())]));
+    if let Some(view) = wait_view(&mut judge, &client, "a good query after the bad one", |v| {
+        v.results.contains_key(&good) || v.fatal.is_some()
+    })
+    .await
+    {
+        judge.expect(view.fatal.is_none() && view.connections == 1, || {
+            format!(
+                "bad query arguments must not end the session (FatalError {:?}, {} sockets)",
+                view.fatal, view.connections
+            )
+        });
+        judge.expect(matches!(view.results.get(&good), Some(QueryResult::Value(_))), || {
+            format!("the good query after the bad one should be answered, got {:?}", view.results.get(&good))
         });
     }
     judge.finish()
