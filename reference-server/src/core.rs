@@ -564,6 +564,9 @@ impl InFlight {
 /// A committed mutation's outcome, kept so a replay returns it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Record {
+    /// The call's fingerprint (`call_fingerprint`): a replay must repeat
+    /// the call exactly, and a reused `requestId` that does not is refused.
+    call: u64,
     result: Value,
     ts: Ts,
     last_used: Ts,
@@ -1113,19 +1116,24 @@ impl Core {
             };
             let session_id = session.session_id.unwrap_or_default();
             let request_id = queued.request_id;
+            let resolved = resolve(Kind::Mutation, &queued.udf_path, &queued.args);
             let remembered = if self.config.has(Fault::ReplayTwice) {
                 None
             } else {
                 self.records.get_mut(&(session_id, request_id))
             };
             if let Some(record) = remembered {
+                let same = resolved.as_ref().is_ok_and(|(f, args)| record.call == call_fingerprint(*f, args));
+                if !same {
+                    return self.fatal(conn, "InvalidRequestId", &reused_request_id(request_id), out);
+                }
                 record.last_used = self.now;
                 let (result, ts) = (record.result.clone(), record.ts);
                 self.stats.replays += 1;
                 self.respond(conn, request_id, Ok((result, ts)), out);
                 continue;
             }
-            match resolve(Kind::Mutation, &queued.udf_path, &queued.args) {
+            match resolved {
                 Err(failure) => self.respond(conn, request_id, Err(failure), out),
                 Ok((function, args)) => {
                     let session = self.sessions.get_mut(&conn).expect("session exists");
@@ -1227,6 +1235,17 @@ impl Core {
         let remembered =
             if self.config.has(Fault::ReplayTwice) { None } else { key.and_then(|key| self.records.get(&key)) };
         if let Some(record) = remembered {
+            if record.call != call_fingerprint(flight.function, &flight.args) {
+                // Not a replay: another call under a used requestId.
+                self.prune_write_log();
+                if let Origin::Socket { conn, request_id, .. } = flight.origin {
+                    if let Some(session) = self.sessions.get_mut(&conn) {
+                        session.running = false;
+                    }
+                    self.fatal(conn, "InvalidRequestId", &reused_request_id(request_id), out);
+                }
+                return;
+            }
             // A replay that raced its original: answer with the original.
             self.stats.replays += 1;
             let outcome = Ok((record.result.clone(), record.ts));
@@ -1261,7 +1280,8 @@ impl Core {
             self.now += 1;
             let (ts, notified) = self.commit(&rest, invalidate);
             if let Some(key) = key {
-                self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+                let call = call_fingerprint(flight.function, &flight.args);
+                self.records.insert(key, Record { call, result: value.clone(), ts, last_used: self.now });
             }
             self.finish_mutation(flight, Ok((value, ts)), out);
             for conn in notified {
@@ -1280,7 +1300,8 @@ impl Core {
         }
         let (ts, notified) = self.commit(&writes, self.invalidates(flight.origin));
         if let Some(key) = key {
-            self.records.insert(key, Record { result: value.clone(), ts, last_used: self.now });
+            let call = call_fingerprint(flight.function, &flight.args);
+            self.records.insert(key, Record { call, result: value.clone(), ts, last_used: self.now });
         }
         // The response goes out before any transition that covers it.
         self.finish_mutation(flight, Ok((value, ts)), out);
@@ -1505,7 +1526,12 @@ impl Core {
     }
 
     /// Ends a session for a protocol violation: `FatalError`, then close.
+    /// Its queued mutations are dropped: a session told it is over runs
+    /// nothing more.
     fn fatal(&mut self, conn: ConnId, code: &str, detail: &str, out: &mut Vec<Output>) {
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.queue.clear();
+        }
         self.emit(conn, Frame::Fatal(format!("{code}: {detail}")), out);
         out.push(Output::Close { conn, code: 1002, reason: code.to_owned() });
     }
@@ -1524,6 +1550,24 @@ impl Core {
         self.rate.prune(now);
         self.records.retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
     }
+}
+
+/// What a mutation call asked for, as one number: its function and its
+/// arguments. Two calls with the same fingerprint are the same call.
+fn call_fingerprint(function: Function, args: &Object) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    function.hash(&mut hasher);
+    args.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The `FatalError` detail for a reused `requestId`.
+fn reused_request_id(request_id: RequestId) -> String {
+    format!(
+        "requestId {request_id} was already used in this session by a mutation with another function or other \
+         arguments; a replay must repeat its call exactly, and a new call needs a new requestId"
+    )
 }
 
 /// The rate limit a function is under, if any.

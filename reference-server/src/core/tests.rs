@@ -395,6 +395,63 @@ fn replay_racing_its_original_applies_once() {
     assert_eq!(d.responses(2)[1].1.as_ref().unwrap().0, Value::Int64(2));
 }
 
+/// The `FatalError` text a connection got, if any.
+fn fatal_of(d: &Driver, conn: ConnId) -> Option<String> {
+    d.frames.get(&conn)?.iter().find_map(|f| match f {
+        Frame::Fatal(text) => Some(text.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_reused_request_id_with_another_call_is_a_protocol_error_not_the_earlier_result() {
+    let mut d = Driver::new(true);
+    d.connect(1);
+    d.mutate(1, 7, "counters:increment", args([("name", "c".into())]));
+    d.input(Input::Closed { conn: 1 });
+    d.input(Input::Open { conn: 2 });
+    d.send(2, connect_message(1));
+    // The same requestId, another function: not a replay.
+    d.mutate(2, 7, "messages:send", args([("channel", "c".into()), ("author", "a".into()), ("body", "hi".into())]));
+    assert!(d.responses(2).is_empty(), "the earlier call's result was handed out: {:?}", d.responses(2));
+    let fatal = fatal_of(&d, 2).expect("a FatalError");
+    assert!(fatal.starts_with("InvalidRequestId") && fatal.contains("requestId 7"), "{fatal}");
+    assert_eq!(d.closed.get(&2).map(|(code, _)| *code), Some(1002));
+    // The same function with other arguments is refused the same way.
+    d.input(Input::Closed { conn: 2 });
+    d.input(Input::Open { conn: 3 });
+    d.send(3, connect_message(1));
+    d.mutate(3, 7, "counters:increment", args([("name", "other".into())]));
+    assert!(d.responses(3).is_empty());
+    assert!(fatal_of(&d, 3).is_some_and(|f| f.starts_with("InvalidRequestId")));
+    // Nothing the refused calls asked for was applied; the exact replay still is one.
+    d.input(Input::Closed { conn: 3 });
+    d.input(Input::Open { conn: 4 });
+    d.send(4, connect_message(1));
+    d.mutate(4, 7, "counters:increment", args([("name", "c".into())]));
+    assert_eq!(d.responses(4)[0].1.as_ref().unwrap().0, Value::Int64(1));
+    assert_eq!(d.core.stats().replays, 1);
+    d.subscribe(4, 0, 0, "messages:list", args([("channel", "c".into())]));
+    assert_eq!(d.latest(4, 0), Some(Value::Array(vec![])));
+}
+
+#[test]
+fn a_reused_request_id_racing_the_call_it_reuses_is_refused_at_commit() {
+    let mut d = Driver::new(false);
+    d.connect(1);
+    d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
+    d.input(Input::Closed { conn: 1 });
+    d.input(Input::Open { conn: 2 });
+    d.send(2, connect_message(1));
+    d.mutate(2, 0, "counters:increment", args([("name", "c".into()), ("by", Value::Int64(5))]));
+    d.drain();
+    assert!(d.responses(2).is_empty(), "{:?}", d.responses(2));
+    assert!(fatal_of(&d, 2).is_some_and(|f| f.starts_with("InvalidRequestId")));
+    d.connect(3);
+    d.subscribe(3, 0, 0, "counters:get", args([("name", "c".into())]));
+    assert_eq!(d.latest(3, 0), Some(Value::Int64(1)), "only the original call applied");
+}
+
 #[test]
 fn conflicting_executions_retry_at_a_newer_snapshot() {
     let mut d = Driver::new(false);
