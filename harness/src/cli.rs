@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use syncspec_server::admission::Limits;
 
 /// Conformance and load testing for reactive backends that speak the Convex sync protocol.
 #[derive(Debug, Parser)]
@@ -336,6 +337,15 @@ pub(crate) struct ServeArgs {
     /// Close a socket from which nothing, not even a pong, has arrived for this long (Convex: 120s).
     #[arg(long, default_value = "120s", value_parser = parse_positive_duration)]
     pub(crate) idle_timeout: Duration,
+    /// Most TCP connections open at once (HTTP and WebSocket); beyond it a new one gets a 503 and is closed.
+    #[arg(long, default_value_t = Limits::default().max_connections, value_parser = parse_positive_count)]
+    pub(crate) max_connections: usize,
+    /// Most TCP connections open at once from one IP address (a load run on loopback comes from one).
+    #[arg(long, default_value_t = Limits::default().max_connections_per_address, value_parser = parse_positive_count)]
+    pub(crate) max_connections_per_address: usize,
+    /// How long a new connection may take to send its request headers (a socket's upgrade request) before it is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub(crate) handshake_timeout: Duration,
     /// Verify `User` tokens against the public keys of this JWKS file (RS256, ES256, EdDSA).
     #[arg(long, value_name = "FILE", conflicts_with = "auth_secret")]
     pub(crate) auth_jwks: Option<std::path::PathBuf>,
@@ -375,6 +385,15 @@ pub(crate) fn show_duration(d: Duration) -> String {
         format!("{s:.0} s")
     } else {
         format!("{s:.1} s")
+    }
+}
+
+/// A count of at least 1.
+pub(crate) fn parse_positive_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a count: {e}")),
     }
 }
 

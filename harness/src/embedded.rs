@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use syncspec::suite::Auth;
 use syncspec_server::auth::Verifier;
 use syncspec_server::core::{Config, Fault};
+use syncspec_server::admission::Limits;
 use syncspec_server::server::{self, Keepalive, ServerConfig};
 
 /// The embedded server's keepalive for the suite: short, so that case 10.4
@@ -50,6 +51,9 @@ fn start(
                 core: Config { faults, ..Config::standard() },
                 keepalive,
                 auth,
+                // Every client of the embedded server is this process, from
+                // one address: a share per address would only cap the run.
+                limits: Limits { max_connections_per_address: Limits::default().max_connections, ..Limits::default() },
                 ..ServerConfig::standard()
             };
             let _ = server::run(listener, config, async move {

@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use syncspec_server::admission::Limits;
 use syncspec_server::auth::Verifier;
 use syncspec_server::core::Config;
 use syncspec_server::server::{self, Keepalive, ServerConfig};
@@ -41,6 +42,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             test_hooks: args.test_hooks,
             keepalive: Keepalive { ping_interval: args.ping_interval, idle_timeout: args.idle_timeout },
             auth,
+            limits: Limits {
+                max_connections: args.max_connections,
+                max_connections_per_address: args.max_connections_per_address,
+                handshake_timeout: args.handshake_timeout,
+            },
         };
         server::run(listener, config, async {
             let _ = tokio::signal::ctrl_c().await;

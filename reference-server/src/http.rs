@@ -33,6 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
+use crate::admission::{Refusal, Slot};
 use crate::auth::Identity;
 use crate::core::{Call, Fault};
 use crate::server::{self, Shared, MAX_FRAME_BYTES};
@@ -40,8 +41,8 @@ use crate::server::{self, Shared, MAX_FRAME_BYTES};
 /// The status the npm client also accepts for a function's failure (and the
 /// `http-error-status-560` fault answers with); Convex answers 200.
 pub const FUNCTION_ERROR_560: u16 = 560;
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long writing a refusal may take before the connection is dropped.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 type Body = Full<Bytes>;
 
@@ -90,18 +91,19 @@ fn route(method: &Method, path: &str, test_hooks: bool) -> Route {
 }
 
 /// Serves one TCP connection until the client closes it or it upgrades.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Arc<Slot>) {
     // Nagle would hold small frames back for tens of milliseconds.
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, "could not set TCP_NODELAY: {e}");
     }
+    let handshake_timeout = shared.config.limits.handshake_timeout;
     let service = hyper::service::service_fn(move |request| {
-        let shared = shared.clone();
-        async move { answer(request, shared).await }
+        let (shared, slot) = (shared.clone(), slot.clone());
+        async move { answer(request, shared, slot).await }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(handshake_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
@@ -115,10 +117,27 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
 #[error("dropped without an answer (http-drop-unknown)")]
 struct Dropped;
 
-async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Dropped> {
+/// Turns a connection away with a `503` saying why (written at once, with no
+/// request read), then closes it.
+pub(crate) async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    use tokio::io::AsyncWriteExt as _;
+    let body = format!(r#"{{"code":"TooManyConnections","message":"{refusal}"}}"#);
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn answer(request: Request<Incoming>, shared: Arc<Shared>, slot: Arc<Slot>) -> Result<Response<Body>, Dropped> {
     let route = route(request.method(), request.uri().path(), shared.config.test_hooks);
     let response = match route {
-        Route::Sync | Route::Control => upgrade(request, route, shared),
+        Route::Sync | Route::Control => upgrade(request, route, shared, slot),
         Route::Call(kind) => call(request, kind, &shared).await,
         Route::Version => text(StatusCode::OK, format!("syncspec-server {}\n", env!("CARGO_PKG_VERSION"))),
         Route::Preflight => {
@@ -149,7 +168,8 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
 }
 
 /// Answers a WebSocket upgrade and serves the socket once hyper lets go of it.
-fn upgrade(mut request: Request<Incoming>, route: Route, shared: Arc<Shared>) -> Response<Body> {
+/// Upgrades to a WebSocket, which holds the connection's `slot` while it lives.
+fn upgrade(mut request: Request<Incoming>, route: Route, shared: Arc<Shared>, slot: Arc<Slot>) -> Response<Body> {
     // tungstenite checks the handshake (GET, HTTP/1.1, `Upgrade: websocket`,
     // version 13, a key) and builds the 101 with its accept key.
     let response = match create_response_with_body(&request, Body::default) {
@@ -161,6 +181,7 @@ fn upgrade(mut request: Request<Incoming>, route: Route, shared: Arc<Shared>) ->
     };
     let upgrading = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
+        let _slot = slot;
         let upgraded = match upgrading.await {
             Ok(upgraded) => upgraded,
             Err(e) => return debug!("upgrade failed: {e}"),

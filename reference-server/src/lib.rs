@@ -20,6 +20,7 @@
 //! `connection` touch tokio.
 
 pub mod actions;
+pub mod admission;
 pub mod auth;
 pub mod connection;
 pub mod core;

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use syncspec_protocol::value::Value;
 
+use crate::admission::{Admission, Limits, LogGate};
 use crate::auth::Verifier;
 use crate::core::{self, Call, CallId, Core, Failure, Fault, Frame, Input, Job, Output};
 use crate::http;
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     pub keepalive: Keepalive,
     /// The keys `User` tokens are verified with.
     pub auth: Verifier,
+    /// What clients may hold open.
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -63,6 +66,7 @@ impl ServerConfig {
             test_hooks: false,
             keepalive: Keepalive::default(),
             auth: Verifier::none(),
+            limits: Limits::default(),
         }
     }
 }
@@ -142,6 +146,10 @@ pub(crate) struct Shared {
     drop_after_next_commit: AtomicBool,
     /// Test hook: drop the socket that sends the next mutation, unread.
     drop_on_next_mutation: AtomicBool,
+    /// The open connections, against `config.limits`.
+    pub(crate) admission: Arc<Admission>,
+    /// One line a second about refused connections.
+    pub(crate) refusals: LogGate,
 }
 
 /// Wall-clock nanoseconds since the epoch: the one clock the server reads.
@@ -260,6 +268,8 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         next_call: AtomicU64::new(1),
         drop_after_next_commit: AtomicBool::new(false),
         drop_on_next_mutation: AtomicBool::new(false),
+        admission: Admission::new(config.limits),
+        refusals: LogGate::new(),
         verifier: if config.core.has(Fault::AcceptAnyToken) { Verifier::believing_any() } else { config.auth.clone() },
         config: config.clone(),
     });
@@ -333,14 +343,26 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
     };
     info!(%addr, workers = config.workers, "serving the Convex sync protocol");
     tokio::pin!(shutdown);
+    let accept_failures = LogGate::new();
     let result = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(http::serve(stream, peer, shared.clone()));
-                }
+                Ok((stream, peer)) => match shared.admission.admit(peer.ip()) {
+                    Ok(slot) => {
+                        tokio::spawn(http::serve(stream, peer, shared.clone(), Arc::new(slot)));
+                    }
+                    Err(refusal) => {
+                        if let Some(held) = shared.refusals.pass() {
+                            info!(%peer, also_refused = held, "connection refused: {refusal}");
+                        }
+                        tokio::spawn(http::refuse(stream, refusal));
+                    }
+                },
                 Err(e) if is_transient(&e) => {
-                    warn!("accept failed, retrying: {e}");
+                    // Out of file descriptors, say: wait for some to close.
+                    if let Some(held) = accept_failures.pass() {
+                        warn!(also_failed = held, "accept failed, retrying: {e}");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(source) => break Err(ServerError::Accept { addr, source }),

@@ -2,10 +2,10 @@
 
 /// The HTML report in headless chromium from disk, network off (runs `tests/browser`).
 mod browser;
-/// The catalogue as a Convex project: type check and `convex-test` over the shared scripts (runs `backends/convex`).
-mod convex_project;
 /// `syncspec check` end to end: the reference passes, every fault is caught.
 mod check;
+/// The catalogue as a Convex project: type check and `convex-test` over the shared scripts (runs `backends/convex`).
+mod convex_project;
 /// `examples/`: the manifests validate offline; the Indexed Job's shard-then-merge runs here.
 mod examples;
 /// `syncspec load`: the measuring itself (a known delay, a stall, closed-loop control), history and reply clients.

@@ -1,6 +1,8 @@
 //! Integration tests of the reference server, one test binary for the crate.
 //! Every test starts its own server on a free loopback port.
 
+/// Connection limits and the handshake timeout: idle and half-sent connections, a 503 past the limit.
+mod admission;
 /// The catalogue's shared expectations, run against the reference functions.
 mod catalogue;
 /// The official crates.io `convex` client: read-your-writes, concurrency, values, errors, drops.
