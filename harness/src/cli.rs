@@ -346,6 +346,12 @@ pub(crate) struct ServeArgs {
     /// How long a new connection may take to send its request headers (a socket's upgrade request) before it is closed.
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub(crate) handshake_timeout: Duration,
+    /// Frames a socket may have waiting to be written; past it the session is closed (1013 TooManyUnsentMessages).
+    #[arg(long, default_value_t = Limits::default().max_unsent_frames, value_parser = parse_positive_count)]
+    pub(crate) max_unsent_frames: usize,
+    /// How long one write to a socket may take before the socket is dropped (a client that stopped reading).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub(crate) write_timeout: Duration,
     /// Verify `User` tokens against the public keys of this JWKS file (RS256, ES256, EdDSA).
     #[arg(long, value_name = "FILE", conflicts_with = "auth_secret")]
     pub(crate) auth_jwks: Option<std::path::PathBuf>,

@@ -46,6 +46,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 max_connections: args.max_connections,
                 max_connections_per_address: args.max_connections_per_address,
                 handshake_timeout: args.handshake_timeout,
+                max_unsent_frames: args.max_unsent_frames,
+                write_timeout: args.write_timeout,
             },
         };
         server::run(listener, config, async {

@@ -20,17 +20,29 @@ pub struct Limits {
     /// How long a new connection may take to send a request's headers (for
     /// a socket, its upgrade request) before it is closed.
     pub handshake_timeout: Duration,
+    /// Frames a socket may have waiting to be written; past it the session
+    /// is closed (1013, `TooManyUnsentMessages`): a client that does not
+    /// read cannot make the server hold its output without bound.
+    pub max_unsent_frames: usize,
+    /// How long one write to a socket may take; a client that lets its
+    /// receive window stay full for longer is dropped.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
     /// 16,384 connections, 8,192 from one address (a load run on loopback
-    /// comes from one), and 10 s for the headers. A process under the usual
-    /// limit of 20,000 open files keeps room for its own.
+    /// comes from one), 10 s for the headers, 10,000 unsent frames (a
+    /// mutation response is about 150 bytes; transitions wait for the one
+    /// before to be written, so few are ever queued) and 30 s for a write.
+    /// A process under the usual limit of 20,000 open files keeps room for
+    /// its own.
     fn default() -> Limits {
         Limits {
             max_connections: 16_384,
             max_connections_per_address: 8_192,
             handshake_timeout: Duration::from_secs(10),
+            max_unsent_frames: 10_000,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

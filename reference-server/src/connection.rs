@@ -8,7 +8,11 @@
 //! the lock, with `serverTs` stamped just before the frame is written. The
 //! writer also sends a WebSocket ping every `ping_interval`; the reader closes
 //! the socket once nothing (no frame, no pong) has arrived for `idle_timeout`.
+//! A client that does not read is bounded twice: a write that takes longer
+//! than `write_timeout` drops the socket, and a backlog of more than
+//! `max_unsent_frames` frames ends the session with 1013.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use convex_sync_types::ClientMessage;
@@ -16,12 +20,19 @@ use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::debug;
+use tracing::{debug, info};
 
 use syncspec_protocol::wire;
 
+use crate::admission::LogGate;
 use crate::core::{Fault, Frame, Input};
 use crate::server::{wall_now, Outbound, Shared};
+
+/// One line a second about clients cut off for not reading.
+static SLOW_READERS: LogGate = LogGate::new();
+
+/// How long the close frame to a client cut off for not reading may take.
+const OVERFLOW_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves one sync socket until either side ends it.
 pub(crate) async fn serve<Si, St>(mut sink: Si, mut stream: St, shared: Arc<Shared>)
@@ -30,8 +41,9 @@ where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let conn = shared.open(tx);
+    let (conn, backlog) = shared.open(tx);
     let keepalive = shared.config.keepalive;
+    let write_timeout = shared.config.limits.write_timeout;
     let reader = async {
         loop {
             let message = match tokio::time::timeout(keepalive.idle_timeout, stream.next()).await {
@@ -83,14 +95,15 @@ where
             let received = tokio::select! {
                 received = rx.recv_many(&mut batch, 64) => received,
                 _ = ping.tick(), if pings => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
+                    match tokio::time::timeout(write_timeout, sink.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => return false,
+                        Err(_) => return true,
                     }
-                    continue;
                 }
             };
             if received == 0 {
-                return;
+                return false;
             }
             // Everything the core produced in one step (a response and the
             // transition after it, say) goes out in one write.
@@ -100,21 +113,26 @@ where
                     Outbound::Frame(frame) => {
                         transitions += usize::from(matches!(frame, Frame::Transition(..)));
                         let text = frame.encode(wall_now());
-                        if sink.feed(Message::text(text)).await.is_err() {
-                            return;
+                        match tokio::time::timeout(write_timeout, sink.feed(Message::text(text))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return false,
+                            Err(_) => return true,
                         }
                     }
                     Outbound::Close(code, reason) => {
                         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                        let _ = sink.send(Message::Close(Some(frame))).await;
-                        return;
+                        let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+                        return false;
                     }
-                    Outbound::Drop => return,
+                    Outbound::Drop => return false,
                 }
             }
-            if sink.flush().await.is_err() {
-                return;
+            match tokio::time::timeout(write_timeout, sink.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return false,
+                Err(_) => return true,
             }
+            backlog.unsent.fetch_sub(received, Ordering::Relaxed);
             for _ in 0..transitions {
                 shared.step(Input::Delivered { conn });
             }
@@ -126,7 +144,21 @@ where
                 let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
             }
         }
-        () = writer => {}
+        timed_out = writer => {
+            if timed_out {
+                if let Some(held) = SLOW_READERS.pass() {
+                    info!(conn, also_dropped = held, "dropped a socket whose write took over {write_timeout:?}");
+                }
+            }
+        }
+        () = backlog.overflowed.notified() => {
+            let unsent = backlog.unsent.load(Ordering::Relaxed);
+            if let Some(held) = SLOW_READERS.pass() {
+                info!(conn, unsent, also_dropped = held, "closed a session that does not read its socket");
+            }
+            let close = CloseFrame { code: CloseCode::Again, reason: "TooManyUnsentMessages".into() };
+            let _ = tokio::time::timeout(OVERFLOW_CLOSE_TIMEOUT, sink.send(Message::Close(Some(close)))).await;
+        }
     }
     shared.close(conn);
 }

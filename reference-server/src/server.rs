@@ -114,11 +114,28 @@ pub(crate) enum Outbound {
     Drop,
 }
 
+/// One socket's writer, as the core's steps reach it.
+#[derive(Debug)]
+struct Conn {
+    tx: UnboundedSender<Outbound>,
+    backlog: Arc<Backlog>,
+}
+
+/// What a socket's writer has not written yet, and the signal that it is
+/// too much.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    /// Frames queued for the writer and not yet flushed to the socket.
+    pub(crate) unsent: std::sync::atomic::AtomicUsize,
+    /// Raised once when `unsent` passes the limit; the connection ends.
+    pub(crate) overflowed: tokio::sync::Notify,
+}
+
 /// The core and the way to reach each connection and HTTP call, under one lock.
 #[derive(Debug)]
 struct Inner {
     core: Core,
-    conns: HashMap<ConnId, UnboundedSender<Outbound>>,
+    conns: HashMap<ConnId, Conn>,
     calls: HashMap<CallId, oneshot::Sender<Result<Value, Failure>>>,
 }
 
@@ -173,14 +190,10 @@ impl Shared {
                     } else {
                         Outbound::Frame(frame)
                     };
-                    if let Some(tx) = inner.conns.get(&conn) {
-                        let _ = tx.send(message);
-                    }
+                    self.deliver(&mut inner.conns, conn, message);
                 }
                 Output::Close { conn, code, reason } => {
-                    if let Some(tx) = inner.conns.get(&conn) {
-                        let _ = tx.send(Outbound::Close(code, reason));
-                    }
+                    self.deliver(&mut inner.conns, conn, Outbound::Close(code, reason));
                 }
                 Output::Reply { call, outcome } => {
                     if let Some(tx) = inner.calls.remove(&call) {
@@ -211,6 +224,20 @@ impl Shared {
         }
     }
 
+    /// Queues `message` for `conn`'s writer, unless its backlog is full: then
+    /// the connection is cut off from the core (nothing more is queued for
+    /// it) and its socket told to end.
+    fn deliver(&self, conns: &mut HashMap<ConnId, Conn>, conn: ConnId, message: Outbound) {
+        let Some(c) = conns.get(&conn) else { return };
+        let unsent = c.backlog.unsent.fetch_add(1, Ordering::Relaxed) + 1;
+        if unsent > self.config.limits.max_unsent_frames {
+            c.backlog.overflowed.notify_one();
+            conns.remove(&conn);
+            return;
+        }
+        let _ = c.tx.send(message);
+    }
+
     /// Runs one HTTP call through the core and waits for its outcome.
     pub(crate) async fn call(&self, mut call: Call) -> Result<Value, Failure> {
         call.id = self.next_call.fetch_add(1, Ordering::Relaxed);
@@ -225,15 +252,17 @@ impl Shared {
         self.config.core.has(fault)
     }
 
-    /// Registers a connection and its writer channel.
-    pub(crate) fn open(&self, tx: UnboundedSender<Outbound>) -> ConnId {
+    /// Registers a connection and its writer channel; the backlog is the
+    /// writer's to count down as it writes.
+    pub(crate) fn open(&self, tx: UnboundedSender<Outbound>) -> (ConnId, Arc<Backlog>) {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let backlog = Arc::new(Backlog::default());
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.conns.insert(conn, tx);
+        inner.conns.insert(conn, Conn { tx, backlog: backlog.clone() });
         let mut out = Vec::new();
         inner.core.handle(wall_now(), Input::Open { conn }, &mut out);
         debug_assert!(out.is_empty());
-        conn
+        (conn, backlog)
     }
 
     /// Forgets a connection.
@@ -249,8 +278,9 @@ impl Shared {
 
     fn broadcast(&self, make: impl Fn() -> Outbound) -> usize {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for tx in inner.conns.values() {
-            let _ = tx.send(make());
+        for c in inner.conns.values() {
+            c.backlog.unsent.fetch_add(1, Ordering::Relaxed);
+            let _ = c.tx.send(make());
         }
         inner.conns.len()
     }

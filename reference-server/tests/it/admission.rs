@@ -1,7 +1,9 @@
-//! Connections that hold the server without using it: ones that never send
-//! their request or send half of it are closed after the handshake timeout,
-//! and past the connection limits a new connection gets a 503 at once. A
-//! bystander is served throughout.
+//! Clients that hold the server without using it: connections that never
+//! send their request or send half of it are closed after the handshake
+//! timeout; past the connection limits a new connection gets a 503 at once;
+//! a session that does not read its socket is closed once its backlog
+//! passes the limit or a write stalls past the write timeout. A bystander
+//! is served throughout.
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +17,18 @@ use tokio_tungstenite::tungstenite::Message;
 /// Long enough for anything here to happen on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(20);
 
+fn config(limits: Limits) -> ServerConfig {
+    ServerConfig { limits, ..ServerConfig::standard() }
+}
+
 async fn start(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
+    start_with(config(limits)).await
+}
+
+async fn start_with(config: ServerConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = ServerConfig { limits, ..ServerConfig::standard() };
     tokio::spawn(server::run(listener, config, async move {
         let _ = stopped.await;
     }));
@@ -93,7 +102,12 @@ async fn silent_and_half_sent_connections_are_closed_after_the_handshake_timeout
 
 #[tokio::test]
 async fn past_the_connection_limit_a_new_connection_gets_a_503_and_a_freed_place_serves_again() {
-    let limits = Limits { max_connections: 10, max_connections_per_address: 10, handshake_timeout: DEADLINE * 3 };
+    let limits = Limits {
+        max_connections: 10,
+        max_connections_per_address: 10,
+        handshake_timeout: DEADLINE * 3,
+        ..Limits::default()
+    };
     let (addr, _stop) = start(limits).await;
     let mut held = Vec::new();
     for _ in 0..10 {
@@ -115,7 +129,12 @@ async fn past_the_connection_limit_a_new_connection_gets_a_503_and_a_freed_place
 
 #[tokio::test]
 async fn one_address_cannot_take_more_than_its_share() {
-    let limits = Limits { max_connections: 100, max_connections_per_address: 4, handshake_timeout: DEADLINE * 3 };
+    let limits = Limits {
+        max_connections: 100,
+        max_connections_per_address: 4,
+        handshake_timeout: DEADLINE * 3,
+        ..Limits::default()
+    };
     let (addr, _stop) = start(limits).await;
     let _held: Vec<TcpStream> = {
         let mut held = Vec::new();
@@ -127,4 +146,71 @@ async fn one_address_cannot_take_more_than_its_share() {
     let mut refused = TcpStream::connect(&addr).await.unwrap();
     let answer = read_to_close(&mut refused).await.expect("refused at once");
     assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("this address holds its limit of 4"), "{answer}");
+}
+
+/// A socket whose client reads nothing, with a small receive window so the
+/// server's output backs up soon, that has sent `mutations` increments.
+async fn flood_without_reading(addr: &str, mutations: usize) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/api/sync"), stream).await.unwrap();
+    let connect = r#"{"type":"Connect","sessionId":"00000000-0000-4000-8000-000000000002","connectionCount":0,"lastCloseReason":"InitialConnect"}"#;
+    ws.feed(Message::text(connect)).await.unwrap();
+    for i in 0..mutations {
+        let frame = format!(
+            r#"{{"type":"Mutation","requestId":{i},"udfPath":"counters:increment","args":[{{"name":"flood"}}]}}"#
+        );
+        if ws.feed(Message::text(frame)).await.is_err() {
+            break;
+        }
+    }
+    let _ = ws.flush().await;
+    ws
+}
+
+/// Reads what the server sent until the socket ends: the responses, and
+/// how it ended. Fails if it does not end within the deadline.
+async fn drain(mut ws: tokio_tungstenite::WebSocketStream<TcpStream>) -> (usize, String) {
+    let read = async {
+        let mut responses = 0;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("MutationResponse") => responses += 1,
+                Some(Ok(Message::Close(frame))) => return (responses, format!("close {frame:?}")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return (responses, format!("error {e}")),
+                None => return (responses, "end of stream".to_owned()),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read).await.expect("the socket ends")
+}
+
+#[tokio::test]
+async fn a_session_that_does_not_read_is_closed_once_its_backlog_passes_the_limit() {
+    const SENT: usize = 60_000;
+    let limits = Limits { max_unsent_frames: 500, ..Limits::default() };
+    let (addr, _stop) = start_with(ServerConfig { workers: 0, ..config(limits) }).await;
+    let ws = flood_without_reading(&addr, SENT).await;
+    // Let the server work through the flood and back up, then look.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bystander(&addr).await;
+    let (responses, ended) = drain(ws).await;
+    assert!(responses < SENT, "all {SENT} responses were kept for a client that did not read; ended by {ended}");
+    assert!(ended.contains("TooManyUnsentMessages") || ended.contains("error") || ended == "end of stream", "{ended}");
+}
+
+#[tokio::test]
+async fn a_socket_whose_writes_stall_past_the_write_timeout_is_dropped() {
+    const SENT: usize = 60_000;
+    // No bound on the backlog here, so only the write timeout can end it.
+    let limits =
+        Limits { write_timeout: Duration::from_millis(500), max_unsent_frames: usize::MAX, ..Limits::default() };
+    let (addr, _stop) = start_with(ServerConfig { workers: 0, ..config(limits) }).await;
+    let ws = flood_without_reading(&addr, SENT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bystander(&addr).await;
+    let (responses, ended) = drain(ws).await;
+    assert!(responses < SENT, "the server waited on a full socket for good; ended by {ended}");
 }
