@@ -31,6 +31,13 @@ use crate::server::{wall_now, Outbound, Shared};
 /// One line a second about clients cut off for not reading.
 static SLOW_READERS: LogGate = LogGate::new();
 
+/// How long, after the server's close frame, it keeps reading (and
+/// dropping) what the client still sends, waiting for its close. Closing a
+/// socket with unread input sends a reset, which can beat the close frame
+/// to the client and lose its code (RFC 6455 §7.1.1: the server closes the
+/// TCP connection after the closing handshake).
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long the close frame to a client cut off for not reading may take.
 const OVERFLOW_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -44,16 +51,21 @@ where
     let (conn, backlog) = shared.open(tx);
     let keepalive = shared.config.keepalive;
     let write_timeout = shared.config.limits.write_timeout;
+    // Whether the server sent a close frame, and so should wait for the client's.
+    let we_closed = std::sync::atomic::AtomicBool::new(false);
     let reader = async {
         loop {
             let message = match tokio::time::timeout(keepalive.idle_timeout, stream.next()).await {
                 Ok(Some(Ok(message))) => message,
                 Ok(Some(Err(e))) => {
                     debug!(conn, "read failed: {e}");
-                    if matches!(e, WsError::Capacity(_)) {
-                        return Some((CloseCode::Size, "MessageTooLarge"));
-                    }
-                    return None;
+                    // RFC 6455 §7.4.1: say why, with the code for the fault.
+                    return match e {
+                        WsError::Capacity(_) => Some((CloseCode::Size, "MessageTooLarge")),
+                        WsError::Utf8(_) => Some((CloseCode::Invalid, "InvalidUtf8")),
+                        WsError::Protocol(_) => Some((CloseCode::Protocol, "WebSocketProtocolError")),
+                        _ => None,
+                    };
                 }
                 Ok(None) => return None,
                 Err(_) => return Some((CloseCode::Away, "ClientTimeout")),
@@ -121,7 +133,8 @@ where
                     }
                     Outbound::Close(code, reason) => {
                         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                        let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+                        let sent = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+                        we_closed.store(matches!(sent, Ok(Ok(()))), Ordering::Relaxed);
                         return false;
                     }
                     Outbound::Drop => return false,
@@ -141,7 +154,9 @@ where
     tokio::select! {
         closing = reader => {
             if let Some((code, reason)) = closing {
-                let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+                let sent = tokio::time::timeout(write_timeout, sink.send(close)).await;
+                we_closed.store(matches!(sent, Ok(Ok(()))), Ordering::Relaxed);
             }
         }
         timed_out = writer => {
@@ -157,8 +172,12 @@ where
                 info!(conn, unsent, also_dropped = held, "closed a session that does not read its socket");
             }
             let close = CloseFrame { code: CloseCode::Again, reason: "TooManyUnsentMessages".into() };
-            let _ = tokio::time::timeout(OVERFLOW_CLOSE_TIMEOUT, sink.send(Message::Close(Some(close)))).await;
+            let sent = tokio::time::timeout(OVERFLOW_CLOSE_TIMEOUT, sink.send(Message::Close(Some(close)))).await;
+            we_closed.store(matches!(sent, Ok(Ok(()))), Ordering::Relaxed);
         }
+    }
+    if we_closed.load(Ordering::Relaxed) {
+        let _ = tokio::time::timeout(CLOSE_LINGER, async { while let Some(Ok(_)) = stream.next().await {} }).await;
     }
     shared.close(conn);
 }

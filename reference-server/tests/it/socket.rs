@@ -191,3 +191,132 @@ async fn a_client_that_stops_reading_does_not_hold_up_others() {
     assert!(caught_up.is_ok(), "the stalled client never saw the last message");
     assert!(transitions < 100, "{transitions} transitions for 200 commits: not coalesced");
 }
+
+/// A WebSocket client at the byte level: its handshake done, frames written
+/// as given, and the server's frames read back.
+struct RawWs(tokio::net::TcpStream);
+
+impl RawWs {
+    async fn open(addr: &str) -> RawWs {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /api/sync HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        RawWs(stream)
+    }
+
+    /// Writes one frame: `first` is the FIN/RSV/opcode byte; masked with a
+    /// zero key (so the payload goes as is) unless `masked` is false.
+    async fn frame(&mut self, first: u8, payload: &[u8], masked: bool) {
+        use tokio::io::AsyncWriteExt as _;
+        self.0.write_all(&RawWs::encode(first, payload, masked)).await.unwrap();
+    }
+
+    /// Writes many masked text frames in one write.
+    async fn texts(&mut self, payloads: &[String]) {
+        use tokio::io::AsyncWriteExt as _;
+        let bytes: Vec<u8> = payloads.iter().flat_map(|p| RawWs::encode(0x81, p.as_bytes(), true)).collect();
+        self.0.write_all(&bytes).await.unwrap();
+    }
+
+    fn encode(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+        let mask_bit = if masked { 0x80 } else { 0 };
+        let mut bytes = vec![first];
+        match u16::try_from(payload.len()).expect("a short frame") {
+            n @ 0..=125 => bytes.push(n as u8 | mask_bit),
+            n => {
+                bytes.push(126 | mask_bit);
+                bytes.extend(n.to_be_bytes());
+            }
+        }
+        if masked {
+            bytes.extend([0, 0, 0, 0]);
+        }
+        bytes.extend(payload);
+        bytes
+    }
+
+    fn text(payload: &str) -> Vec<u8> {
+        payload.as_bytes().to_vec()
+    }
+
+    /// Reads server frames until a close frame, returning its code, or
+    /// `Err` with what ended the stream instead.
+    async fn close_code(&mut self) -> Result<u16, String> {
+        use tokio::io::AsyncReadExt as _;
+        let read = async {
+            loop {
+                let mut head = [0u8; 2];
+                self.0.read_exact(&mut head).await.map_err(|e| format!("no close frame: {e}"))?;
+                let len = match head[1] & 0x7f {
+                    126 => u64::from(self.0.read_u16().await.map_err(|e| e.to_string())?),
+                    127 => self.0.read_u64().await.map_err(|e| e.to_string())?,
+                    n => u64::from(n),
+                };
+                let mut payload = vec![0u8; len as usize];
+                self.0.read_exact(&mut payload).await.map_err(|e| format!("a cut frame: {e}"))?;
+                if head[0] & 0x0f == 0x8 {
+                    return payload
+                        .get(..2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .ok_or("a close without a code".into());
+                }
+            }
+        };
+        tokio::time::timeout(DEADLINE, read).await.map_err(|_| "no close in time".to_owned())?
+    }
+}
+
+#[tokio::test]
+async fn framing_violations_get_the_rfc_6455_close_code() {
+    let (addr, _stop) = start().await;
+    let connect = r#"{"type":"Connect","sessionId":"00000000-0000-4000-8000-000000000009","connectionCount":0,"lastCloseReason":"InitialConnect"}"#;
+    // A text frame that is not UTF-8: 1007.
+    let mut ws = RawWs::open(&addr).await;
+    ws.frame(0x81, &RawWs::text(connect), true).await;
+    ws.frame(0x81, &[0xff, 0xfe, 0x22], true).await;
+    assert_eq!(ws.close_code().await, Ok(1007));
+    // A frame the client did not mask: 1002.
+    let mut ws = RawWs::open(&addr).await;
+    ws.frame(0x81, &RawWs::text(connect), false).await;
+    assert_eq!(ws.close_code().await, Ok(1002));
+    // A reserved bit with no extension to give it meaning: 1002.
+    let mut ws = RawWs::open(&addr).await;
+    ws.frame(0x81 | 0x40, &RawWs::text(connect), true).await;
+    assert_eq!(ws.close_code().await, Ok(1002));
+    // A reserved opcode: 1002.
+    let mut ws = RawWs::open(&addr).await;
+    ws.frame(0x83, b"x", true).await;
+    assert_eq!(ws.close_code().await, Ok(1002));
+    // And the server serves on.
+    let mut ws = open(&addr, "/api/sync", 10).await;
+    increment(&mut ws, 0, "after-framing").await;
+}
+
+#[tokio::test]
+async fn a_close_the_server_starts_reaches_a_client_that_is_still_sending() {
+    let (addr, _stop) = start().await;
+    let mut ws = RawWs::open(&addr).await;
+    // A message that ends the session (not JSON), with half a megabyte of
+    // mutations behind it in the same write: the server closes with unread
+    // input, which must not turn into a reset that loses the close frame.
+    let mut frames = vec!["not json".to_owned()];
+    frames.extend((0..5000u32).map(|i| {
+        format!(r#"{{"type":"Mutation","requestId":{i},"udfPath":"counters:increment","args":[{{"name":"never"}}]}}"#)
+    }));
+    ws.texts(&frames).await;
+    // The client is busy elsewhere for a moment before it reads, as one that
+    // is still sending would be: by then the server has closed its end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ws.close_code().await, Ok(1002));
+}
