@@ -167,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) admission: Arc<Admission>,
     /// One line a second about refused connections.
     pub(crate) refusals: LogGate,
+    /// One line a second about sessions ended with a `FatalError`.
+    fatal_log: LogGate,
 }
 
 /// Wall-clock nanoseconds since the epoch: the one clock the server reads.
@@ -184,6 +186,11 @@ impl Shared {
         while let Some(output) = queue.pop_front() {
             match output {
                 Output::Send { conn, frame } => {
+                    if let Frame::Fatal(reason) = &frame {
+                        if let Some(held) = self.fatal_log.pass() {
+                            info!(conn, also_ended = held, "ended a session for a protocol violation: {reason}");
+                        }
+                    }
                     let success = matches!(frame, Frame::MutationResponse { outcome: Ok(_), .. });
                     let message = if success && self.drop_after_next_commit.swap(false, Ordering::SeqCst) {
                         Outbound::Drop
@@ -300,6 +307,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         drop_on_next_mutation: AtomicBool::new(false),
         admission: Admission::new(config.limits),
         refusals: LogGate::new(),
+        fatal_log: LogGate::new(),
         verifier: if config.core.has(Fault::AcceptAnyToken) { Verifier::believing_any() } else { config.auth.clone() },
         config: config.clone(),
     });
