@@ -6,18 +6,41 @@
 //! IEEE-754, only for NaN, the infinities and -0), `{"$bytes": b64}`. Any
 //! other plain JSON number decodes to a float64. Legacy `$set` and `$map` are
 //! rejected, as both official clients reject them.
+//!
+//! Text is decoded straight into a `Value` by a `serde` visitor, never
+//! through a `serde_json` tree. `decode_str_limited`, for what clients send,
+//! also holds the value to Convex's limits on array length, object fields
+//! and nesting while it parses, so an over-limit value costs no more than the
+//! limit to refuse. `decode` reads a `serde_json` tree someone else parsed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use serde::de::DeserializeSeed as _;
 use serde_json::Value as Json;
 
 use crate::value::Value;
 
 /// The longest field name the official clients accept.
 pub const MAX_FIELD_NAME_LEN: usize = 1024;
+
+/// The most elements an array may hold: Convex's backend refuses more
+/// (`MAX_ARRAY_LEN` in its `value` crate), as its documentation says:
+/// "Arrays can have at most 8192 values" (<https://docs.convex.dev/database/types>).
+pub const MAX_ARRAY_LEN: usize = 8192;
+
+/// The most fields an object may hold: "Objects can have at most 1024
+/// entries" (same page; `MAX_OBJECT_FIELDS` in Convex's backend).
+pub const MAX_OBJECT_FIELDS: usize = 1024;
+
+/// How deeply arrays and objects may nest in a value, `[[0]]` being two
+/// levels and a `$integer`, `$float` or `$bytes` object none: Convex's backend
+/// refuses a deeper value (`MAX_NESTING` in its `value` crate). A stored
+/// document is held to 16 levels (<https://docs.convex.dev/production/state/limits>);
+/// that is the store's rule, not the codec's.
+pub const MAX_NESTING: usize = 64;
 
 /// Why a JSON value is not a valid Convex value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,26 +131,94 @@ pub fn decode(json: &Json) -> Result<Value, DecodeError> {
     decode_at(json, &mut String::new())
 }
 
-/// Decodes Convex JSON text into a value.
+/// Decodes Convex JSON text into a value, with no limits on its size: for
+/// what a server sends, which the official clients read whatever its size.
 ///
-/// The text is read straight into a `Value`, with no intermediate JSON tree;
-/// only when that fails is it read again the slow way, for an error message
-/// that names the path to the bad part.
+/// The text is read straight into a `Value`, with no intermediate JSON tree,
+/// and an error names the path to the bad part.
 pub fn decode_str(text: &str) -> Result<Value, DecodeError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let fast = serde::de::Deserializer::deserialize_any(&mut de, ValueVisitor).and_then(|v| de.end().map(|()| v));
-    if let Ok(value) = fast {
-        return Ok(value);
-    }
-    let json: Json = serde_json::from_str(text)
-        .map_err(|e| DecodeError { path: "/".to_owned(), message: format!("expected JSON, got a parse error: {e}") })?;
-    decode(&json)
+    decode_text(text, NO_LIMITS)
 }
 
-/// Builds a `Value` while parsing; errors carry no path (see `decode_str`).
-struct ValueVisitor;
+/// Decodes Convex JSON text that a client sent, holding it to Convex's value
+/// limits ([`MAX_ARRAY_LEN`], [`MAX_OBJECT_FIELDS`], [`MAX_NESTING`]) as it
+/// parses: the first part over a limit stops the parse, so the work done is
+/// bounded by the limits, not by how many elements the text packs in.
+pub fn decode_str_limited(text: &str) -> Result<Value, DecodeError> {
+    decode_text(text, CONVEX_LIMITS)
+}
 
-impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+/// What one decode holds values to.
+#[derive(Clone, Copy)]
+struct Limits {
+    array_len: usize,
+    object_fields: usize,
+    nesting: usize,
+}
+
+const CONVEX_LIMITS: Limits =
+    Limits { array_len: MAX_ARRAY_LEN, object_fields: MAX_OBJECT_FIELDS, nesting: MAX_NESTING };
+
+/// No limits of ours; `serde_json`'s recursion limit of 128 levels still holds.
+const NO_LIMITS: Limits = Limits { array_len: usize::MAX, object_fields: usize::MAX, nesting: usize::MAX };
+
+fn decode_text(text: &str, limits: Limits) -> Result<Value, DecodeError> {
+    let mut reader = Reader { limits, path: Vec::new(), refusal: None };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Level { reader: &mut reader, depth: 1 }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    value.map_err(|e| {
+        let path: String = reader.path.iter().rev().flat_map(|segment| ["/", segment.as_str()]).collect();
+        let message = reader.refusal.unwrap_or_else(|| format!("expected JSON, got a parse error: {e}"));
+        error(&path, message)
+    })
+}
+
+/// The state of one decode: its limits and, once it fails, where and why.
+struct Reader {
+    limits: Limits,
+    /// The path to the part that failed, innermost segment first: each level
+    /// adds its segment as the error passes out through it, so a decode that
+    /// succeeds never builds a path.
+    path: Vec<String>,
+    /// Why the codec refused the value; `None` when the JSON itself is bad.
+    refusal: Option<String>,
+}
+
+impl Reader {
+    /// Records why the value is refused and returns the error that stops the
+    /// parse (its own text is never shown: `decode_text` uses `refusal`).
+    fn refuse<E: serde::de::Error>(&mut self, message: String) -> E {
+        self.refusal = Some(message);
+        E::custom("refused")
+    }
+
+    fn check_nesting<E: serde::de::Error>(&mut self, depth: usize) -> Result<(), E> {
+        if depth <= self.limits.nesting {
+            return Ok(());
+        }
+        let limit = self.limits.nesting;
+        Err(self.refuse(format!(
+            "expected arrays and objects nested at most {limit} levels deep (Convex's limit), got deeper"
+        )))
+    }
+}
+
+/// One array or object level of a decode (1 for the outermost), as both the
+/// seed that reads a value there and the visitor that builds it.
+struct Level<'r> {
+    reader: &'r mut Reader,
+    depth: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Level<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Level<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,44 +254,105 @@ impl<'de> serde::de::Visitor<'de> for ValueVisitor {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element_seed(Seed)? {
+        let Level { reader, depth } = self;
+        reader.check_nesting(depth)?;
+        let mut items = Vec::new();
+        loop {
+            let item = match seq.next_element_seed(Level { reader: &mut *reader, depth: depth + 1 }) {
+                Ok(Some(item)) => item,
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(e) => {
+                    reader.path.push(items.len().to_string());
+                    return Err(e);
+                }
+            };
+            // Checked on the element past the limit, so that a huge array
+            // costs one more element than the largest allowed.
+            if items.len() == reader.limits.array_len {
+                let limit = reader.limits.array_len;
+                return Err(
+                    reader.refuse(format!("expected an array of at most {limit} elements (Convex's limit), got more"))
+                );
+            }
             items.push(item);
         }
-        Ok(Value::Array(items))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        use serde::de::Error as _;
-        let mut fields = BTreeMap::new();
-        let mut special = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key.len() > MAX_FIELD_NAME_LEN {
-                return Err(A::Error::custom("field name too long"));
-            }
-            special |= key.starts_with('$');
-            let value = map.next_value_seed(Seed)?;
-            fields.insert(key.into(), value);
-        }
-        if !special {
-            return Ok(Value::Object(fields));
-        }
-        // Rebuild the JSON of the special object and let the checked path judge it.
-        let Some((key, Value::String(text))) = fields.iter().next().filter(|_| fields.len() == 1) else {
-            return Err(A::Error::custom("invalid special object"));
+        let Level { reader, depth } = self;
+        let Some(mut key) = map.next_key::<String>()? else {
+            reader.check_nesting(depth)?;
+            return Ok(Value::Object(BTreeMap::new()));
         };
-        decode_special(key, &Json::String(text.clone()), "").map_err(A::Error::custom)
+        if key.starts_with('$') {
+            return read_special(reader, depth, key, map);
+        }
+        // Only now is this known to be an object and not a special value,
+        // which nests no deeper than the scalar it stands for.
+        reader.check_nesting(depth)?;
+        let mut fields = BTreeMap::new();
+        loop {
+            if key.starts_with('$') {
+                let message = if SPECIAL_KEYS.contains(&key.as_str()) {
+                    format!("expected `{key}` to be the only field of its object, got other fields beside it")
+                } else {
+                    format!("expected a field name not starting with `$`, got `{key}`")
+                };
+                return Err(reader.refuse(message));
+            }
+            if key.len() > MAX_FIELD_NAME_LEN {
+                return Err(
+                    reader.refuse(format!("field name of {} bytes is longer than {MAX_FIELD_NAME_LEN}", key.len()))
+                );
+            }
+            if fields.len() == reader.limits.object_fields && !fields.contains_key(key.as_str()) {
+                let limit = reader.limits.object_fields;
+                return Err(
+                    reader.refuse(format!("expected an object of at most {limit} fields (Convex's limit), got more"))
+                );
+            }
+            match map.next_value_seed(Level { reader: &mut *reader, depth: depth + 1 }) {
+                Ok(value) => {
+                    fields.insert(key.into(), value);
+                }
+                Err(e) => {
+                    reader.path.push(key);
+                    return Err(e);
+                }
+            }
+            match map.next_key::<String>()? {
+                Some(next) => key = next,
+                None => return Ok(Value::Object(fields)),
+            }
+        }
     }
 }
 
-struct Seed;
+/// The keys of the one-key objects that stand for values JSON lacks.
+const SPECIAL_KEYS: [&str; 3] = ["$integer", "$float", "$bytes"];
 
-impl<'de> serde::de::DeserializeSeed<'de> for Seed {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
+/// Reads the rest of an object whose first key, `key`, starts with `$`.
+fn read_special<'de, A: serde::de::MapAccess<'de>>(
+    reader: &mut Reader,
+    depth: usize,
+    key: String,
+    mut map: A,
+) -> Result<Value, A::Error> {
+    let payload = match map.next_value_seed(Level { reader: &mut *reader, depth }) {
+        Ok(payload) => payload,
+        Err(e) => {
+            reader.path.push(key);
+            return Err(e);
+        }
+    };
+    if let Some(other) = map.next_key::<String>()? {
+        return Err(reader.refuse(format!("expected `{key}` to be the only field of its object, got `{other}` too")));
     }
+    let text = match &payload {
+        Value::String(text) => Ok(text.as_str()),
+        other => Err(format!("a value of type {}", other.type_name())),
+    };
+    decode_special(&key, text).map_err(|message| reader.refuse(message))
 }
 
 /// A finite float other than -0 travels as a plain JSON number.
@@ -281,7 +433,11 @@ fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
                         format!("expected `{key}` to be the only field of its object, got {} fields", map.len()),
                     ));
                 }
-                return decode_special(key, inner, path);
+                let text = match inner {
+                    Json::String(text) => Ok(text.as_str()),
+                    other => Err(other.to_string()),
+                };
+                return decode_special(key, text).map_err(|message| error(path, message));
             }
             let mut out = BTreeMap::new();
             for (key, inner) in map {
@@ -301,17 +457,15 @@ fn decode_at(json: &Json, path: &mut String) -> Result<Value, DecodeError> {
     })
 }
 
-fn decode_special(key: &str, inner: &Json, path: &str) -> Result<Value, DecodeError> {
-    let bytes = |expected_len: Option<usize>| -> Result<Vec<u8>, DecodeError> {
-        let Json::String(text) = inner else {
-            return Err(error(path, format!("expected a base64 string in `{key}`, got {inner}")));
-        };
-        let bytes =
-            BASE64.decode(text).map_err(|e| error(path, format!("expected base64 in `{key}`, got {text:?}: {e}")))?;
+/// Decodes the value a special object stands for, from its key and its
+/// payload: the payload's text, or what came instead of text. An `Err` is the
+/// message for the caller to place.
+fn decode_special(key: &str, payload: Result<&str, String>) -> Result<Value, String> {
+    let bytes = |expected_len: Option<usize>| -> Result<Vec<u8>, String> {
+        let text = payload.as_deref().map_err(|got| format!("expected a base64 string in `{key}`, got {got}"))?;
+        let bytes = BASE64.decode(text).map_err(|e| format!("expected base64 in `{key}`, got {text:?}: {e}"))?;
         match expected_len {
-            Some(n) if bytes.len() != n => {
-                Err(error(path, format!("expected {n} bytes in `{key}`, got {}", bytes.len())))
-            }
+            Some(n) if bytes.len() != n => Err(format!("expected {n} bytes in `{key}`, got {}", bytes.len())),
             _ => Ok(bytes),
         }
     };
@@ -328,15 +482,14 @@ fn decode_special(key: &str, inner: &Json, path: &str) -> Result<Value, DecodeEr
             le.copy_from_slice(&b);
             let f = f64::from_le_bytes(le);
             if is_plain_float(f) {
-                return Err(error(
-                    path,
-                    format!("expected `$float` only for NaN, ±Infinity or -0, got {f} which must be a plain number"),
+                return Err(format!(
+                    "expected `$float` only for NaN, ±Infinity or -0, got {f} which must be a plain number"
                 ));
             }
             Ok(Value::Float64(f))
         }
         "$bytes" => Ok(Value::Bytes(bytes(None)?)),
-        other => Err(error(path, format!("expected a field name not starting with `$`, got `{other}`"))),
+        other => Err(format!("expected a field name not starting with `$`, got `{other}`")),
     }
 }
 
@@ -403,6 +556,12 @@ mod tests {
         }
 
         #[test]
+        fn limited_and_unlimited_decoders_agree_within_the_limits(v in arb_value()) {
+            let text = encode(&v);
+            prop_assert!(same(&decode_str_limited(&text).unwrap(), &decode_str(&text).unwrap()));
+        }
+
+        #[test]
         fn integers_of_wrong_length_are_rejected(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
             prop_assume!(bytes.len() != 8);
             let json = serde_json::json!({"$integer": BASE64.encode(&bytes)});
@@ -454,6 +613,76 @@ mod tests {
         ] {
             assert!(decode_str(bad).is_err(), "{bad} should be rejected");
         }
+        assert!(decode_str(r#"{"x":1,"$integer":"AQAAAAAAAAA="}"#).unwrap_err().message.contains("only field"));
+        assert!(decode_str(r#"{"x":1,"$foo":1}"#).unwrap_err().message.contains("not starting with `$`"));
+    }
+
+    /// `n` copies of `item` as a JSON array.
+    fn array_of(item: &str, n: usize) -> String {
+        format!("[{}]", vec![item; n].join(","))
+    }
+
+    /// `n` arrays nested around `inner`.
+    fn nested(inner: &str, n: usize) -> String {
+        format!("{}{inner}{}", "[".repeat(n), "]".repeat(n))
+    }
+
+    fn limit_error(text: &str) -> DecodeError {
+        let err = decode_str_limited(text).unwrap_err();
+        assert!(err.message.contains("(Convex's limit)"), "{err}");
+        err
+    }
+
+    #[test]
+    fn arrays_are_limited_to_8192_elements() {
+        assert!(decode_str_limited(&array_of("0", MAX_ARRAY_LEN)).is_ok());
+        let err = limit_error(&format!(r#"{{"a":[1,{}]}}"#, array_of("0", MAX_ARRAY_LEN + 1)));
+        assert_eq!(err.path, "/a/1");
+        assert_eq!(err.message, "expected an array of at most 8192 elements (Convex's limit), got more");
+        // Values from a server are read whatever their size.
+        assert!(decode_str(&array_of("0", MAX_ARRAY_LEN + 1)).is_ok());
+    }
+
+    #[test]
+    fn objects_are_limited_to_1024_fields() {
+        let object = |n: usize| format!("{{{}}}", (0..n).map(|i| format!(r#""f{i}":0"#)).collect::<Vec<_>>().join(","));
+        assert!(decode_str_limited(&object(MAX_OBJECT_FIELDS)).is_ok());
+        let err = limit_error(&format!("[0,{}]", object(MAX_OBJECT_FIELDS + 1)));
+        assert_eq!(err.path, "/1");
+        assert!(err.message.contains("at most 1024 fields"), "{err}");
+        // A repeated name is one field, as the decoded object has it.
+        let repeated = object(MAX_OBJECT_FIELDS).replace('}', r#","f0":1}"#);
+        assert!(decode_str_limited(&repeated).is_ok());
+        assert!(decode_str(&object(MAX_OBJECT_FIELDS + 1)).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_limited_to_64_levels() {
+        assert!(decode_str_limited(&nested("0", MAX_NESTING)).is_ok());
+        let err = limit_error(&nested("0", MAX_NESTING + 1));
+        assert_eq!(err.path, format!("/{}", vec!["0"; MAX_NESTING].join("/")));
+        assert!(err.message.contains("at most 64 levels"), "{err}");
+        // An empty object is a level; a special value is a scalar and is not.
+        assert!(decode_str_limited(&nested("{}", MAX_NESTING)).is_err());
+        let int = encode(&Value::Int64(7));
+        assert_eq!(decode_str_limited(&nested(&int, MAX_NESTING)).unwrap(), {
+            (0..MAX_NESTING).fold(Value::Int64(7), |v, _| Value::Array(vec![v]))
+        });
+        assert!(decode_str(&nested("0", MAX_NESTING + 1)).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_path_to_the_bad_part() {
+        let err = decode_str(r#"{"a":[1,{"$integer":5}]}"#).unwrap_err();
+        assert_eq!(err.path, "/a/1");
+        assert_eq!(err.message, "expected a base64 string in `$integer`, got a value of type float64");
+        let err = decode_str(r#"{"a":[1,2,x]}"#).unwrap_err();
+        assert_eq!(err.path, "/a/2");
+        assert!(err.message.starts_with("expected JSON, got a parse error"), "{err}");
+        let err = decode_str("[1] 2").unwrap_err();
+        assert_eq!(err.path, "/");
+        let long = "x".repeat(MAX_FIELD_NAME_LEN + 1);
+        assert_eq!(decode_str(&format!(r#"{{"a":{{"{long}":1}}}}"#)).unwrap_err().path, "/a");
     }
 
     #[test]

@@ -12,11 +12,17 @@
 //! many of them. `http` holds the bodies of the HTTP function calls.
 //! Sockets, sessions and what a frame means to a backend live elsewhere.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use convex_sync_types::{ClientMessage, ErrorPayload, LogLinesMessage, ServerMessage, StateVersion};
+use convex_sync_types::types::SerializedArgs;
+use convex_sync_types::{
+    ClientMessage, ErrorPayload, LogLinesMessage, QuerySetModification, ServerMessage, StateVersion,
+};
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 use crate::json::{self, DecodeError};
@@ -67,23 +73,108 @@ pub enum ArgsError {
     /// Not `[ {…} ]`.
     #[error("expected arguments as a one-element array holding an object, got {0}")]
     BadEnvelope(String),
-    /// A value the codec rejects.
+    /// A value the codec rejects, or one over Convex's limits on array
+    /// length, object fields or nesting (the error names the limit and the
+    /// path to the part over it).
     #[error(transparent)]
     Value(#[from] DecodeError),
 }
 
 /// Parses one text frame into a client message.
+///
+/// Arguments (a `Mutation`'s or `Action`'s, and each added query's) stay the
+/// frame's own text, checked only as JSON: read into a `serde_json` tree, as
+/// `convex_sync_types` alone would, 24 MiB of `0,` costs gigabytes before
+/// `decode_args` can refuse it. The rest of the frame goes through
+/// `convex_sync_types` as before, with a stand-in for each argument array.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
-    let json: Json = serde_json::from_str(text).map_err(WireError::InvalidJson)?;
-    ClientMessage::try_from(json).map_err(|e| WireError::InvalidMessage(format!("{e:#}")))
+    let fields: RawFields<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => WireError::InvalidMessage(format!("a frame that is not an object: {e}")),
+        _ => WireError::InvalidJson(e),
+    })?;
+    let mut args = None;
+    // One entry per modification, in order: the added query's raw arguments.
+    let mut query_args = Vec::new();
+    let mut json = serde_json::Map::new();
+    for (key, raw) in fields {
+        let value = match key.as_ref() {
+            "args" => lift_args(raw, &mut args),
+            "modifications" => lift_query_args(raw, &mut query_args)?,
+            _ => tree(raw)?,
+        };
+        json.insert(key.into_owned(), value);
+    }
+    let mut message =
+        ClientMessage::try_from(Json::Object(json)).map_err(|e| WireError::InvalidMessage(format!("{e:#}")))?;
+    let restore = |raw: &RawValue| SerializedArgs::from_raw(raw.to_owned());
+    match &mut message {
+        ClientMessage::Mutation { args: sent, .. } | ClientMessage::Action { args: sent, .. } => {
+            if let Some(raw) = args {
+                *sent = restore(raw);
+            }
+        }
+        ClientMessage::ModifyQuerySet { modifications, .. } => {
+            for (m, raw) in modifications.iter_mut().zip(query_args) {
+                if let (QuerySetModification::Add(query), Some(raw)) = (m, raw) {
+                    query.args = restore(raw);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(message)
+}
+
+/// An object's fields, each left as raw JSON borrowed from the frame.
+type RawFields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+
+/// Keeps `raw` arguments aside and returns their stand-in: `null` stays
+/// `null` (which `convex_sync_types` refuses or defaults as it always has),
+/// anything else becomes `[]`, replaced by `raw` once the message is built.
+fn lift_args<'a>(raw: &'a RawValue, kept: &mut Option<&'a RawValue>) -> Json {
+    *kept = Some(raw);
+    if raw.get() == "null" {
+        Json::Null
+    } else {
+        Json::Array(Vec::new())
+    }
+}
+
+/// A `modifications` list with each added query's arguments lifted out as
+/// `lift_args` does, one entry in `kept` per modification.
+fn lift_query_args<'a>(raw: &'a RawValue, kept: &mut Vec<Option<&'a RawValue>>) -> Result<Json, WireError> {
+    let modifications: Option<Vec<RawFields<'a>>> = serde_json::from_str(raw.get())
+        .map_err(|e| WireError::InvalidMessage(format!("modifications that are not objects: {e}")))?;
+    let Some(modifications) = modifications else { return Ok(Json::Null) };
+    let mut out = Vec::with_capacity(modifications.len());
+    for modification in modifications {
+        let mut args = None;
+        let mut json = serde_json::Map::new();
+        for (key, raw) in modification {
+            let value = if key == "args" { lift_args(raw, &mut args) } else { tree(raw)? };
+            json.insert(key.into_owned(), value);
+        }
+        kept.push(args);
+        out.push(Json::Object(json));
+    }
+    Ok(Json::Array(out))
+}
+
+/// A field other than arguments, as the tree `convex_sync_types` reads.
+fn tree(raw: &RawValue) -> Result<Json, WireError> {
+    serde_json::from_str(raw.get()).map_err(WireError::InvalidJson)
 }
 
 /// Decodes a message's `args` field: a one-element array holding an object.
+///
+/// The text is held to Convex's value limits while it is parsed
+/// (`json::decode_str_limited`), so arguments over a limit are refused after
+/// reading little more than the limit, whatever the length of the text.
 pub fn decode_args(raw: &str) -> Result<Value, ArgsError> {
     if raw.len() > MAX_ARGS_BYTES {
         return Err(ArgsError::TooLarge(raw.len()));
     }
-    match json::decode_str(raw)? {
+    match json::decode_str_limited(raw)? {
         Value::Array(mut items) if items.len() == 1 && matches!(items[0], Value::Object(_)) => Ok(items.remove(0)),
         Value::Array(items) if items.len() == 1 => {
             Err(ArgsError::BadEnvelope(format!("an array holding {}", items[0].type_name())))
@@ -649,6 +740,49 @@ mod tests {
             (request_id, String::from(udf_path).as_str(), decode_args(sent.get()).unwrap()),
             (11, "messages:streamReply", args)
         );
+    }
+
+    /// The frame reader agrees with reading the whole frame as a tree and
+    /// handing it to `convex_sync_types`, as it used to: the same message, or
+    /// an error of the same kind.
+    #[test]
+    fn client_frames_read_as_convex_sync_types_reads_them() {
+        let tree_reader = |text: &str| -> Result<ClientMessage, WireError> {
+            let json: Json = serde_json::from_str(text).map_err(WireError::InvalidJson)?;
+            ClientMessage::try_from(json).map_err(|e| WireError::InvalidMessage(format!("{e:#}")))
+        };
+        let args = Value::object([("name", Value::from("c")), ("n", Value::Int64(2))]);
+        let add = |id: u32| QuerySetChange::Add { query_id: id, udf_path: "counters:get", args: &args, journal: None };
+        for text in [
+            write_mutation(1, "counters:increment", &args),
+            write_action(2, "messages:streamReply", &args),
+            write_modify_query_set(0, 1, &[QuerySetChange::Remove { query_id: 0 }, add(1), add(2)]),
+            r#"{"type":"Mutation","requestId":1,"udfPath":"a:b","args":5,"extra":[1,{"x":null}]}"#.to_owned(),
+            r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Add","queryId":1,"udfPath":"a:b"},{"type":"Add","queryId":2,"udfPath":"a:b","args":null}]}"#.to_owned(),
+            r#"{"type":"Event","eventType":"x","event":{"a":[1,2]},"args":[{}]}"#.to_owned(),
+            r#"{"type":"Mutation","requestId":1,"udfPath":"a:b","args":null}"#.to_owned(),
+            r#"{"type":"Mutation","requestId":1,"udfPath":"a:b"}"#.to_owned(),
+            r#"{"type":"Mutation","requestId":1,"udfPath":"a:b","args":[{}],"modifications":null}"#.to_owned(),
+            r#"{"type":"Mutation","requestId":1,"udfPath":"a:b","args":[{}],"modifications":5}"#.to_owned(),
+            r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[1]}"#.to_owned(),
+            r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1}"#.to_owned(),
+            r#"{"type":"Nope"}"#.to_owned(),
+            "[1]".to_owned(),
+            "{".to_owned(),
+            r#"{"type":"Mutation"} x"#.to_owned(),
+        ] {
+            match (parse_client_message(&text), tree_reader(&text)) {
+                (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{text}"),
+                (Err(ours), Err(theirs)) => assert_eq!(ours.code(), theirs.code(), "{text}: {ours} / {theirs}"),
+                (ours, theirs) => panic!("{text}: read as {ours:?}, but as a tree {theirs:?}"),
+            }
+        }
+        // Arguments keep their own text, spaces and all.
+        let text = r#"{"type":"Mutation","requestId":1,"udfPath":"a:b","args": [ {"n" : 1.50} ] }"#;
+        let ClientMessage::Mutation { args, .. } = parse_client_message(text).unwrap() else {
+            panic!("not a Mutation")
+        };
+        assert_eq!(args.get(), r#"[ {"n" : 1.50} ]"#);
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, HttpBodyError> {
         Some(raw) if raw.get().len() > MAX_ARGS_BYTES => return Err(HttpBodyError::TooLarge(raw.get().len())),
         Some(raw) => {
             let wrong = |got: String| HttpBodyError::WrongType { field: "args", expected: ARGS_SHAPE, got };
-            match json::decode_str(raw.get()).map_err(|error| HttpBodyError::Value { field: "args", error })? {
+            match json::decode_str_limited(raw.get()).map_err(|error| HttpBodyError::Value { field: "args", error })? {
                 object @ Value::Object(_) => object,
                 Value::Array(mut items) if items.len() == 1 && matches!(items[0], Value::Object(_)) => items.remove(0),
                 Value::Array(items) if items.len() == 1 => {
