@@ -352,6 +352,9 @@ pub(crate) struct ServeArgs {
     /// How long one write to a socket may take before the socket is dropped (a client that stopped reading).
     #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
     pub(crate) write_timeout: Duration,
+    /// Most queries one session may hold; a query-set change past it ends the session (FatalError TooManyQueries).
+    #[arg(long, default_value_t = syncspec_server::core::Config::standard().max_queries_per_session, value_parser = parse_positive_count)]
+    pub(crate) max_queries_per_session: usize,
     /// Verify `User` tokens against the public keys of this JWKS file (RS256, ES256, EdDSA).
     #[arg(long, value_name = "FILE", conflicts_with = "auth_secret")]
     pub(crate) auth_jwks: Option<std::path::PathBuf>,

@@ -37,7 +37,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("listening on http://{addr}");
         std::io::stdout().flush().ok();
         let config = ServerConfig {
-            core: Config { presence_ttl_ns: args.presence_ttl.as_nanos() as u64, faults, ..Config::standard() },
+            core: Config {
+                presence_ttl_ns: args.presence_ttl.as_nanos() as u64,
+                faults,
+                max_queries_per_session: args.max_queries_per_session,
+                ..Config::standard()
+            },
             workers: args.workers,
             test_hooks: args.test_hooks,
             keepalive: Keepalive { ping_interval: args.ping_interval, idle_timeout: args.idle_timeout },

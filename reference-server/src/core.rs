@@ -55,12 +55,22 @@ pub struct Config {
     pub faults: BTreeSet<Fault>,
     /// The per-user limit on the catalogue's high-frequency functions.
     pub rate: ratelimit::Rate,
+    /// The most queries one session may hold; a `ModifyQuerySet` that would
+    /// take it past this is a protocol error (`TooManyQueries`), so one
+    /// client cannot make the core build and keep huge transitions.
+    pub max_queries_per_session: usize,
 }
 
 impl Config {
-    /// The catalogue's defaults: a 10 s presence TTL, no faults.
+    /// The catalogue's defaults: a 10 s presence TTL, no faults, 10,000
+    /// queries a session (a busy app screen holds tens).
     pub fn standard() -> Config {
-        Config { presence_ttl_ns: 10_000_000_000, faults: BTreeSet::new(), rate: ratelimit::HIGH_FREQUENCY }
+        Config {
+            presence_ttl_ns: 10_000_000_000,
+            faults: BTreeSet::new(),
+            rate: ratelimit::HIGH_FREQUENCY,
+            max_queries_per_session: 10_000,
+        }
     }
 
     /// Whether a fault is on.
@@ -783,6 +793,14 @@ impl Core {
                 QuerySetModification::Remove { query_id } => query_id.get_id(),
             };
             return self.fatal(conn, error, &format!("query id {id} in ModifyQuerySet"), out);
+        }
+        if ids.len() > self.config.max_queries_per_session {
+            let detail = format!(
+                "this ModifyQuerySet would leave the session with {} queries; a session may hold {}",
+                ids.len(),
+                self.config.max_queries_per_session
+            );
+            return self.fatal(conn, "TooManyQueries", &detail, out);
         }
         for m in modifications {
             match m {

@@ -453,6 +453,29 @@ fn a_reused_request_id_racing_the_call_it_reuses_is_refused_at_commit() {
 }
 
 #[test]
+fn a_query_set_past_the_session_limit_is_refused_whole_and_harms_no_one_else() {
+    let config = Config { max_queries_per_session: 3, ..Config::standard() };
+    let mut d = Driver::with_config(true, config);
+    d.connect(1);
+    d.connect(2);
+    // Up to the limit, in two changes: fine.
+    d.subscribe(1, 0, 0, "counters:get", args([("name", "a".into())]));
+    d.subscribe(1, 1, 1, "counters:get", args([("name", "b".into())]));
+    d.subscribe(1, 2, 2, "counters:get", args([("name", "c".into())]));
+    assert_eq!(d.latest(1, 2), Some(Value::Int64(0)));
+    assert!(fatal_of(&d, 1).is_none());
+    // One more is a protocol error, and the session ends.
+    d.subscribe(1, 3, 3, "counters:get", args([("name", "d".into())]));
+    let fatal = fatal_of(&d, 1).expect("a FatalError");
+    assert!(fatal.starts_with("TooManyQueries") && fatal.contains("4 queries"), "{fatal}");
+    assert!(d.latest(1, 3).is_none(), "the refused query was run");
+    // Another session is served as before.
+    d.subscribe(2, 0, 0, "counters:get", args([("name", "a".into())]));
+    d.mutate(2, 0, "counters:increment", args([("name", "a".into())]));
+    assert_eq!(d.latest(2, 0), Some(Value::Int64(1)));
+}
+
+#[test]
 fn conflicting_executions_retry_at_a_newer_snapshot() {
     let mut d = Driver::new(false);
     d.connect(1);
