@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use syncspec::suite::Auth;
+use syncspec_server::admission::Limits;
 use syncspec_server::auth::Verifier;
 use syncspec_server::core::{Config, Fault};
-use syncspec_server::admission::Limits;
 use syncspec_server::server::{self, Keepalive, ServerConfig};
 
 /// The embedded server's keepalive for the suite: short, so that case 10.4
