@@ -100,7 +100,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
         let value = match key.as_ref() {
             "args" => lift_args(raw, &mut args),
             "modifications" => lift_query_args(raw, &mut query_args)?,
-            _ => tree(raw)?,
+            _ => tree(&key, raw)?,
         };
         json.insert(key.into_owned(), value);
     }
@@ -151,7 +151,7 @@ fn lift_query_args<'a>(raw: &'a RawValue, kept: &mut Vec<Option<&'a RawValue>>) 
         let mut args = None;
         let mut json = serde_json::Map::new();
         for (key, raw) in modification {
-            let value = if key == "args" { lift_args(raw, &mut args) } else { tree(raw)? };
+            let value = if key == "args" { lift_args(raw, &mut args) } else { tree(&key, raw)? };
             json.insert(key.into_owned(), value);
         }
         kept.push(args);
@@ -160,8 +160,19 @@ fn lift_query_args<'a>(raw: &'a RawValue, kept: &mut Vec<Option<&'a RawValue>>) 
     Ok(Json::Array(out))
 }
 
+/// The most text one field other than arguments may hold (an `Event`'s
+/// payload, say): such fields are read as a `serde_json` tree, which costs
+/// tens of bytes per byte of text, and no client sends more than a few KiB.
+pub const MAX_OTHER_FIELD_BYTES: usize = 1024 * 1024;
+
 /// A field other than arguments, as the tree `convex_sync_types` reads.
-fn tree(raw: &RawValue) -> Result<Json, WireError> {
+fn tree(key: &str, raw: &RawValue) -> Result<Json, WireError> {
+    let len = raw.get().len();
+    if len > MAX_OTHER_FIELD_BYTES {
+        return Err(WireError::InvalidMessage(format!(
+            "a `{key}` field of {len} bytes; fields other than arguments hold at most {MAX_OTHER_FIELD_BYTES}"
+        )));
+    }
     serde_json::from_str(raw.get()).map_err(WireError::InvalidJson)
 }
 

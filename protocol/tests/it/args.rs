@@ -89,3 +89,33 @@ fn an_oversize_query_costs_one_copy_of_its_args() {
     };
     assert_eq!(query.args.get(), args);
 }
+
+/// A field that is not arguments (an `Event`'s payload, an unknown field) is
+/// refused by its length before it is read into a tree: 23 MB of it cost
+/// gigabytes when it was read first.
+#[test]
+fn an_oversize_field_other_than_args_is_refused_by_its_length() {
+    let payload = zeros_args(11_500_000);
+    for frame in [
+        format!(r#"{{"type":"Event","eventType":"x","event":{payload}}}"#),
+        format!(
+            r#"{{"type":"Mutation","requestId":0,"udfPath":"counters:increment","args":[{{}}],"extra":{payload}}}"#
+        ),
+    ] {
+        let mut parsed = None;
+        let info = measure(|| parsed = Some(wire::parse_client_message(&frame)));
+        assert!(
+            info.bytes_max < 2 * frame.len() as u64,
+            "{} bytes held at peak for a {}-byte frame",
+            info.bytes_max,
+            frame.len()
+        );
+        match parsed {
+            Some(Err(e)) => {
+                assert_eq!(e.code(), "WSMessageInvalid");
+                assert!(e.to_string().contains(&format!("at most {}", wire::MAX_OTHER_FIELD_BYTES)), "{e}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}
