@@ -24,12 +24,8 @@ use tracing::{debug, info};
 
 use syncspec_protocol::wire;
 
-use crate::admission::LogGate;
 use crate::core::{Fault, Frame, Input};
 use crate::server::{wall_now, Outbound, Shared};
-
-/// One line a second about clients cut off for not reading.
-static SLOW_READERS: LogGate = LogGate::new();
 
 /// How long, after the server's close frame, it keeps reading (and
 /// dropping) what the client still sends, waiting for its close. Closing a
@@ -161,14 +157,14 @@ where
         }
         timed_out = writer => {
             if timed_out {
-                if let Some(held) = SLOW_READERS.pass() {
+                if let Some(held) = shared.slow_readers.pass() {
                     info!(conn, also_dropped = held, "dropped a socket whose write took over {write_timeout:?}");
                 }
             }
         }
         () = backlog.overflowed.notified() => {
             let unsent = backlog.unsent.load(Ordering::Relaxed);
-            if let Some(held) = SLOW_READERS.pass() {
+            if let Some(held) = shared.slow_readers.pass() {
                 info!(conn, unsent, also_dropped = held, "closed a session that does not read its socket");
             }
             let close = CloseFrame { code: CloseCode::Again, reason: "TooManyUnsentMessages".into() };

@@ -167,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) admission: Arc<Admission>,
     /// One line a second about refused connections.
     pub(crate) refusals: LogGate,
+    /// One line a second about sockets cut off for not reading.
+    pub(crate) slow_readers: LogGate,
     /// One line a second about sessions ended with a `FatalError`.
     fatal_log: LogGate,
 }
@@ -308,6 +310,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         admission: Admission::new(config.limits),
         refusals: LogGate::new(),
         fatal_log: LogGate::new(),
+        slow_readers: LogGate::new(),
         verifier: if config.core.has(Fault::AcceptAnyToken) { Verifier::believing_any() } else { config.auth.clone() },
         config: config.clone(),
     });

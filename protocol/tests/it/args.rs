@@ -18,6 +18,19 @@ fn zeros_args(zeros: usize) -> String {
     args
 }
 
+/// Parses `frame`, asserting it held less than twice its length at peak.
+fn parse_within_twice(frame: &str) -> Result<ClientMessage, wire::WireError> {
+    let mut parsed = None;
+    let info = measure(|| parsed = Some(wire::parse_client_message(frame)));
+    assert!(
+        info.bytes_max < 2 * frame.len() as u64,
+        "{} bytes held at peak for a {}-byte frame",
+        info.bytes_max,
+        frame.len()
+    );
+    parsed.expect("measured")
+}
+
 #[test]
 fn an_array_over_the_limit_is_refused_while_parsing() {
     // Eight million elements, just inside the 16 MiB argument limit, so only
@@ -53,15 +66,8 @@ fn an_array_at_the_limit_is_accepted() {
 fn an_oversize_mutation_frame_costs_one_copy_of_its_args() {
     let args = zeros_args(11_500_000);
     let frame = format!(r#"{{"type":"Mutation","requestId":0,"udfPath":"counters:increment","args":{args}}}"#);
-    let mut message = None;
-    let info = measure(|| message = Some(wire::parse_client_message(&frame)));
-    assert!(
-        info.bytes_max < 2 * frame.len() as u64,
-        "{} bytes held at peak for a {}-byte frame",
-        info.bytes_max,
-        frame.len()
-    );
-    let Some(Ok(ClientMessage::Mutation { args: sent, .. })) = message else { panic!("expected a Mutation") };
+    let message = parse_within_twice(&frame);
+    let Ok(ClientMessage::Mutation { args: sent, .. }) = message else { panic!("expected a Mutation") };
     assert_eq!(sent.get(), args);
     let info = measure(|| assert_eq!(wire::decode_args(sent.get()), Err(ArgsError::TooLarge(args.len()))));
     assert!(info.bytes_max < 1024, "{} bytes to refuse by length", info.bytes_max);
@@ -73,17 +79,8 @@ fn an_oversize_query_costs_one_copy_of_its_args() {
     let frame = format!(
         r#"{{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{{"type":"Remove","queryId":0}},{{"type":"Add","queryId":1,"udfPath":"counters:get","args":{args}}}]}}"#
     );
-    let mut message = None;
-    let info = measure(|| message = Some(wire::parse_client_message(&frame)));
-    assert!(
-        info.bytes_max < 2 * frame.len() as u64,
-        "{} bytes held at peak for a {}-byte frame",
-        info.bytes_max,
-        frame.len()
-    );
-    let Some(Ok(ClientMessage::ModifyQuerySet { modifications, .. })) = message else {
-        panic!("expected a ModifyQuerySet")
-    };
+    let message = parse_within_twice(&frame);
+    let Ok(ClientMessage::ModifyQuerySet { modifications, .. }) = message else { panic!("expected a ModifyQuerySet") };
     let [QuerySetModification::Remove { .. }, QuerySetModification::Add(query)] = &modifications[..] else {
         panic!("expected a Remove and an Add, got {} modifications", modifications.len())
     };
@@ -102,16 +99,9 @@ fn an_oversize_field_other_than_args_is_refused_by_its_length() {
             r#"{{"type":"Mutation","requestId":0,"udfPath":"counters:increment","args":[{{}}],"extra":{payload}}}"#
         ),
     ] {
-        let mut parsed = None;
-        let info = measure(|| parsed = Some(wire::parse_client_message(&frame)));
-        assert!(
-            info.bytes_max < 2 * frame.len() as u64,
-            "{} bytes held at peak for a {}-byte frame",
-            info.bytes_max,
-            frame.len()
-        );
+        let parsed = parse_within_twice(&frame);
         match parsed {
-            Some(Err(e)) => {
+            Err(e) => {
                 assert_eq!(e.code(), "WSMessageInvalid");
                 assert!(e.to_string().contains(&format!("at most {}", wire::MAX_OTHER_FIELD_BYTES)), "{e}");
             }

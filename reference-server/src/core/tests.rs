@@ -105,6 +105,14 @@ impl Driver {
         self.send(conn, connect_message(conn as u128));
     }
 
+    /// Closes `old` and opens `new` with the session `old` had (a client's
+    /// reconnect under the same session id; `connect` names session `conn`).
+    pub(super) fn reconnect(&mut self, old: ConnId, new: ConnId, session: ConnId) {
+        self.input(Input::Closed { conn: old });
+        self.input(Input::Open { conn: new });
+        self.send(new, connect_message(session as u128));
+    }
+
     pub(super) fn send(&mut self, conn: ConnId, message: ClientMessage) {
         self.input(Input::Message { conn, message });
     }
@@ -362,10 +370,8 @@ fn replay_under_the_same_session_applies_once() {
     let mut d = Driver::new(true);
     d.connect(1);
     d.mutate(1, 7, "counters:increment", args([("name", "c".into())]));
-    d.input(Input::Closed { conn: 1 });
     // Reconnect with the same session id and resend request 7.
-    d.input(Input::Open { conn: 2 });
-    d.send(2, connect_message(1));
+    d.reconnect(1, 2, 1);
     d.mutate(2, 7, "counters:increment", args([("name", "c".into())]));
     let first = d.responses(1);
     let replay = d.responses(2);
@@ -383,9 +389,7 @@ fn replay_racing_its_original_applies_once() {
     d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
     assert_eq!(d.jobs.len(), 1);
     // The socket drops while the mutation executes; the client replays on a new socket.
-    d.input(Input::Closed { conn: 1 });
-    d.input(Input::Open { conn: 2 });
-    d.send(2, connect_message(1));
+    d.reconnect(1, 2, 1);
     d.mutate(2, 0, "counters:increment", args([("name", "c".into())]));
     assert_eq!(d.jobs.len(), 2);
     d.drain();
@@ -408,9 +412,7 @@ fn a_reused_request_id_with_another_call_is_a_protocol_error_not_the_earlier_res
     let mut d = Driver::new(true);
     d.connect(1);
     d.mutate(1, 7, "counters:increment", args([("name", "c".into())]));
-    d.input(Input::Closed { conn: 1 });
-    d.input(Input::Open { conn: 2 });
-    d.send(2, connect_message(1));
+    d.reconnect(1, 2, 1);
     // The same requestId, another function: not a replay.
     d.mutate(2, 7, "messages:send", args([("channel", "c".into()), ("author", "a".into()), ("body", "hi".into())]));
     assert!(d.responses(2).is_empty(), "the earlier call's result was handed out: {:?}", d.responses(2));
@@ -418,16 +420,12 @@ fn a_reused_request_id_with_another_call_is_a_protocol_error_not_the_earlier_res
     assert!(fatal.starts_with("InvalidRequestId") && fatal.contains("requestId 7"), "{fatal}");
     assert_eq!(d.closed.get(&2).map(|(code, _)| *code), Some(1002));
     // The same function with other arguments is refused the same way.
-    d.input(Input::Closed { conn: 2 });
-    d.input(Input::Open { conn: 3 });
-    d.send(3, connect_message(1));
+    d.reconnect(2, 3, 1);
     d.mutate(3, 7, "counters:increment", args([("name", "other".into())]));
     assert!(d.responses(3).is_empty());
     assert!(fatal_of(&d, 3).is_some_and(|f| f.starts_with("InvalidRequestId")));
     // Nothing the refused calls asked for was applied; the exact replay still is one.
-    d.input(Input::Closed { conn: 3 });
-    d.input(Input::Open { conn: 4 });
-    d.send(4, connect_message(1));
+    d.reconnect(3, 4, 1);
     d.mutate(4, 7, "counters:increment", args([("name", "c".into())]));
     assert_eq!(d.responses(4)[0].1.as_ref().unwrap().0, Value::Int64(1));
     assert_eq!(d.core.stats().replays, 1);
@@ -440,9 +438,7 @@ fn a_reused_request_id_racing_the_call_it_reuses_is_refused_at_commit() {
     let mut d = Driver::new(false);
     d.connect(1);
     d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
-    d.input(Input::Closed { conn: 1 });
-    d.input(Input::Open { conn: 2 });
-    d.send(2, connect_message(1));
+    d.reconnect(1, 2, 1);
     d.mutate(2, 0, "counters:increment", args([("name", "c".into()), ("by", Value::Int64(5))]));
     d.drain();
     assert!(d.responses(2).is_empty(), "{:?}", d.responses(2));

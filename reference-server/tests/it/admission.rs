@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use syncspec_server::admission::Limits;
-use syncspec_server::server::{self, ServerConfig};
+use syncspec_server::server::ServerConfig;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Long enough for anything here to happen on a loaded machine.
@@ -22,17 +22,7 @@ fn config(limits: Limits) -> ServerConfig {
 }
 
 async fn start(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
-    start_with(config(limits)).await
-}
-
-async fn start_with(config: ServerConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    (addr.to_string(), stop)
+    crate::http::start(config(limits)).await
 }
 
 /// What the server sends before it closes, or an error if it does not
@@ -191,7 +181,7 @@ async fn drain(mut ws: tokio_tungstenite::WebSocketStream<TcpStream>) -> (usize,
 async fn a_session_that_does_not_read_is_closed_once_its_backlog_passes_the_limit() {
     const SENT: usize = 60_000;
     let limits = Limits { max_unsent_frames: 500, ..Limits::default() };
-    let (addr, _stop) = start_with(ServerConfig { workers: 0, ..config(limits) }).await;
+    let (addr, _stop) = crate::http::start(ServerConfig { workers: 0, ..config(limits) }).await;
     let ws = flood_without_reading(&addr, SENT).await;
     // Let the server work through the flood and back up, then look.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -207,7 +197,7 @@ async fn a_socket_whose_writes_stall_past_the_write_timeout_is_dropped() {
     // No bound on the backlog here, so only the write timeout can end it.
     let limits =
         Limits { write_timeout: Duration::from_millis(500), max_unsent_frames: usize::MAX, ..Limits::default() };
-    let (addr, _stop) = start_with(ServerConfig { workers: 0, ..config(limits) }).await;
+    let (addr, _stop) = crate::http::start(ServerConfig { workers: 0, ..config(limits) }).await;
     let ws = flood_without_reading(&addr, SENT).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     bystander(&addr).await;

@@ -262,7 +262,7 @@ fn matches(pattern: &Json, value: &Value, bound: &BTreeMap<String, Value>) -> Re
     match (special(pattern), pattern) {
         (Some(("$ref", Json::String(r))), _) => {
             let want = resolve(r, bound)?;
-            same(&want, value).then_some(()).ok_or_else(|| format!("expected {} ({r})", json::encode(&want)))
+            (want == *value).then_some(()).ok_or_else(|| format!("expected {} ({r})", json::encode(&want)))
         }
         (Some(("$any", Json::String(ty))), _) => {
             let ok = match ty.as_str() {
@@ -303,23 +303,8 @@ fn matches(pattern: &Json, value: &Value, bound: &BTreeMap<String, Value>) -> Re
         }
         (None, other) => {
             let want = json::decode(other).map_err(|e| format!("the pattern is not Convex JSON: {e}"))?;
-            same(&want, value).then_some(()).ok_or_else(|| format!("expected {}", json::encode(&want)))
+            (want == *value).then_some(()).ok_or_else(|| format!("expected {}", json::encode(&want)))
         }
-    }
-}
-
-/// Equality as the scripts mean it: float64 by value, except that NaN
-/// matches NaN and -0 only -0.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Float64(x), Value::Float64(y)) => {
-            (x.is_nan() && y.is_nan()) || (x == y && x.is_sign_negative() == y.is_sign_negative())
-        }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k.as_ref() as &str).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
     }
 }
 

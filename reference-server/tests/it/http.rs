@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 const DEADLINE: Duration = Duration::from_secs(20);
 const SECRET: &[u8] = b"http test secret";
 
-async fn start(config: ServerConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
+/// Starts a server with `config` on a free port; it stops when the returned sender drops.
+pub(crate) async fn start(config: ServerConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
