@@ -355,6 +355,15 @@ pub(crate) struct ServeArgs {
     /// Most queries one session may hold; a query-set change past it ends the session (FatalError TooManyQueries).
     #[arg(long, default_value_t = syncspec_server::core::Config::standard().max_queries_per_session, value_parser = parse_positive_count)]
     pub(crate) max_queries_per_session: usize,
+    /// Queries a session may add or remove a second (with a burst of twice as many); past it the session ends (FatalError TooManyQueryChanges, close 1013).
+    #[arg(long, default_value_t = 10_000, value_parser = parse_positive_count)]
+    pub(crate) max_query_changes_per_second: usize,
+    /// How long a mutation's idempotency record (its result, for a replay after a reconnect) is kept after its last use; Convex keeps them 2 weeks on disk.
+    #[arg(long, default_value = "15m", value_parser = parse_positive_duration)]
+    pub(crate) idempotency_retention: Duration,
+    /// Keep only the newest N messages of each chat channel, deleting older ones once a second, so a long run's memory levels off; every message is kept if unset.
+    #[arg(long, value_name = "N", value_parser = parse_positive_count)]
+    pub(crate) retain_messages: Option<usize>,
     /// Verify `User` tokens against the public keys of this JWKS file (RS256, ES256, EdDSA).
     #[arg(long, value_name = "FILE", conflicts_with = "auth_secret")]
     pub(crate) auth_jwks: Option<std::path::PathBuf>,

@@ -41,6 +41,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 presence_ttl_ns: args.presence_ttl.as_nanos() as u64,
                 faults,
                 max_queries_per_session: args.max_queries_per_session,
+                query_changes: Config::query_changes_per_second(args.max_query_changes_per_second as u64),
+                idempotency_retention_ns: args.idempotency_retention.as_nanos() as u64,
+                retain_messages: args.retain_messages,
                 ..Config::standard()
             },
             workers: args.workers,

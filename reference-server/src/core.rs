@@ -30,6 +30,8 @@ use crate::store::{DocId, IndexId, Snapshot, Store, Table, TouchedKey, Write};
 use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
 use crate::txn::{ReadSet, Txn, WriteSet};
 
+use records::{Record, Records};
+
 /// An execution attempt's id.
 pub type JobId = u64;
 
@@ -38,8 +40,6 @@ pub type JobId = u64;
 pub const MAX_OCC_RETRIES: u32 = 4;
 /// A sync `Ping` goes to a session that has been sent nothing for this long.
 pub const PING_AFTER_NS: u64 = 15_000_000_000;
-/// How long an idempotency record outlives its last use.
-pub const IDEMPOTENCY_RETENTION_NS: u64 = 15 * 60 * 1_000_000_000;
 /// The most actions one session may have running (Convex's is about 1000).
 pub const MAX_ACTIONS_PER_SESSION: usize = 1000;
 /// Ids reserved for the inserts of one execution attempt.
@@ -59,18 +59,40 @@ pub struct Config {
     /// take it past this is a protocol error (`TooManyQueries`), so one
     /// client cannot make the core build and keep huge transitions.
     pub max_queries_per_session: usize,
+    /// How many queries a session may add or remove, each one token of a
+    /// bucket per session; a `ModifyQuerySet` that finds too few ends the
+    /// session (`TooManyQueryChanges`, close 1013, so clients back off), so
+    /// one client cannot keep the core subscribing and unsubscribing.
+    pub query_changes: ratelimit::Rate,
+    /// How long an idempotency record outlives its last use (see `records`).
+    pub idempotency_retention_ns: u64,
+    /// The most messages kept per chat channel, if bounded: once a second
+    /// the oldest beyond it are deleted (a commit like any other, so
+    /// subscribers see them go), and a long run's memory levels off.
+    pub retain_messages: Option<usize>,
 }
 
 impl Config {
     /// The catalogue's defaults: a 10 s presence TTL, no faults, 10,000
-    /// queries a session (a busy app screen holds tens).
+    /// queries a session (a busy app screen holds tens), 10,000 query
+    /// changes a second with a burst of 20,000 (a full set added and
+    /// replaced at once), idempotency records kept 15 minutes after their
+    /// last use, and every message kept.
     pub fn standard() -> Config {
         Config {
             presence_ttl_ns: 10_000_000_000,
             faults: BTreeSet::new(),
             rate: ratelimit::HIGH_FREQUENCY,
             max_queries_per_session: 10_000,
+            query_changes: Config::query_changes_per_second(10_000),
+            idempotency_retention_ns: 15 * 60 * 1_000_000_000,
+            retain_messages: None,
         }
+    }
+
+    /// A bucket of `per_second` query changes a second, holding two seconds' worth.
+    pub const fn query_changes_per_second(per_second: u64) -> ratelimit::Rate {
+        ratelimit::Rate { burst: per_second.saturating_mul(2), interval_ns: 1_000_000_000 / per_second }
     }
 
     /// Whether a fault is on.
@@ -500,6 +522,8 @@ pub struct Stats {
     pub fallbacks: u64,
     /// Replays answered from an idempotency record.
     pub replays: u64,
+    /// Messages deleted past `Config::retain_messages`.
+    pub trimmed: u64,
 }
 
 /// Who a mutation answers to.
@@ -571,17 +595,6 @@ impl InFlight {
     }
 }
 
-/// A committed mutation's outcome, kept so a replay returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Record {
-    /// The call's fingerprint (`call_fingerprint`): a replay must repeat
-    /// the call exactly, and a reused `requestId` that does not is refused.
-    call: u64,
-    result: Value,
-    ts: Ts,
-    last_used: Ts,
-}
-
 /// The reactive core.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Core {
@@ -594,12 +607,14 @@ pub struct Core {
     /// Commits since the oldest in-flight snapshot, for OCC validation.
     /// Invariant: empty when nothing is in flight.
     write_log: VecDeque<(Ts, Vec<TouchedKey>)>,
-    records: BTreeMap<(SessionId, RequestId), Record>,
+    records: Records,
     rate: RateLimiter,
     now: Ts,
     /// The highest ts a transition has carried; the next commit lands after it.
     served: Ts,
     stats: Stats,
+    /// Channels written since the last trim, while `retain_messages` is set.
+    trim_channels: BTreeSet<Value>,
     /// The head before the latest commit (kept for the `stale-results` fault).
     previous_head: Snapshot,
     /// Actions between call and response.
@@ -625,11 +640,12 @@ impl Core {
             in_flight: BTreeMap::new(),
             next_job: 1,
             write_log: VecDeque::new(),
-            records: BTreeMap::new(),
+            records: Records::default(),
             rate: RateLimiter::default(),
             now: 0,
             served: 0,
             stats: Stats::default(),
+            trim_channels: BTreeSet::new(),
             previous_head: Snapshot::default(),
             actions: BTreeMap::new(),
             next_action: 1,
@@ -642,6 +658,11 @@ impl Core {
     /// The latest committed snapshot.
     pub fn head(&self) -> &Snapshot {
         self.store.head()
+    }
+
+    /// Idempotency records kept.
+    pub fn idempotency_records(&self) -> usize {
+        self.records.len()
     }
 
     /// Counters since start.
@@ -801,6 +822,22 @@ impl Core {
                 self.config.max_queries_per_session
             );
             return self.fatal(conn, "TooManyQueries", &detail, out);
+        }
+        let rate = self.config.query_changes;
+        let tat = self.sessions.get(&conn).map_or(0, |s| s.query_changes);
+        match rate.take(tat, self.now, modifications.len() as u64) {
+            Ok(tat) => self.sessions.get_mut(&conn).expect("session exists").query_changes = tat,
+            Err(wait_ns) => {
+                let detail = format!(
+                    "this ModifyQuerySet makes {} query changes, and the session may make {} a second ({} at \
+                     once); it could in {} ms",
+                    modifications.len(),
+                    1_000_000_000 / rate.interval_ns.max(1),
+                    rate.burst,
+                    wait_ns.div_ceil(1_000_000)
+                );
+                return self.end_session(conn, "TooManyQueryChanges", &detail, 1013, out);
+            }
         }
         for m in modifications {
             match m {
@@ -1138,14 +1175,13 @@ impl Core {
             let remembered = if self.config.has(Fault::ReplayTwice) {
                 None
             } else {
-                self.records.get_mut(&(session_id, request_id))
+                self.records.touch((session_id, request_id), self.now)
             };
             if let Some(record) = remembered {
                 let same = resolved.as_ref().is_ok_and(|(f, args)| record.call == call_fingerprint(*f, args));
                 if !same {
                     return self.fatal(conn, "InvalidRequestId", &reused_request_id(request_id), out);
                 }
-                record.last_used = self.now;
                 let (result, ts) = (record.result.clone(), record.ts);
                 self.stats.replays += 1;
                 self.respond(conn, request_id, Ok((result, ts)), out);
@@ -1299,7 +1335,7 @@ impl Core {
             let (ts, notified) = self.commit(&rest, invalidate);
             if let Some(key) = key {
                 let call = call_fingerprint(flight.function, &flight.args);
-                self.records.insert(key, Record { call, result: value.clone(), ts, last_used: self.now });
+                self.records.insert(key, Record::new(call, value.clone(), ts, self.now));
             }
             self.finish_mutation(flight, Ok((value, ts)), out);
             for conn in notified {
@@ -1319,7 +1355,7 @@ impl Core {
         let (ts, notified) = self.commit(&writes, self.invalidates(flight.origin));
         if let Some(key) = key {
             let call = call_fingerprint(flight.function, &flight.args);
-            self.records.insert(key, Record { call, result: value.clone(), ts, last_used: self.now });
+            self.records.insert(key, Record::new(call, value.clone(), ts, self.now));
         }
         // The response goes out before any transition that covers it.
         self.finish_mutation(flight, Ok((value, ts)), out);
@@ -1344,6 +1380,10 @@ impl Core {
         }
         let touched = self.store.apply(ts, writes);
         self.stats.commits += 1;
+        if self.config.retain_messages.is_some() {
+            let channels = writes.values().filter(|w| w.table == Table::Messages).filter_map(|w| w.fields.as_ref());
+            self.trim_channels.extend(channels.map(|fields| fields.get("channel").cloned().unwrap_or(Value::Null)));
+        }
         if !self.in_flight.is_empty() {
             self.write_log.push_back((ts, touched.clone()));
         }
@@ -1371,6 +1411,25 @@ impl Core {
         let (_, notified) = self.commit(writes, invalidate);
         for conn in notified {
             self.flush(conn, out);
+        }
+    }
+
+    /// Deletes the oldest messages of each channel written since the last
+    /// trim beyond the newest `retain_messages`, in one commit.
+    fn trim_messages(&mut self, out: &mut Vec<Output>) {
+        let Some(keep) = self.config.retain_messages else {
+            return;
+        };
+        let head = self.store.head();
+        let mut deletes = WriteSet::new();
+        for channel in std::mem::take(&mut self.trim_channels) {
+            for doc in head.scan(IndexId::MessagesByChannel, std::slice::from_ref(&channel)).rev().skip(keep) {
+                deletes.insert(doc.id, Write { table: Table::Messages, fields: None });
+            }
+        }
+        if !deletes.is_empty() {
+            self.stats.trimmed += deletes.len() as u64;
+            self.commit_and_tell(&deletes, true, out);
         }
     }
 
@@ -1546,12 +1605,19 @@ impl Core {
     /// Ends a session for a protocol violation: `FatalError`, then close.
     /// Its queued mutations are dropped: a session told it is over runs
     /// nothing more.
+    /// Ends a session for a protocol violation: `FatalError`, then close 1002.
     fn fatal(&mut self, conn: ConnId, code: &str, detail: &str, out: &mut Vec<Output>) {
+        self.end_session(conn, code, detail, 1002, out)
+    }
+
+    /// Ends a session with `FatalError` and a close frame with `close_code`
+    /// (1013 where the client should back off and try again).
+    fn end_session(&mut self, conn: ConnId, code: &str, detail: &str, close_code: u16, out: &mut Vec<Output>) {
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.queue.clear();
         }
         self.emit(conn, Frame::Fatal(format!("{code}: {detail}")), out);
-        out.push(Output::Close { conn, code: 1002, reason: code.to_owned() });
+        out.push(Output::Close { conn, code: close_code, reason: code.to_owned() });
     }
 
     fn on_tick(&mut self, out: &mut Vec<Output>) {
@@ -1566,7 +1632,8 @@ impl Core {
             self.emit(conn, Frame::Ping, out);
         }
         self.rate.prune(now);
-        self.records.retain(|_, r| now.saturating_sub(r.last_used) < IDEMPOTENCY_RETENTION_NS);
+        self.records.expire(now, self.config.idempotency_retention_ns);
+        self.trim_messages(out);
     }
 }
 
@@ -1638,6 +1705,8 @@ fn validate(function: Function, args: &Value) -> Result<Arc<Object>, Failure> {
     })?;
     Ok(Arc::new(fields.clone()))
 }
+
+mod records;
 
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,19 @@ impl Rate {
     pub const fn per_second(per_second: u64) -> Rate {
         Rate { burst: per_second, interval_ns: 1_000_000_000 / per_second }
     }
+
+    /// Takes `n` tokens at `now` from the bucket whose theoretical arrival
+    /// time is `tat` (0 for a full bucket), returning the new one, or how
+    /// many nanoseconds until `n` tokens are there. More than `burst` tokens
+    /// at once are never there.
+    pub fn take(self, tat: Ts, now: Ts, n: u64) -> Result<Ts, u64> {
+        let next = tat.max(now).saturating_add(n.saturating_mul(self.interval_ns));
+        let limit = now.saturating_add(self.interval_ns.saturating_mul(self.burst));
+        if next > limit {
+            return Err(next - limit);
+        }
+        Ok(next)
+    }
 }
 
 /// The catalogue's limit for high-frequency functions: 20 a second per user.
@@ -41,12 +54,8 @@ impl RateLimiter {
     /// nanoseconds until one is available.
     pub fn try_take(&mut self, rate: Rate, function: Function, user: &str, now: Ts) -> Result<(), u64> {
         let key = (function, user.to_owned());
-        let tat = self.tat.get(&key).copied().unwrap_or(now).max(now);
-        let tolerance = rate.interval_ns * rate.burst.saturating_sub(1);
-        if tat - now > tolerance {
-            return Err(tat - now - tolerance);
-        }
-        self.tat.insert(key, tat + rate.interval_ns);
+        let tat = rate.take(self.tat.get(&key).copied().unwrap_or(0), now, 1)?;
+        self.tat.insert(key, tat);
         Ok(())
     }
 
@@ -72,5 +81,15 @@ mod tests {
         assert!(rl.try_take(HIGH_FREQUENCY, f, "other", 1_000).is_ok());
         rl.prune(10_000_000_000);
         assert!(rl.tat.is_empty());
+    }
+
+    #[test]
+    fn a_weighted_take_spends_as_many_tokens_and_never_more_than_the_burst() {
+        let rate = Rate { burst: 10, interval_ns: 100 };
+        let tat = rate.take(0, 1_000, 10).expect("a full bucket holds ten");
+        assert_eq!(rate.take(tat, 1_000, 1), Err(100), "empty: one token in one interval");
+        assert_eq!(rate.take(tat, 1_300, 4), Err(100), "three refilled, four asked");
+        assert!(rate.take(tat, 1_400, 4).is_ok());
+        assert!(rate.take(0, 1_000, 11).is_err(), "more than the burst is never there");
     }
 }

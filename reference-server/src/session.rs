@@ -89,6 +89,9 @@ pub struct Session {
     pub last_emit: Ts,
     /// Transitions built for this session so far.
     pub transitions_sent: u64,
+    /// The theoretical arrival time of the session's bucket of query
+    /// changes (`Config::query_changes`); 0 while it is full.
+    pub query_changes: Ts,
 }
 
 impl Session {

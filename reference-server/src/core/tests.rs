@@ -472,6 +472,101 @@ fn a_query_set_past_the_session_limit_is_refused_whole_and_harms_no_one_else() {
 }
 
 #[test]
+fn query_set_churn_past_the_session_bucket_ends_the_session_with_1013() {
+    // Ten changes at once, then one every 200 ms.
+    let config = Config { query_changes: Config::query_changes_per_second(5), ..Config::standard() };
+    let mut d = Driver::with_config(true, config);
+    d.connect(1);
+    d.connect(2);
+    let remove = |base: u32, id: u32| {
+        format!(
+            r#"{{"type":"ModifyQuerySet","baseVersion":{base},"newVersion":{},"modifications":[{{"type":"Remove","queryId":{id}}}]}}"#,
+            base + 1
+        )
+    };
+    // Five adds and five removes of one query: the whole burst.
+    for round in 0..5 {
+        d.subscribe(1, 2 * round, round, "counters:get", args([("name", "a".into())]));
+        d.send_text(1, &remove(2 * round + 1, round));
+    }
+    assert!(fatal_of(&d, 1).is_none(), "the burst is allowed");
+    assert!(!d.closed.contains_key(&1));
+    // The eleventh change within the same second is one too many.
+    d.subscribe(1, 10, 5, "counters:get", args([("name", "a".into())]));
+    let fatal = fatal_of(&d, 1).expect("a FatalError");
+    assert!(fatal.starts_with("TooManyQueryChanges") && fatal.contains("5 a second"), "{fatal}");
+    assert_eq!(d.closed.get(&1), Some(&(1013, "TooManyQueryChanges".to_owned())));
+    // Each session has its own bucket, and a bucket refills with time.
+    d.subscribe(2, 0, 0, "counters:get", args([("name", "a".into())]));
+    d.mutate(2, 0, "counters:increment", args([("name", "a".into())]));
+    assert_eq!(d.latest(2, 0), Some(Value::Int64(1)));
+    for round in 0..5 {
+        d.send_text(2, &remove(2 * round + 1, round));
+        d.subscribe(2, 2 * round + 2, round + 1, "counters:get", args([("name", "a".into())]));
+        d.now += 400_000_000;
+    }
+    assert!(fatal_of(&d, 2).is_none(), "two changes every 400 ms is the rate");
+    assert_eq!(d.latest(2, 5), Some(Value::Int64(1)));
+}
+
+#[test]
+fn a_tick_keeps_the_newest_messages_of_each_channel_written_and_tells_subscribers() {
+    let config = Config { retain_messages: Some(3), ..Config::standard() };
+    let mut d = Driver::with_config(true, config);
+    d.connect(1);
+    let list = |channel: &str| args([("channel", channel.into()), ("limit", Value::Float64(100.0))]);
+    d.subscribe(1, 0, 0, "messages:list", list("a"));
+    d.subscribe(1, 1, 1, "messages:list", list("b"));
+    for (i, channel) in ["a", "a", "a", "a", "a", "b", "b"].into_iter().enumerate() {
+        let body = format!("m{i}");
+        d.mutate(1, i as u32, "messages:send", args([("channel", channel.into()), ("author", "x".into()), ("body", body.as_str().into())]));
+    }
+    let bodies = |d: &Driver, q: u32| -> Vec<String> {
+        let Some(Value::Array(rows)) = d.latest(1, q) else { panic!("no list result") };
+        rows.iter().map(|r| r.as_object().and_then(|o| o.get("body")).and_then(Value::as_str).unwrap().to_owned()).collect()
+    };
+    assert_eq!(bodies(&d, 0).len(), 5, "nothing is trimmed before the tick");
+    d.input(Input::Tick);
+    let mut kept = bodies(&d, 0);
+    kept.sort();
+    assert_eq!(kept, ["m2", "m3", "m4"], "the three newest of a");
+    assert_eq!(bodies(&d, 1).len(), 2, "b is under the bound");
+    assert_eq!(d.core.stats().trimmed, 2);
+    // Without the bound nothing goes.
+    let mut d = Driver::new(true);
+    d.connect(1);
+    for i in 0..5 {
+        d.mutate(1, i, "messages:send", args([("channel", "a".into()), ("author", "x".into()), ("body", "m".into())]));
+    }
+    d.input(Input::Tick);
+    assert_eq!(d.core.stats().trimmed, 0);
+}
+
+#[test]
+fn an_idempotency_record_expires_its_retention_after_its_last_use() {
+    let config = Config { idempotency_retention_ns: 60_000_000_000, ..Config::standard() };
+    let mut d = Driver::with_config(true, config);
+    d.connect(1);
+    d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
+    assert_eq!(d.core.idempotency_records(), 1);
+    d.now += 30_000_000_000;
+    d.input(Input::Tick);
+    assert_eq!(d.core.idempotency_records(), 1, "kept within its retention");
+    // A replay uses it again, so it is kept 60 s from now.
+    d.reconnect(1, 2, 1);
+    d.mutate(2, 0, "counters:increment", args([("name", "c".into())]));
+    d.now += 45_000_000_000;
+    d.input(Input::Tick);
+    assert_eq!(d.core.idempotency_records(), 1, "the replay refreshed it");
+    d.now += 20_000_000_000;
+    d.input(Input::Tick);
+    assert_eq!(d.core.idempotency_records(), 0, "65 s after its last use it is gone");
+    d.connect(3);
+    d.subscribe(3, 0, 0, "counters:get", args([("name", "c".into())]));
+    assert_eq!(d.latest(3, 0), Some(Value::Int64(1)), "the replay did not apply again");
+}
+
+#[test]
 fn conflicting_executions_retry_at_a_newer_snapshot() {
     let mut d = Driver::new(false);
     d.connect(1);

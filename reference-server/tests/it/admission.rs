@@ -37,7 +37,7 @@ async fn read_to_close(stream: &mut TcpStream) -> Result<String, String> {
 }
 
 /// A bystander's whole round trip: open a socket, subscribe, see a result.
-async fn try_bystander(addr: &str) -> Result<(), String> {
+pub(crate) async fn try_bystander(addr: &str) -> Result<(), String> {
     let round_trip = async {
         let (mut ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{addr}/api/sync")).await.map_err(|e| e.to_string())?;

@@ -3,6 +3,8 @@
 
 /// Connection limits and the handshake timeout: idle and half-sent connections, a 503 past the limit.
 mod admission;
+/// A client churning its query set: closed with 1013 past its bucket of changes.
+mod churn;
 /// The catalogue's shared expectations, run against the reference functions.
 mod catalogue;
 /// The official crates.io `convex` client: read-your-writes, concurrency, values, errors, drops.
