@@ -605,11 +605,11 @@ impl SyncState {
         self.to_client.insert(SETUP, VecDeque::new());
         self.feed(Input::Open { conn: SETUP });
         let connect = wire::parse_client_message(&connect_frame(999, 0)).expect("a valid frame");
-        self.feed(Input::Message { conn: SETUP, message: connect });
+        self.feed(Input::Message { conn: SETUP, message: connect.into() });
         for (request_id, (path, args)) in (0..).zip(calls) {
             let call =
                 wire::parse_client_message(&wire::write_mutation(request_id, path, args)).expect("a valid frame");
-            self.feed(Input::Message { conn: SETUP, message: call });
+            self.feed(Input::Message { conn: SETUP, message: call.into() });
         }
         while let Some(job) = self.jobs.pop() {
             let executed = execute(&job);
@@ -748,7 +748,7 @@ impl Model for SyncModel {
             Action::ToServer(conn, _) => {
                 let text = state.to_server.get_mut(&conn)?.pop_front()?;
                 match wire::parse_client_message(&text) {
-                    Ok(message) => state.feed(Input::Message { conn, message }),
+                    Ok(message) => state.feed(Input::Message { conn, message: message.into() }),
                     Err(e) => state.feed(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
                 }
             }

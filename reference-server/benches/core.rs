@@ -28,7 +28,7 @@ fn connect(core: &mut Core, conn: u64, now: u64) {
     let text = format!(
         r#"{{"type":"Connect","sessionId":"00000000-0000-0000-0000-{conn:012}","connectionCount":0,"lastCloseReason":"InitialConnect"}}"#
     );
-    core.handle(now, Input::Message { conn, message: message(&text) }, &mut out);
+    core.handle(now, Input::Message { conn, message: message(&text).into() }, &mut out);
 }
 
 /// Runs one input to completion: executes jobs inline and delivers every
@@ -77,7 +77,7 @@ fn distinct_counters(c: &mut Criterion) {
             let start = Instant::now();
             for message in messages {
                 now += 1_000;
-                black_box(step(&mut core, now, Input::Message { conn: 1, message }, &mut out));
+                black_box(step(&mut core, now, Input::Message { conn: 1, message: message.into() }, &mut out));
             }
             start.elapsed()
         })
@@ -112,7 +112,7 @@ fn hot_counter(c: &mut Criterion) {
                 for (conn, message) in messages {
                     now += 1_000;
                     out.clear();
-                    core.handle(now, Input::Message { conn, message }, &mut out);
+                    core.handle(now, Input::Message { conn, message: message.into() }, &mut out);
                     jobs.extend(out.drain(..).filter_map(|o| if let Output::Execute(j) = o { Some(j) } else { None }));
                 }
                 // Run every pending job at its snapshot, then commit them all;
@@ -169,7 +169,7 @@ fn fanout(c: &mut Criterion) {
             let sub = message(
                 r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Add","queryId":0,"udfPath":"cursors:list","args":[{"room":"r"}]}]}"#,
             );
-            step(&mut core, now, Input::Message { conn, message: sub }, &mut out);
+            step(&mut core, now, Input::Message { conn, message: sub.into() }, &mut out);
         }
         let mut i = 0u64;
         b.iter_custom(|iters| {
@@ -183,7 +183,7 @@ fn fanout(c: &mut Criterion) {
                     r#"{{"type":"Mutation","requestId":{i},"udfPath":"cursors:move","args":[{{"room":"r","user":"u{conn}","x":{i},"y":1}}]}}"#
                 ));
                 let start = Instant::now();
-                let sent = step(&mut core, now, Input::Message { conn, message: m }, &mut out);
+                let sent = step(&mut core, now, Input::Message { conn, message: m.into() }, &mut out);
                 elapsed += start.elapsed();
                 // One response plus a transition to each of the fifty.
                 assert_eq!(sent, 1 + ROOM as usize);

@@ -56,6 +56,16 @@ pub enum Refusal {
     Address(usize),
 }
 
+impl Refusal {
+    /// The limit met, as the `serve` option names it (a metrics label).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Total(_) => "max_connections",
+            Refusal::Address(_) => "max_connections_per_address",
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
+use convex_sync_types::types::SerializedArgs;
 use convex_sync_types::{ClientMessage, QuerySetModification};
+use serde_json::value::RawValue;
 use syncspec_protocol::catalogue::{ErrorCode, Function, Kind};
 use syncspec_protocol::value::{Object, Value};
 use syncspec_protocol::wire::{self, Modification, QueryId, RequestId, Transition, Ts};
@@ -25,7 +27,9 @@ use crate::actions::{Action, Step};
 use crate::auth::{Identity, Verifier};
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
-use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS};
+use crate::session::{
+    Queued, Session, SessionId, SessionQuery, MAX_QUEUED_ARGS_BYTES, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS,
+};
 use crate::store::{DocId, IndexId, Snapshot, Store, Table, TouchedKey, Write};
 use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
 use crate::txn::{ReadSet, Txn, WriteSet};
@@ -171,6 +175,19 @@ pub enum Fault {
     ScheduledTwice,
     /// Run scheduled functions as soon as they are written, whatever their delay.
     ScheduledEarly,
+    /// End a socket at a WebSocket framing violation or an oversize message
+    /// with a bare TCP close and no close frame, as the server once did: the
+    /// client sees 1006 and cannot tell it from a network failure.
+    BareCloseOnBadFrame,
+    /// Ignore the bound on a socket's unsent frames (`Limits::max_unsent_frames`):
+    /// the server keeps everything for a client that does not read.
+    UnboundedBacklog,
+    /// Never close a connection that has not sent its request headers
+    /// (`Limits::handshake_timeout` off, and hyper's own default with it).
+    NoHandshakeTimeout,
+    /// Keep only the first queries of a `ModifyQuerySet` that would pass
+    /// `max_queries_per_session`, and serve those with no error for the rest.
+    TruncateQuerySet,
 }
 
 impl Fault {
@@ -201,6 +218,10 @@ impl Fault {
         Fault::ScheduleDespiteAbort,
         Fault::ScheduledTwice,
         Fault::ScheduledEarly,
+        Fault::BareCloseOnBadFrame,
+        Fault::UnboundedBacklog,
+        Fault::NoHandshakeTimeout,
+        Fault::TruncateQuerySet,
     ];
 
     /// The switch's name on the command line.
@@ -231,6 +252,10 @@ impl Fault {
             Fault::ScheduleDespiteAbort => "schedule-despite-abort",
             Fault::ScheduledTwice => "scheduled-twice",
             Fault::ScheduledEarly => "scheduled-early",
+            Fault::BareCloseOnBadFrame => "bare-close-on-bad-frame",
+            Fault::UnboundedBacklog => "unbounded-backlog",
+            Fault::NoHandshakeTimeout => "no-handshake-timeout",
+            Fault::TruncateQuerySet => "truncate-query-set",
         }
     }
 
@@ -264,12 +289,70 @@ impl Fault {
             Fault::ScheduleDespiteAbort => "keeps what failed or retried mutations scheduled",
             Fault::ScheduledTwice => "runs each scheduled function twice",
             Fault::ScheduledEarly => "runs scheduled functions at once, ignoring their delay",
+            Fault::BareCloseOnBadFrame => {
+                "ends a socket at a framing violation or an oversize message with no close frame (1006)"
+            }
+            Fault::UnboundedBacklog => "keeps every frame for a client that does not read (no unsent-frame bound)",
+            Fault::NoHandshakeTimeout => "never closes a connection that has not sent its request headers",
+            Fault::TruncateQuerySet => {
+                "serves only the first queries of a query set past the session limit, with no error"
+            }
         }
     }
 
     /// Looks a fault up by name.
     pub fn from_name(name: &str) -> Option<Fault> {
         Fault::ALL.iter().copied().find(|f| f.name() == name)
+    }
+}
+
+/// A call's function and validated arguments, or the failure its caller gets.
+pub type Resolved = Result<(Function, Arc<Object>), Failure>;
+
+/// A client message with the arguments of every call it makes already
+/// decoded and validated: a `Mutation`'s or `Action`'s, and each query a
+/// `ModifyQuerySet` adds, in order. `Incoming::new` is pure and runs in the
+/// shell, outside the core's lock, so a frame of many megabytes stalls only
+/// its own socket; the message keeps none of the arguments' text.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    message: ClientMessage,
+    calls: Vec<Resolved>,
+    /// The bytes of argument text the calls were read from.
+    args_bytes: usize,
+}
+
+impl Incoming {
+    /// Resolves `message`'s calls and drops their text.
+    pub fn new(mut message: ClientMessage) -> Incoming {
+        let mut calls = Vec::new();
+        let mut args_bytes = 0;
+        let mut take = |kind: Kind, path: &str, args: &mut SerializedArgs| {
+            args_bytes += args.get().len();
+            calls.push(resolve(kind, path, args.get()));
+            *args = SerializedArgs::from_raw(RawValue::NULL.to_owned());
+        };
+        match &mut message {
+            ClientMessage::Mutation { udf_path, args, .. } => {
+                take(Kind::Mutation, &String::from(udf_path.clone()), args)
+            }
+            ClientMessage::Action { udf_path, args, .. } => take(Kind::Action, &String::from(udf_path.clone()), args),
+            ClientMessage::ModifyQuerySet { modifications, .. } => {
+                for m in modifications {
+                    if let QuerySetModification::Add(q) = m {
+                        take(Kind::Query, &String::from(q.udf_path.clone()), &mut q.args);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Incoming { message, calls, args_bytes }
+    }
+}
+
+impl From<ClientMessage> for Incoming {
+    fn from(message: ClientMessage) -> Incoming {
+        Incoming::new(message)
     }
 }
 
@@ -281,12 +364,12 @@ pub enum Input {
         /// Its connection id (chosen by the caller, never reused).
         conn: ConnId,
     },
-    /// A parsed client message.
+    /// A parsed client message, its calls resolved (`Incoming::new`).
     Message {
         /// The connection it came from.
         conn: ConnId,
         /// The message.
-        message: ClientMessage,
+        message: Incoming,
     },
     /// An `Authenticate` whose token the shell has checked: the identity it
     /// names (`None` for `tokenType: "None"`), or why it was refused.
@@ -386,7 +469,7 @@ pub struct Call {
 }
 
 /// A failed call's message and `errorData`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Failure {
     /// The message.
     pub message: String,
@@ -524,6 +607,23 @@ pub struct Stats {
     pub replays: u64,
     /// Messages deleted past `Config::retain_messages`.
     pub trimmed: u64,
+}
+
+/// What the core holds at one moment, for operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Sessions past their `Connect`.
+    pub sessions: usize,
+    /// Queries in those sessions' query sets.
+    pub queries: usize,
+    /// Socket mutations waiting for their turn.
+    pub queued_mutations: usize,
+    /// Mutation executions dispatched and not yet committed.
+    pub in_flight: usize,
+    /// Idempotency records kept.
+    pub idempotency_records: usize,
+    /// Documents in the store.
+    pub documents: usize,
 }
 
 /// Who a mutation answers to.
@@ -665,6 +765,25 @@ impl Core {
         self.records.len()
     }
 
+    /// What the core holds right now (O(sessions), for a metrics scrape).
+    pub fn load(&self) -> Load {
+        let sessions = self.sessions.values().filter(|s| s.session_id.is_some());
+        let (mut queries, mut queued_mutations, mut count) = (0, 0, 0);
+        for session in sessions {
+            count += 1;
+            queries += session.queries.len();
+            queued_mutations += session.queue.len();
+        }
+        Load {
+            sessions: count,
+            queries,
+            queued_mutations,
+            in_flight: self.in_flight.len(),
+            idempotency_records: self.records.len(),
+            documents: self.store.head().len(),
+        }
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -710,11 +829,12 @@ impl Core {
         self.after_input(out);
     }
 
-    fn on_message(&mut self, conn: ConnId, message: ClientMessage, out: &mut Vec<Output>) {
+    fn on_message(&mut self, conn: ConnId, incoming: Incoming, out: &mut Vec<Output>) {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
         let connected = session.session_id.is_some();
+        let Incoming { message, calls, args_bytes } = incoming;
         match message {
             ClientMessage::Connect { session_id, max_observed_timestamp, client_ts, .. } => {
                 if connected {
@@ -743,21 +863,19 @@ impl Core {
             }
             _ if !connected => self.connect_expected(conn, out),
             ClientMessage::ModifyQuerySet { base_version, new_version, modifications } => {
-                self.on_modify_query_set(conn, base_version, new_version, modifications, out)
+                self.on_modify_query_set(conn, base_version, new_version, modifications, calls, out)
             }
-            ClientMessage::Mutation { request_id, udf_path, args, .. } => {
-                if session.queue.len() >= MAX_QUEUED_MUTATIONS {
+            ClientMessage::Mutation { request_id, .. } => {
+                let queued_bytes = session.queue.iter().map(|q| q.args_bytes).sum::<usize>() + args_bytes;
+                if session.queue.len() >= MAX_QUEUED_MUTATIONS || queued_bytes > MAX_QUEUED_ARGS_BYTES {
                     out.push(Output::Close { conn, code: 1013, reason: "TooManyConcurrentMutations".into() });
                     return;
                 }
-                session.queue.push_back(Queued {
-                    request_id,
-                    udf_path: String::from(udf_path),
-                    args: Arc::from(args.get()),
-                });
+                let call = calls.into_iter().next().expect("a mutation makes one call");
+                session.queue.push_back(Queued { request_id, call, args_bytes });
                 self.start_next_mutation(conn, out);
             }
-            ClientMessage::Action { request_id, udf_path, args, .. } => {
+            ClientMessage::Action { request_id, .. } => {
                 let caller = Caller::Socket { conn, request_id };
                 if session.actions >= MAX_ACTIONS_PER_SESSION {
                     let message = format!(
@@ -766,7 +884,7 @@ impl Core {
                     return self.answer_action(caller, Err(Failure { message, data: None }), out);
                 }
                 let identity = session.caller.clone();
-                match resolve(Kind::Action, &String::from(udf_path), args.get()) {
+                match calls.into_iter().next().expect("an action makes one call") {
                     Ok((function, args)) => self.start_action(caller, function, &args, identity, out),
                     Err(failure) => self.answer_action(caller, Err(failure), out),
                 }
@@ -787,6 +905,7 @@ impl Core {
         base_version: u32,
         new_version: u32,
         modifications: Vec<QuerySetModification>,
+        calls: Vec<Resolved>,
         out: &mut Vec<Output>,
     ) {
         let Some(session) = self.sessions.get(&conn) else {
@@ -815,7 +934,20 @@ impl Core {
             };
             return self.fatal(conn, error, &format!("query id {id} in ModifyQuerySet"), out);
         }
-        if ids.len() > self.config.max_queries_per_session {
+        let mut modifications = modifications;
+        if ids.len() > self.config.max_queries_per_session && self.config.has(Fault::TruncateQuerySet) {
+            // The fault keeps the first adds that fit and says nothing of the rest.
+            let adds = modifications.iter().filter(|m| matches!(m, QuerySetModification::Add(_))).count();
+            let mut keep = adds.saturating_sub(ids.len() - self.config.max_queries_per_session);
+            modifications.retain(|m| match m {
+                QuerySetModification::Add(_) if keep == 0 => false,
+                QuerySetModification::Add(_) => {
+                    keep -= 1;
+                    true
+                }
+                QuerySetModification::Remove { .. } => true,
+            });
+        } else if ids.len() > self.config.max_queries_per_session {
             let detail = format!(
                 "this ModifyQuerySet would leave the session with {} queries; a session may hold {}",
                 ids.len(),
@@ -839,11 +971,13 @@ impl Core {
                 return self.end_session(conn, "TooManyQueryChanges", &detail, 1013, out);
             }
         }
+        // Each add's resolved call, in order (a truncating fault keeps the first adds).
+        let mut calls = calls.into_iter();
         for m in modifications {
             match m {
                 QuerySetModification::Add(q) => {
                     let id = q.query_id.get_id();
-                    let query = match resolve(Kind::Query, &String::from(q.udf_path), q.args.get()) {
+                    let query = match calls.next().expect("one resolved call per add") {
                         Ok((function, mut args)) => {
                             // A page re-added with the journal it was last sent
                             // keeps the end it had before the reconnect.
@@ -1171,7 +1305,7 @@ impl Core {
             };
             let session_id = session.session_id.unwrap_or_default();
             let request_id = queued.request_id;
-            let resolved = resolve(Kind::Mutation, &queued.udf_path, &queued.args);
+            let resolved = queued.call;
             let remembered = if self.config.has(Fault::ReplayTwice) {
                 None
             } else {

@@ -57,6 +57,8 @@ enum Route {
     Call(Option<Kind>),
     /// `GET /version`.
     Version,
+    /// `GET /metrics`: Prometheus metrics (OpenMetrics text).
+    Metrics,
     /// A CORS preflight for the call routes.
     Preflight,
     /// A known path, the wrong method; the methods it takes.
@@ -81,6 +83,7 @@ fn route(method: &Method, path: &str, test_hooks: bool) -> Route {
         "/api/function" => expect("POST", Route::Call(None)),
         "/api/action" => expect("POST", Route::Call(Some(Kind::Action))),
         "/version" => expect("GET", Route::Version),
+        "/metrics" => expect("GET", Route::Metrics),
         "/_syncspec/control" if test_hooks => expect("GET", Route::Control),
         _ => match path.strip_prefix("/api/").map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
             Some(["sync"]) => expect("GET", Route::Sync),
@@ -96,7 +99,10 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, "could not set TCP_NODELAY: {e}");
     }
-    let handshake_timeout = shared.config.limits.handshake_timeout;
+    // hyper closes a connection whose headers take longer than this (its
+    // own default is 30 s); the fault turns both off.
+    let handshake_timeout =
+        if shared.has(Fault::NoHandshakeTimeout) { None } else { Some(shared.config.limits.handshake_timeout) };
     let service = hyper::service::service_fn(move |request| {
         let (shared, slot) = (shared.clone(), slot.clone());
         async move { answer(request, shared, slot).await }
@@ -140,6 +146,11 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>, slot: Arc<Slot>
         Route::Sync | Route::Control => upgrade(request, route, shared, slot),
         Route::Call(kind) => call(request, kind, &shared).await,
         Route::Version => text(StatusCode::OK, format!("syncspec-server {}\n", env!("CARGO_PKG_VERSION"))),
+        Route::Metrics => with_type(
+            StatusCode::OK,
+            shared.metrics_text(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
         Route::Preflight => {
             let mut response = empty(StatusCode::NO_CONTENT);
             let h = response.headers_mut();
@@ -296,6 +307,8 @@ mod tests {
     fn routes() {
         let (get, post) = (Method::GET, Method::POST);
         assert_eq!(route(&get, "/api/sync", false), Route::Sync);
+        assert_eq!(route(&get, "/metrics", false), Route::Metrics);
+        assert_eq!(route(&post, "/metrics", false), Route::WrongMethod("GET"));
         assert_eq!(route(&get, "/api/1.29.0/sync", false), Route::Sync);
         assert_eq!(route(&post, "/api/sync", false), Route::WrongMethod("GET"));
         assert_eq!(route(&get, "/api//sync", false), Route::NotFound);

@@ -26,6 +26,7 @@ pub mod connection;
 pub mod core;
 pub mod functions;
 pub mod http;
+mod metrics;
 pub mod oracle;
 pub mod ratelimit;
 pub mod server;

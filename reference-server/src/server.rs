@@ -28,6 +28,7 @@ use crate::admission::{Admission, Limits, LogGate};
 use crate::auth::Verifier;
 use crate::core::{self, Call, CallId, Core, Failure, Fault, Frame, Input, Job, Output};
 use crate::http;
+use crate::metrics::Metrics;
 use crate::subscriptions::ConnId;
 
 /// The largest frame accepted: room for 16 MiB of arguments and the envelope.
@@ -171,6 +172,12 @@ pub(crate) struct Shared {
     pub(crate) slow_readers: LogGate,
     /// One line a second about sessions ended with a `FatalError`.
     fatal_log: LogGate,
+    /// What `GET /metrics` shows.
+    pub(crate) metrics: Metrics,
+    /// Permits to decode a frame over `connection::LARGE_FRAME_BYTES`: one
+    /// per worker thread, at least one, so a flood of large frames costs
+    /// bounded memory and CPU and queues on its own sockets.
+    pub(crate) large_parses: tokio::sync::Semaphore,
 }
 
 /// Wall-clock nanoseconds since the epoch: the one clock the server reads.
@@ -202,6 +209,7 @@ impl Shared {
                     self.deliver(&mut inner.conns, conn, message);
                 }
                 Output::Close { conn, code, reason } => {
+                    Metrics::count(&self.metrics.sessions_closed, &reason);
                     self.deliver(&mut inner.conns, conn, Outbound::Close(code, reason));
                 }
                 Output::Reply { call, outcome } => {
@@ -239,7 +247,7 @@ impl Shared {
     fn deliver(&self, conns: &mut HashMap<ConnId, Conn>, conn: ConnId, message: Outbound) {
         let Some(c) = conns.get(&conn) else { return };
         let unsent = c.backlog.unsent.fetch_add(1, Ordering::Relaxed) + 1;
-        if unsent > self.config.limits.max_unsent_frames {
+        if unsent > self.config.limits.max_unsent_frames && !self.has(Fault::UnboundedBacklog) {
             c.backlog.overflowed.notify_one();
             conns.remove(&conn);
             return;
@@ -250,6 +258,7 @@ impl Shared {
     /// Runs one HTTP call through the core and waits for its outcome.
     pub(crate) async fn call(&self, mut call: Call) -> Result<Value, Failure> {
         call.id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.metrics.http_calls.inc();
         let (tx, rx) = oneshot::channel();
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).calls.insert(call.id, tx);
         self.step(Input::Call(Box::new(call)));
@@ -265,6 +274,7 @@ impl Shared {
     /// writer's to count down as it writes.
     pub(crate) fn open(&self, tx: UnboundedSender<Outbound>) -> (ConnId, Arc<Backlog>) {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.metrics.sessions_opened.inc();
         let backlog = Arc::new(Backlog::default());
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.conns.insert(conn, Conn { tx, backlog: backlog.clone() });
@@ -272,6 +282,16 @@ impl Shared {
         inner.core.handle(wall_now(), Input::Open { conn }, &mut out);
         debug_assert!(out.is_empty());
         (conn, backlog)
+    }
+
+    /// The text of `GET /metrics`, with what the core and the sockets hold now.
+    pub(crate) fn metrics_text(&self) -> String {
+        let (stats, load, unsent) = {
+            let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let unsent = inner.conns.values().map(|c| c.backlog.unsent.load(Ordering::Relaxed)).sum();
+            (inner.core.stats(), inner.core.load(), unsent)
+        };
+        self.metrics.render(stats, load, self.admission.open(), unsent)
     }
 
     /// Forgets a connection.
@@ -311,6 +331,8 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         refusals: LogGate::new(),
         fatal_log: LogGate::new(),
         slow_readers: LogGate::new(),
+        metrics: Metrics::new(),
+        large_parses: tokio::sync::Semaphore::new(config.workers.max(1)),
         verifier: if config.core.has(Fault::AcceptAnyToken) { Verifier::believing_any() } else { config.auth.clone() },
         config: config.clone(),
     });
@@ -390,9 +412,11 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match shared.admission.admit(peer.ip()) {
                     Ok(slot) => {
+                        shared.metrics.connections_accepted.inc();
                         tokio::spawn(http::serve(stream, peer, shared.clone(), Arc::new(slot)));
                     }
                     Err(refusal) => {
+                        Metrics::count(&shared.metrics.connections_refused, refusal.reason());
                         if let Some(held) = shared.refusals.pass() {
                             info!(%peer, also_refused = held, "connection refused: {refusal}");
                         }

@@ -10,6 +10,7 @@ use syncspec_protocol::value::Value;
 use syncspec_protocol::wire::{QueryId, RequestId, Ts, Version};
 
 use crate::auth::Identity;
+use crate::core::Resolved;
 use crate::subscriptions::KeyId;
 
 /// A client's session id (the UUID from `Connect`).
@@ -17,8 +18,13 @@ pub type SessionId = u128;
 
 /// The most unsent transitions buffered for one session (coalescing).
 pub const MAX_UNSENT_TRANSITIONS: u8 = 2;
-/// The most mutations one session may have queued.
+/// The most mutations one session may have queued (Convex's bound).
 pub const MAX_QUEUED_MUTATIONS: usize = 1000;
+/// The most argument text one session's queued mutations may have been
+/// read from (two of the largest calls), so a client pipelining megabytes of
+/// arguments is closed (1013) instead of held: 1,000 mutations of 16 MiB
+/// would be 16 GiB.
+pub const MAX_QUEUED_ARGS_BYTES: usize = 32 * 1024 * 1024;
 
 /// A query in a session's set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,10 +52,11 @@ pub enum SessionQuery {
 pub struct Queued {
     /// The client's request id.
     pub request_id: RequestId,
-    /// The function path as sent.
-    pub udf_path: String,
-    /// The raw `args` JSON.
-    pub args: Arc<str>,
+    /// Its function and validated arguments, or the failure it answers with.
+    pub call: Resolved,
+    /// The bytes of argument text it was read from, counted against
+    /// `MAX_QUEUED_ARGS_BYTES`.
+    pub args_bytes: usize,
 }
 
 /// One connection's state.

@@ -5,6 +5,7 @@ mod actions;
 mod concurrency;
 mod faults;
 mod handshake;
+mod hostile;
 mod identity;
 mod limits;
 mod mutations;
@@ -60,6 +61,7 @@ pub fn all() -> Vec<Case> {
         throttling::cases(),
         faults::cases(),
         limits::cases(),
+        hostile::cases(),
         official::cases(),
         identity::cases(),
         pagination::cases(),

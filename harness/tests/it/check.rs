@@ -39,6 +39,10 @@ const FAULT_TABLE: &[(&str, &str, &str)] = &[
     ("schedule-despite-abort", "11.7", "11"),
     ("scheduled-twice", "11.6", "11"),
     ("scheduled-early", "11.6", "11"),
+    ("bare-close-on-bad-frame", "9.11", "9"),
+    ("unbounded-backlog", "9.12", "9"),
+    ("no-handshake-timeout", "9.13", "9"),
+    ("truncate-query-set", "9.14", "9"),
 ];
 
 /// The conformance results inside a run directory's `report.json`.

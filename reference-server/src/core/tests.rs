@@ -114,12 +114,12 @@ impl Driver {
     }
 
     pub(super) fn send(&mut self, conn: ConnId, message: ClientMessage) {
-        self.input(Input::Message { conn, message });
+        self.input(Input::Message { conn, message: message.into() });
     }
 
     pub(super) fn send_text(&mut self, conn: ConnId, text: &str) {
         match wire::parse_client_message(text) {
-            Ok(message) => self.input(Input::Message { conn, message }),
+            Ok(message) => self.input(Input::Message { conn, message: message.into() }),
             Err(e) => self.input(Input::BadFrame { conn, code: e.code(), detail: e.to_string() }),
         }
     }
@@ -331,20 +331,20 @@ fn slow_consumer_gets_at_most_two_unsent_transitions() {
         }
     };
     step(&mut core, Input::Open { conn: 1 }, &mut out);
-    step(&mut core, Input::Message { conn: 1, message: connect_message(1) }, &mut out);
+    step(&mut core, Input::Message { conn: 1, message: connect_message(1).into() }, &mut out);
     step(&mut core, Input::Open { conn: 2 }, &mut out);
-    step(&mut core, Input::Message { conn: 2, message: connect_message(2) }, &mut out);
+    step(&mut core, Input::Message { conn: 2, message: connect_message(2).into() }, &mut out);
     let sub = wire::parse_client_message(
         r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Add","queryId":0,"udfPath":"counters:get","args":[{"name":"c"}]}]}"#,
     )
     .unwrap();
-    step(&mut core, Input::Message { conn: 1, message: sub }, &mut out);
+    step(&mut core, Input::Message { conn: 1, message: sub.into() }, &mut out);
     for i in 0..20 {
         let m = wire::parse_client_message(&format!(
             r#"{{"type":"Mutation","requestId":{i},"udfPath":"counters:increment","args":[{{"name":"c"}}]}}"#
         ))
         .unwrap();
-        step(&mut core, Input::Message { conn: 2, message: m }, &mut out);
+        step(&mut core, Input::Message { conn: 2, message: m.into() }, &mut out);
     }
     let to_slow = |out: &[Output]| {
         out.iter().filter(|o| matches!(o, Output::Send { conn: 1, frame: Frame::Transition(..) })).count()
@@ -519,11 +519,18 @@ fn a_tick_keeps_the_newest_messages_of_each_channel_written_and_tells_subscriber
     d.subscribe(1, 1, 1, "messages:list", list("b"));
     for (i, channel) in ["a", "a", "a", "a", "a", "b", "b"].into_iter().enumerate() {
         let body = format!("m{i}");
-        d.mutate(1, i as u32, "messages:send", args([("channel", channel.into()), ("author", "x".into()), ("body", body.as_str().into())]));
+        d.mutate(
+            1,
+            i as u32,
+            "messages:send",
+            args([("channel", channel.into()), ("author", "x".into()), ("body", body.as_str().into())]),
+        );
     }
     let bodies = |d: &Driver, q: u32| -> Vec<String> {
         let Some(Value::Array(rows)) = d.latest(1, q) else { panic!("no list result") };
-        rows.iter().map(|r| r.as_object().and_then(|o| o.get("body")).and_then(Value::as_str).unwrap().to_owned()).collect()
+        rows.iter()
+            .map(|r| r.as_object().and_then(|o| o.get("body")).and_then(Value::as_str).unwrap().to_owned())
+            .collect()
     };
     assert_eq!(bodies(&d, 0).len(), 5, "nothing is trimmed before the tick");
     d.input(Input::Tick);

@@ -239,3 +239,62 @@ async fn a_silent_socket_is_closed_and_without_pings_an_idle_one_is_too() {
     let (pings, closed) = idle(&mut ws, Duration::from_secs(5)).await;
     assert_eq!((pings, closed), (0, Some(Some(CloseCode::Away))));
 }
+
+#[tokio::test]
+async fn metrics_count_connections_refusals_frames_commits_and_closes_by_reason() {
+    let limits = syncspec_server::admission::Limits { max_connections: 3, ..Default::default() };
+    let (addr, _stop) = start(ServerConfig { limits, ..ServerConfig::standard() }).await;
+    let scrape = |addr: String| async move {
+        let answer = request(&addr, "GET", "/metrics", &[], "").await.expect("a metrics answer");
+        assert_eq!(answer.status, 200);
+        assert!(answer.header("content-type").is_some_and(|t| t.starts_with("application/openmetrics-text")));
+        answer.body
+    };
+    let value = |text: &str, name: &str| -> f64 {
+        let line =
+            text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let before = scrape(addr.clone()).await;
+    assert_eq!(value(&before, "syncspec_commits_total"), 0.0);
+    // A socket: one mutation, then a frame that is not JSON, which ends it.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/sync")).await.unwrap();
+    let connect = r#"{"type":"Connect","sessionId":"00000000-0000-4000-8000-0000000000aa","connectionCount":0,"lastCloseReason":"InitialConnect"}"#;
+    let mutation = r#"{"type":"Mutation","requestId":0,"udfPath":"counters:increment","args":[{"name":"m"}]}"#;
+    for frame in [connect, mutation] {
+        ws.send(Message::text(frame)).await.unwrap();
+    }
+    while let Some(Ok(message)) = ws.next().await {
+        if message.to_text().is_ok_and(|t| t.contains("MutationResponse")) {
+            break;
+        }
+    }
+    ws.send(Message::text("not json")).await.unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+    // Three idle connections fill the server; the fourth gets a 503.
+    let idle: Vec<TcpStream> = futures_util::future::join_all((0..3).map(|_| TcpStream::connect(&addr)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(request(&addr, "GET", "/version", &[], "").await.map(|a| a.status), Some(503));
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = scrape(addr.clone()).await;
+    assert_eq!(value(&after, "syncspec_commits_total"), 1.0);
+    assert_eq!(value(&after, "syncspec_sessions_opened_total"), 1.0);
+    assert_eq!(value(&after, "syncspec_frames_received_total"), 3.0);
+    assert_eq!(value(&after, "syncspec_received_bytes_total"), (connect.len() + mutation.len() + 8) as f64);
+    assert!(value(&after, "syncspec_frames_sent_total") >= 2.0, "a response and a transition at least");
+    assert_eq!(value(&after, "syncspec_connections_refused_total{reason=\"max_connections\"}"), 1.0);
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("syncspec_sessions_closed_total{reason=\"WSMessageInvalidJson\"}")
+                && l.ends_with(" 1")),
+        "{after}"
+    );
+    assert_eq!(value(&after, "syncspec_sessions_open"), 0.0);
+    assert!(value(&after, "syncspec_process_resident_memory_bytes") > 1e6);
+}

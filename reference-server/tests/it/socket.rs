@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use syncspec_server::admission::Limits;
 use syncspec_server::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -301,6 +302,27 @@ async fn framing_violations_get_the_rfc_6455_close_code() {
     // And the server serves on.
     let mut ws = open(&addr, "/api/sync", 10).await;
     increment(&mut ws, 0, "after-framing").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cut_off_for_not_reading_is_told_why_when_it_reads_again() {
+    let limits = Limits { max_unsent_frames: 500, ..Limits::default() };
+    let (addr, _stop) = crate::http::start(ServerConfig { workers: 0, limits, ..ServerConfig::standard() }).await;
+    let mut ws = RawWs::open(&addr).await;
+    let connect = r#"{"type":"Connect","sessionId":"00000000-0000-4000-8000-000000000011","connectionCount":0,"lastCloseReason":"InitialConnect"}"#;
+    // Calls refused at once (no `name`), so only their answers pile up: far
+    // more than the bound and the socket buffers hold, written in one go
+    // without reading, so the server must keep reading (and dropping) what
+    // comes after the cut-off for the client to finish writing.
+    let mut frames = vec![connect.to_owned()];
+    frames.extend(
+        (0..60_000u32)
+            .map(|i| format!(r#"{{"type":"Mutation","requestId":{i},"udfPath":"counters:increment","args":[{{}}]}}"#)),
+    );
+    ws.texts(&frames).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the socket held comes first, then why the session ended.
+    assert_eq!(ws.close_code().await, Ok(1013));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use syncspec_protocol::value::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::case;
-use super::handshake::{raw_socket, read_until};
+use super::handshake::{plain_tcp_addr, raw_socket, read_until};
 use crate::checkers::{invariants, order, replay};
 use crate::proxy::{Direction, Proxy};
 use crate::suite::{connect, each_answered, obj, quiesce, wait_view, Case, CaseResult, Ctx, Judge};
@@ -63,25 +63,11 @@ pub(super) fn cases() -> Vec<Case> {
 
 /// Starts a proxy in front of the backend. The proxy forwards plain TCP to
 /// the backend's host and port: it neither terminates TLS nor forwards SNI
-/// or `Host`, so in front of an `https://` deployment it could only fail for
-/// reasons of its own. There the case is not asked, and says so as
-/// Unimplemented rather than failing the backend.
+/// or `Host`, so against an `https://` deployment the case is Unimplemented
+/// ([`plain_tcp_addr`]).
 async fn proxy(ctx: &Ctx, judge: &mut Judge) -> Option<Proxy> {
-    if let Some(scheme) = ["https", "wss"].into_iter().find(|s| ctx.url.starts_with(&format!("{s}://"))) {
-        judge.unimplemented(format!(
-            "needs a plain-TCP target the loopback fault proxy can stand in front of; {} is {scheme}",
-            ctx.url
-        ));
-        return None;
-    }
-    let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
-    let upstream = match tokio::net::lookup_host(host).await.ok().and_then(|mut a| a.next()) {
-        Some(addr) => addr,
-        None => {
-            judge.fail(format!("could not resolve {host} for the proxy"));
-            return None;
-        }
-    };
+    let needs = "a plain-TCP target the loopback fault proxy can stand in front of";
+    let upstream = plain_tcp_addr(ctx, judge, needs).await?;
     match Proxy::start(upstream).await {
         Ok(p) => Some(p),
         Err(e) => {

@@ -1,6 +1,7 @@
 //! 1. Handshake and framing: routes, the first transition, identity
 //! versions, and frames that are not client messages.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -71,6 +72,26 @@ fn socket_url_at(url: &str, path: &str) -> Result<String, ClientError> {
     Ok(format!("{origin}{path}"))
 }
 
+/// The backend's address, for a case that needs a plain TCP connection of
+/// its own (`needs` says what for: a proxy in front of the backend, socket
+/// options, half an HTTP request). Against an `https://` deployment such a
+/// case could only fail for reasons of its own, so it is not asked, and
+/// says so as Unimplemented rather than failing the backend.
+pub(super) async fn plain_tcp_addr(ctx: &Ctx, judge: &mut Judge, needs: &str) -> Option<SocketAddr> {
+    if let Some(scheme) = ["https", "wss"].into_iter().find(|s| ctx.url.starts_with(&format!("{s}://"))) {
+        judge.unimplemented(format!("needs {needs}; {} is {scheme}", ctx.url));
+        return None;
+    }
+    let host = ctx.url.trim_start_matches("http://").trim_start_matches("ws://").trim_end_matches('/');
+    match tokio::net::lookup_host(host).await.ok().and_then(|mut a| a.next()) {
+        Some(addr) => Some(addr),
+        None => {
+            judge.fail(format!("could not resolve {host}"));
+            None
+        }
+    }
+}
+
 /// Opens a bare socket at `path`, over TLS when the backend is `https://`,
 /// and sends nothing; if it cannot, records the failure, and the case has
 /// nothing left to do but finish.
@@ -102,7 +123,8 @@ pub(super) async fn raw_socket(ctx: &Ctx, judge: &mut Judge, path: &str) -> Opti
     }
 }
 
-fn uuid_like() -> String {
+/// A session id no other socket of the run uses.
+pub(super) fn uuid_like() -> String {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff)
 }

@@ -1,5 +1,7 @@
 //! 9. Limits and bad input: each gets the protocol's answer (a failed call,
 //! or FatalError for a protocol violation) and harms no other session.
+//!
+//! Cases 9.11 to 9.14, what a hostile client does, are in `hostile.rs`.
 
 use futures_util::SinkExt as _;
 use syncspec_protocol::client::MutationOutcome;
