@@ -92,6 +92,21 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
         serde_json::error::Category::Data => WireError::InvalidMessage(format!("a frame that is not an object: {e}")),
         _ => WireError::InvalidJson(e),
     })?;
+    // Fields other than arguments and modifications are read as trees: all
+    // of them together are held to the limit `tree` holds each to, before
+    // any is read (a frame of many fields, each just under it, held a
+    // hundred times its size).
+    let others: usize = fields
+        .iter()
+        .filter(|(key, _)| !matches!(key.as_ref(), "args" | "modifications"))
+        .map(|(_, raw)| raw.get().len())
+        .sum();
+    if others > MAX_OTHER_FIELD_BYTES {
+        return Err(WireError::InvalidMessage(format!(
+            "{others} bytes of fields other than arguments and modifications; a frame holds at most \
+             {MAX_OTHER_FIELD_BYTES}"
+        )));
+    }
     let mut args = None;
     // One entry per modification, in order: the added query's raw arguments.
     let mut query_args = Vec::new();
@@ -104,6 +119,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
         };
         json.insert(key.into_owned(), value);
     }
+    ascii_path(&json)?;
     let mut message =
         ClientMessage::try_from(Json::Object(json)).map_err(|e| WireError::InvalidMessage(format!("{e:#}")))?;
     let restore = |raw: &RawValue| SerializedArgs::from_raw(raw.to_owned());
@@ -154,6 +170,7 @@ fn lift_query_args<'a>(raw: &'a RawValue, kept: &mut Vec<Option<&'a RawValue>>) 
             let value = if key == "args" { lift_args(raw, &mut args) } else { tree(&key, raw)? };
             json.insert(key.into_owned(), value);
         }
+        ascii_path(&json)?;
         kept.push(args);
         out.push(Json::Object(json));
     }
@@ -161,8 +178,10 @@ fn lift_query_args<'a>(raw: &'a RawValue, kept: &mut Vec<Option<&'a RawValue>>) 
 }
 
 /// The most text one field other than arguments may hold (an `Event`'s
-/// payload, say): such fields are read as a `serde_json` tree, which costs
-/// tens of bytes per byte of text, and no client sends more than a few KiB.
+/// payload, say), and all of a frame's fields but its arguments and
+/// modifications together: such fields are read as a `serde_json` tree,
+/// which costs up to about 130 bytes per byte of text (`[[0],[0],…]`), and
+/// no client sends more than a few KiB.
 pub const MAX_OTHER_FIELD_BYTES: usize = 1024 * 1024;
 
 /// A field other than arguments, as the tree `convex_sync_types` reads.
@@ -174,6 +193,28 @@ fn tree(key: &str, raw: &RawValue) -> Result<Json, WireError> {
         )));
     }
     serde_json::from_str(raw.get()).map_err(WireError::InvalidJson)
+}
+
+/// Refuses a `Mutation`, `Action` or added query whose `udfPath` holds
+/// anything but ASCII, before `convex_sync_types` reads it.
+///
+/// `convex_sync_types` 0.10.4 panics on a path component of more than 64
+/// bytes whose 64th byte falls inside a character: it cuts the component
+/// there for its error message (`check_valid_path_component`). Every valid
+/// path is ASCII (components and function names are ASCII letters,
+/// digits, `_` and `.`, joined by `/` and `:`), so this refuses nothing it
+/// would accept. Other messages ignore a `udfPath`, as they always have.
+/// Found by the `frames` fuzz target.
+fn ascii_path(object: &serde_json::Map<String, Json>) -> Result<(), WireError> {
+    let calls = matches!(object.get("type").and_then(Json::as_str), Some("Mutation" | "Action" | "Add"));
+    match object.get("udfPath") {
+        Some(Json::String(path)) if calls && !path.is_ascii() => Err(WireError::InvalidMessage(format!(
+            "a `udfPath` of {} bytes with characters other than ASCII; a path is ASCII letters, digits, \
+             `_`, `.`, `/` and `:`",
+            path.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Decodes a message's `args` field: a one-element array holding an object.
@@ -794,6 +835,54 @@ mod tests {
             panic!("not a Mutation")
         };
         assert_eq!(args.get(), r#"[ {"n" : 1.50} ]"#);
+    }
+
+    /// `convex_sync_types` panicked on these (a path component over 64
+    /// bytes with a character across its 64th byte); the `frames` fuzz
+    /// target found it. Any path with other than ASCII is refused by its
+    /// code, as `convex_sync_types` refuses every such path it survives.
+    #[test]
+    fn a_path_that_is_not_ascii_is_refused_not_a_panic() {
+        let args = Value::Object(Default::default());
+        let paths =
+            [format!("{}\u{e9}:f", "m".repeat(63)), format!("a/{}\u{fffd}.js:f", "m".repeat(62)), "\u{e9}".into()];
+        for path in paths {
+            let add = QuerySetChange::Add { query_id: 0, udf_path: &path, args: &args, journal: None };
+            let frames =
+                [write_mutation(1, &path, &args), write_action(2, &path, &args), write_modify_query_set(0, 1, &[add])];
+            for text in frames {
+                let e = parse_client_message(&text).unwrap_err();
+                assert_eq!(e.code(), "WSMessageInvalid", "{text}: {e}");
+                assert!(e.to_string().contains("other than ASCII"), "{text}: {e}");
+            }
+        }
+        // What is ASCII still gets `convex_sync_types`' own verdict, and
+        // a message that takes no path still ignores one.
+        let text = write_mutation(1, &format!("{}:f", "m".repeat(65)), &args);
+        assert!(parse_client_message(&text).unwrap_err().to_string().contains("too long"));
+        let text = write_authenticate(0, AuthToken::None).replace('}', r#","udfPath":"\u00e9"}"#);
+        assert!(matches!(parse_client_message(&text), Ok(ClientMessage::Authenticate { .. })), "{text}");
+    }
+
+    /// Fields other than arguments are held to `MAX_OTHER_FIELD_BYTES`
+    /// together, not only each: a frame of many fields, each under it, held
+    /// about a hundred times its size as trees (found by measuring what the
+    /// `frames` fuzz target's inputs cost).
+    #[test]
+    fn fields_other_than_arguments_are_limited_together() {
+        let field = format!("[{}]", vec!["0"; MAX_OTHER_FIELD_BYTES / 4].join(","));
+        let frame = |fields: usize| {
+            let extra: String = (0..fields).map(|i| format!(r#","x{i}":{field}"#)).collect();
+            format!(r#"{{"type":"Event","eventType":"x","event":null{extra}}}"#)
+        };
+        assert!(matches!(parse_client_message(&frame(1)), Ok(ClientMessage::Event(_))));
+        let e = parse_client_message(&frame(3)).unwrap_err();
+        assert_eq!(e.code(), "WSMessageInvalid");
+        assert!(e.to_string().contains("bytes of fields other than arguments and modifications"), "{e}");
+        // Arguments and modifications are not counted: they are not trees.
+        let args = format!(r#"[{{"a":{field}}}]"#);
+        let text = format!(r#"{{"type":"Mutation","requestId":1,"udfPath":"a:b","args":{args},"x":{field}}}"#);
+        assert!(parse_client_message(&text).is_ok());
     }
 
     #[test]

@@ -9,3 +9,6 @@
 /// What reading a client's frames and arguments costs: refusals come early,
 /// in memory bounded by the frame and by Convex's value limits.
 mod args;
+/// The `frames` and `values` fuzz targets' bodies over their corpus and
+/// edits of it, with their negative controls.
+mod fuzz;

@@ -9,6 +9,8 @@ mod churn;
 mod catalogue;
 /// The official crates.io `convex` client: read-your-writes, concurrency, values, errors, drops.
 mod convex_rs_client;
+/// The `core` fuzz target's body over its corpus and edits of it, with its negative control.
+mod fuzz;
 /// What a core step costs for a call with megabytes of arguments: no more than for a small one.
 mod lock;
 /// The HTTP API and keepalive at the byte level.
