@@ -352,6 +352,18 @@ pub(crate) struct ServeArgs {
     /// How long one write to a socket may take before the socket is dropped (a client that stopped reading).
     #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
     pub(crate) write_timeout: Duration,
+    /// Largest WebSocket message (and HTTP body) in bytes; a larger one is refused unread (close 1009, or 413).
+    #[arg(long, default_value_t = Limits::default().max_frame_bytes, value_parser = parse_positive_count)]
+    pub(crate) max_frame_bytes: usize,
+    /// Messages over 1 MiB decoded at once across the server; the rest wait on their own sockets.
+    #[arg(long, default_value_t = Limits::default().max_large_parses, value_parser = parse_positive_count)]
+    pub(crate) max_large_parses: usize,
+    /// Mutations one session may have waiting for their turn; past it the session is closed (1013 TooManyConcurrentMutations).
+    #[arg(long, default_value_t = syncspec_server::core::Config::standard().max_queued_mutations, value_parser = parse_positive_count)]
+    pub(crate) max_queued_mutations: usize,
+    /// Bytes of argument text one session's waiting mutations may hold; past it the session is closed (1013).
+    #[arg(long, default_value_t = syncspec_server::core::Config::standard().max_queued_argument_bytes, value_parser = parse_positive_count)]
+    pub(crate) max_queued_argument_bytes: usize,
     /// Most queries one session may hold; a query-set change past it ends the session (FatalError TooManyQueries).
     #[arg(long, default_value_t = syncspec_server::core::Config::standard().max_queries_per_session, value_parser = parse_positive_count)]
     pub(crate) max_queries_per_session: usize,

@@ -44,6 +44,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 query_changes: Config::query_changes_per_second(args.max_query_changes_per_second as u64),
                 idempotency_retention_ns: args.idempotency_retention.as_nanos() as u64,
                 retain_messages: args.retain_messages,
+                max_queued_mutations: args.max_queued_mutations,
+                max_queued_argument_bytes: args.max_queued_argument_bytes,
                 ..Config::standard()
             },
             workers: args.workers,
@@ -56,6 +58,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 handshake_timeout: args.handshake_timeout,
                 max_unsent_frames: args.max_unsent_frames,
                 write_timeout: args.write_timeout,
+                max_frame_bytes: args.max_frame_bytes,
+                max_large_parses: args.max_large_parses,
             },
         };
         server::run(listener, config, async {

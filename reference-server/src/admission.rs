@@ -27,13 +27,21 @@ pub struct Limits {
     /// How long one write to a socket may take; a client that lets its
     /// receive window stay full for longer is dropped.
     pub write_timeout: Duration,
+    /// The largest WebSocket message (and HTTP body) read; a larger one
+    /// closes the socket with 1009 (a body gets 413) before it is parsed.
+    pub max_frame_bytes: usize,
+    /// Messages over `connection::LARGE_FRAME_BYTES` decoded at once across
+    /// the server; the rest wait on their own sockets.
+    pub max_large_parses: usize,
 }
 
 impl Default for Limits {
     /// 16,384 connections, 8,192 from one address (a load run on loopback
     /// comes from one), 10 s for the headers, 10,000 unsent frames (a
     /// mutation response is about 150 bytes; transitions wait for the one
-    /// before to be written, so few are ever queued) and 30 s for a write.
+    /// before to be written, so few are ever queued), 30 s for a write,
+    /// messages of 24 MiB (16 MiB of arguments and the envelope) and two
+    /// large ones decoded at once.
     /// A process under the usual limit of 20,000 open files keeps room for
     /// its own.
     fn default() -> Limits {
@@ -43,6 +51,8 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_unsent_frames: 10_000,
             write_timeout: Duration::from_secs(30),
+            max_frame_bytes: crate::server::MAX_FRAME_BYTES,
+            max_large_parses: 2,
         }
     }
 }

@@ -27,9 +27,7 @@ use crate::actions::{Action, Step};
 use crate::auth::{Identity, Verifier};
 use crate::functions::{self, UserError};
 use crate::ratelimit::{self, RateLimiter};
-use crate::session::{
-    Queued, Session, SessionId, SessionQuery, MAX_QUEUED_ARGS_BYTES, MAX_QUEUED_MUTATIONS, MAX_UNSENT_TRANSITIONS,
-};
+use crate::session::{Queued, Session, SessionId, SessionQuery, MAX_UNSENT_TRANSITIONS};
 use crate::store::{DocId, IndexId, Snapshot, Store, Table, TouchedKey, Write};
 use crate::subscriptions::{ConnId, QueryKey, Subscriptions};
 use crate::txn::{ReadSet, Txn, WriteSet};
@@ -74,6 +72,14 @@ pub struct Config {
     /// the oldest beyond it are deleted (a commit like any other, so
     /// subscribers see them go), and a long run's memory levels off.
     pub retain_messages: Option<usize>,
+    /// The most mutations one session may have queued (Convex's 1,000);
+    /// past it, close 1013 `TooManyConcurrentMutations`.
+    pub max_queued_mutations: usize,
+    /// The most argument text one session's queued mutations may have been
+    /// read from (by default two of the largest calls), so a client
+    /// pipelining megabytes of arguments is closed (1013) instead of held:
+    /// 1,000 mutations of 16 MiB would be 16 GiB.
+    pub max_queued_argument_bytes: usize,
 }
 
 impl Config {
@@ -91,6 +97,8 @@ impl Config {
             query_changes: Config::query_changes_per_second(10_000),
             idempotency_retention_ns: 15 * 60 * 1_000_000_000,
             retain_messages: None,
+            max_queued_mutations: 1000,
+            max_queued_argument_bytes: 32 * 1024 * 1024,
         }
     }
 
@@ -867,7 +875,8 @@ impl Core {
             }
             ClientMessage::Mutation { request_id, .. } => {
                 let queued_bytes = session.queue.iter().map(|q| q.args_bytes).sum::<usize>() + args_bytes;
-                if session.queue.len() >= MAX_QUEUED_MUTATIONS || queued_bytes > MAX_QUEUED_ARGS_BYTES {
+                let full = session.queue.len() >= self.config.max_queued_mutations;
+                if full || queued_bytes > self.config.max_queued_argument_bytes {
                     out.push(Output::Close { conn, code: 1013, reason: "TooManyConcurrentMutations".into() });
                     return;
                 }

@@ -36,7 +36,12 @@ use tracing::debug;
 use crate::admission::{Refusal, Slot};
 use crate::auth::Identity;
 use crate::core::{Call, Fault};
-use crate::server::{self, Shared, MAX_FRAME_BYTES};
+use crate::server::{self, Shared};
+
+/// The server's WebSocket settings with messages of at most `max` bytes.
+fn frames_up_to(max: usize) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    server::websocket_config().max_message_size(Some(max)).max_frame_size(Some(max))
+}
 
 /// The status the npm client also accepts for a function's failure (and the
 /// `http-error-status-560` fault answers with); Convex answers 200.
@@ -197,9 +202,12 @@ fn upgrade(mut request: Request<Incoming>, route: Route, shared: Arc<Shared>, sl
             Ok(upgraded) => upgraded,
             Err(e) => return debug!("upgrade failed: {e}"),
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(server::websocket_config()))
-                .await;
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(frames_up_to(shared.config.limits.max_frame_bytes)),
+        )
+        .await;
         let (sink, stream) = ws.split();
         match route {
             Route::Control => server::control(sink, stream, shared).await,
@@ -215,7 +223,7 @@ async fn call(request: Request<Incoming>, kind: Option<Kind>, shared: &Shared) -
         Ok(caller) => caller,
         Err(message) => return problem(StatusCode::UNAUTHORIZED, "Unauthenticated", &message),
     };
-    let body = match read_call(request).await {
+    let body = match read_call(request, shared.config.limits.max_frame_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -242,11 +250,11 @@ fn caller(request: &Request<Incoming>, shared: &Shared) -> Result<Option<Identit
 }
 
 /// Reads and parses a call's body, or the response refusing it.
-async fn read_call(request: Request<Incoming>) -> Result<wire::http::Request, Response<Body>> {
-    let bytes = match Limited::new(request.into_body(), MAX_FRAME_BYTES).collect().await {
+async fn read_call(request: Request<Incoming>, max_body: usize) -> Result<wire::http::Request, Response<Body>> {
+    let bytes = match Limited::new(request.into_body(), max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            let message = format!("the body is over the {MAX_FRAME_BYTES}-byte limit");
+            let message = format!("the body is over the {max_body}-byte limit");
             return Err(problem(StatusCode::PAYLOAD_TOO_LARGE, "BodyTooLarge", &message));
         }
         Err(e) => return Err(problem(StatusCode::BAD_REQUEST, "BodyUnreadable", &e.to_string())),

@@ -31,7 +31,8 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::subscriptions::ConnId;
 
-/// The largest frame accepted: room for 16 MiB of arguments and the envelope.
+/// The largest frame accepted by default (`Limits::max_frame_bytes`): room
+/// for 16 MiB of arguments and the envelope.
 pub const MAX_FRAME_BYTES: usize = 24 * 1024 * 1024;
 /// Per-connection read buffer (tungstenite's default is 128 KiB, allocated
 /// eagerly, which costs over a GiB at ten thousand connections).
@@ -174,8 +175,8 @@ pub(crate) struct Shared {
     fatal_log: LogGate,
     /// What `GET /metrics` shows.
     pub(crate) metrics: Metrics,
-    /// Permits to decode a frame over `connection::LARGE_FRAME_BYTES`: one
-    /// per worker thread, at least one, so a flood of large frames costs
+    /// Permits to decode a frame over `connection::LARGE_FRAME_BYTES`
+    /// (`Limits::max_large_parses`), so a flood of large frames costs
     /// bounded memory and CPU and queues on its own sockets.
     pub(crate) large_parses: tokio::sync::Semaphore,
 }
@@ -332,7 +333,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         fatal_log: LogGate::new(),
         slow_readers: LogGate::new(),
         metrics: Metrics::new(),
-        large_parses: tokio::sync::Semaphore::new(config.workers.max(1)),
+        large_parses: tokio::sync::Semaphore::new(config.limits.max_large_parses.max(1)),
         verifier: if config.core.has(Fault::AcceptAnyToken) { Verifier::believing_any() } else { config.auth.clone() },
         config: config.clone(),
     });

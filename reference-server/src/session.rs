@@ -18,13 +18,6 @@ pub type SessionId = u128;
 
 /// The most unsent transitions buffered for one session (coalescing).
 pub const MAX_UNSENT_TRANSITIONS: u8 = 2;
-/// The most mutations one session may have queued (Convex's bound).
-pub const MAX_QUEUED_MUTATIONS: usize = 1000;
-/// The most argument text one session's queued mutations may have been
-/// read from (two of the largest calls), so a client pipelining megabytes of
-/// arguments is closed (1013) instead of held: 1,000 mutations of 16 MiB
-/// would be 16 GiB.
-pub const MAX_QUEUED_ARGS_BYTES: usize = 32 * 1024 * 1024;
 
 /// A query in a session's set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -55,7 +48,7 @@ pub struct Queued {
     /// Its function and validated arguments, or the failure it answers with.
     pub call: Resolved,
     /// The bytes of argument text it was read from, counted against
-    /// `MAX_QUEUED_ARGS_BYTES`.
+    /// `Config::max_queued_argument_bytes`.
     pub args_bytes: usize,
 }
 

@@ -574,6 +574,28 @@ fn an_idempotency_record_expires_its_retention_after_its_last_use() {
 }
 
 #[test]
+fn queued_mutations_past_their_argument_bytes_close_the_session_with_1013() {
+    let config = Config { max_queued_argument_bytes: 100, ..Config::standard() };
+    // Jobs are left unexecuted, so every mutation after the first waits.
+    let mut d = Driver::with_config(false, config);
+    d.connect(1);
+    let body = "x".repeat(40);
+    let send = |d: &mut Driver, id: u32| {
+        d.mutate(
+            1,
+            id,
+            "messages:send",
+            args([("channel", "c".into()), ("author", "a".into()), ("body", body.as_str().into())]),
+        )
+    };
+    send(&mut d, 0);
+    send(&mut d, 1);
+    assert!(!d.closed.contains_key(&1), "one running and one of about 70 bytes waiting is within 100");
+    send(&mut d, 2);
+    assert_eq!(d.closed.get(&1), Some(&(1013, "TooManyConcurrentMutations".to_owned())));
+}
+
+#[test]
 fn conflicting_executions_retry_at_a_newer_snapshot() {
     let mut d = Driver::new(false);
     d.connect(1);
