@@ -768,11 +768,6 @@ impl Core {
         self.store.head()
     }
 
-    /// Idempotency records kept.
-    pub fn idempotency_records(&self) -> usize {
-        self.records.len()
-    }
-
     /// What the core holds right now (O(sessions), for a metrics scrape).
     pub fn load(&self) -> Load {
         let sessions = self.sessions.values().filter(|s| s.session_id.is_some());

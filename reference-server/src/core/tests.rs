@@ -555,19 +555,19 @@ fn an_idempotency_record_expires_its_retention_after_its_last_use() {
     let mut d = Driver::with_config(true, config);
     d.connect(1);
     d.mutate(1, 0, "counters:increment", args([("name", "c".into())]));
-    assert_eq!(d.core.idempotency_records(), 1);
+    assert_eq!(d.core.load().idempotency_records, 1);
     d.now += 30_000_000_000;
     d.input(Input::Tick);
-    assert_eq!(d.core.idempotency_records(), 1, "kept within its retention");
+    assert_eq!(d.core.load().idempotency_records, 1, "kept within its retention");
     // A replay uses it again, so it is kept 60 s from now.
     d.reconnect(1, 2, 1);
     d.mutate(2, 0, "counters:increment", args([("name", "c".into())]));
     d.now += 45_000_000_000;
     d.input(Input::Tick);
-    assert_eq!(d.core.idempotency_records(), 1, "the replay refreshed it");
+    assert_eq!(d.core.load().idempotency_records, 1, "the replay refreshed it");
     d.now += 20_000_000_000;
     d.input(Input::Tick);
-    assert_eq!(d.core.idempotency_records(), 0, "65 s after its last use it is gone");
+    assert_eq!(d.core.load().idempotency_records, 0, "65 s after its last use it is gone");
     d.connect(3);
     d.subscribe(3, 0, 0, "counters:get", args([("name", "c".into())]));
     assert_eq!(d.latest(3, 0), Some(Value::Int64(1)), "the replay did not apply again");
